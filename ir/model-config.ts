@@ -1,0 +1,74 @@
+// The resolved description of a model and how to compile it: what the IR builder consumes.
+// The spec front end (compiler/spec) and the HF importer produce it; every kind's params are
+// filled in with defaults, so consumers never guess.
+
+export type ParamValue = number | boolean | string | number[];
+
+/** A registry kind with all of its parameters resolved, e.g. { kind: 'int4', params: { group: 32 } }. */
+export interface KindRef {
+  kind: string;
+  params: Record<string, ParamValue>;
+}
+
+export interface MoeConfig {
+  experts: number;
+  topK: number;
+  router: KindRef;
+  /** The routed experts' MLP (an activation kind carrying its intermediate size). */
+  expert: KindRef;
+  /** One always-on shared MLP (DeepSeek's n_shared_experts are merged into one wider MLP). */
+  shared?: KindRef;
+  sharedGate: 'none' | 'sigmoid';
+  /** Layer i is an MoE layer iff i >= firstLayer, i % every == offset and i is not in denseLayers. */
+  firstLayer: number;
+  every: number;
+  offset: number;
+  denseLayers: number[];
+}
+
+export const quantTargets = ['experts', 'shared', 'dense', 'attention', 'router', 'embeddings', 'lm_head'] as const;
+export type QuantTarget = (typeof quantTargets)[number];
+
+export interface CompileConfig {
+  target: 'webgpu';
+  dtype: 'f32' | 'f16';
+  quantize: Partial<Record<QuantTarget, KindRef>>;
+  tokenRounding: KindRef;
+  /** Context length at which FLOPs per token are reported. */
+  context: number;
+}
+
+export interface ModelConfig {
+  name: string;
+  hidden: number;
+  vocab: number;
+  layers: number;
+  tieEmbeddings: boolean;
+  lmHeadBias: boolean;
+  norm: KindRef;
+  attention: KindRef;
+  /** The MLP of layers that are not MoE layers. */
+  dense?: { mlp: KindRef };
+  moe?: MoeConfig;
+  compile: CompileConfig;
+}
+
+export function isMoeLayer(config: ModelConfig, layer: number): boolean {
+  const moe = config.moe;
+  if (!moe) return false;
+  return layer >= moe.firstLayer && layer % moe.every === moe.offset && !moe.denseLayers.includes(layer);
+}
+
+export function moeLayerIndices(config: ModelConfig): number[] {
+  return Array.from({ length: config.layers }, (_, i) => i).filter((i) => isMoeLayer(config, i));
+}
+
+export function numParam(ref: KindRef, name: string): number {
+  const v = ref.params[name];
+  if (typeof v !== 'number') throw new Error(`${ref.kind}: parameter ${name} is not a number`);
+  return v;
+}
+
+export function boolParam(ref: KindRef, name: string): boolean {
+  return ref.params[name] === true;
+}

@@ -1,0 +1,193 @@
+// Node-only: a Hugging Face checkpoint directory (config.json + safetensors shards).
+// Headers are read when a file is first needed; tensor bytes are read one tensor at a time.
+
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  decodeTensorF32,
+  MAX_HEADER_BYTES,
+  parseSafetensorsHeader,
+  type SafetensorsHeader,
+  type TensorInfo,
+} from '../safetensors.js';
+
+export class CheckpointError extends Error {
+  override readonly name = 'CheckpointError';
+}
+
+const SINGLE_FILE = 'model.safetensors';
+const INDEX_FILE = 'model.safetensors.index.json';
+
+const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+
+/** Reads `length` bytes at `position`, failing loudly on a short read (a file truncated under us). */
+function readRange(fd: number, position: number, length: number, path: string): Uint8Array {
+  const out = new Uint8Array(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, out, done, length - done, position + done);
+    if (n === 0) throw new CheckpointError(`${path}: file ended after ${position + done} bytes while reading`);
+    done += n;
+  }
+  return out;
+}
+
+function readJson(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new CheckpointError(`${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new CheckpointError(`${path}: not valid JSON (${(error as Error).message})`);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export class CheckpointDir {
+  /** Parsed config.json. */
+  readonly config: Record<string, unknown>;
+  /** Tensor name -> shard file name, when an index says so; otherwise filled by scanning headers. */
+  private readonly fileOfTensor = new Map<string, string>();
+  private readonly headers = new Map<string, SafetensorsHeader>();
+
+  private constructor(
+    readonly dir: string,
+    /** Shard file names (relative to dir) in the order they are searched. */
+    readonly files: readonly string[],
+    config: Record<string, unknown>,
+    weightMap: Record<string, string> | undefined,
+  ) {
+    this.config = config;
+    if (weightMap) for (const [name, file] of Object.entries(weightMap)) this.fileOfTensor.set(name, file);
+    else for (const file of files) for (const name of this.header(file).tensors.keys()) this.claim(name, file);
+  }
+
+  /** Opens `dir`: config.json, then model.safetensors.index.json, model.safetensors, or every *.safetensors. */
+  static open(dir: string): CheckpointDir {
+    const configPath = join(dir, 'config.json');
+    const config = readJson(configPath);
+    if (!isPlainObject(config)) throw new CheckpointError(`${configPath}: not a JSON object`);
+
+    const indexPath = join(dir, INDEX_FILE);
+    if (existsSync(indexPath)) {
+      const index = readJson(indexPath);
+      const weightMap = isPlainObject(index) ? index.weight_map : undefined;
+      if (!isPlainObject(weightMap) || !Object.values(weightMap).every((f) => typeof f === 'string')) {
+        throw new CheckpointError(`${indexPath}: "weight_map" is not an object of tensor name -> file name`);
+      }
+      const files = [...new Set(Object.values(weightMap as Record<string, string>))];
+      for (const file of files) {
+        if (!existsSync(join(dir, file))) {
+          const tensor = Object.keys(weightMap).find((name) => weightMap[name] === file)!;
+          throw new CheckpointError(
+            `${indexPath}: weight_map names file "${file}" (for tensor "${tensor}"), which does not exist in ${dir}`,
+          );
+        }
+      }
+      return new CheckpointDir(dir, files, config, weightMap as Record<string, string>);
+    }
+    if (existsSync(join(dir, SINGLE_FILE))) return new CheckpointDir(dir, [SINGLE_FILE], config, undefined);
+    const shards = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
+    if (shards.length === 0) {
+      throw new CheckpointError(`${dir}: no ${SINGLE_FILE}, ${INDEX_FILE} or other *.safetensors file`);
+    }
+    return new CheckpointDir(dir, shards, config, undefined);
+  }
+
+  /** Every tensor name the checkpoint holds (by its index, or by the headers of its files). */
+  names(): string[] {
+    return [...this.fileOfTensor.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.fileOfTensor.has(name);
+  }
+
+  /** The path of the file holding `name`. */
+  pathOf(name: string): string {
+    return join(this.dir, this.locate(name).file);
+  }
+
+  info(name: string): TensorInfo {
+    return this.locate(name).tensor;
+  }
+
+  shape(name: string): number[] {
+    return [...this.info(name).shape];
+  }
+
+  /** Reads one tensor as f32 (F16, BF16 and F64 are converted). */
+  readF32(name: string): Float32Array {
+    const { file, tensor } = this.locate(name);
+    const path = join(this.dir, file);
+    const fd = openSync(path, 'r');
+    try {
+      return decodeTensorF32(readRange(fd, tensor.fileOffset, tensor.byteLength, path), tensor, path);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Like readF32, but first checks the shape the model expects. */
+  require(name: string, expectedShape: readonly number[]): Float32Array {
+    const { file, tensor } = this.locate(name);
+    const same = tensor.shape.length === expectedShape.length && tensor.shape.every((d, i) => d === expectedShape[i]);
+    if (!same) {
+      throw new CheckpointError(
+        `${join(this.dir, file)}: tensor "${name}" has shape ${formatShape(tensor.shape)}, expected ${formatShape(expectedShape)}`,
+      );
+    }
+    return this.readF32(name);
+  }
+
+  private claim(name: string, file: string): void {
+    const other = this.fileOfTensor.get(name);
+    if (other !== undefined) {
+      throw new CheckpointError(`${join(this.dir, file)}: tensor "${name}" is also in ${other}; which one to load is ambiguous`);
+    }
+    this.fileOfTensor.set(name, file);
+  }
+
+  private locate(name: string): { file: string; tensor: TensorInfo } {
+    const file = this.fileOfTensor.get(name);
+    if (file === undefined) {
+      throw new CheckpointError(`${this.dir}: tensor "${name}" not found (searched ${this.files.join(', ')})`);
+    }
+    const tensor = this.header(file).tensors.get(name);
+    if (!tensor) {
+      throw new CheckpointError(
+        `${join(this.dir, file)}: tensor "${name}" is listed in ${INDEX_FILE} but not in this file`,
+      );
+    }
+    return { file, tensor };
+  }
+
+  /** Parses a shard's header on first use, reading only the header bytes. */
+  private header(file: string): SafetensorsHeader {
+    const cached = this.headers.get(file);
+    if (cached) return cached;
+    const path = join(this.dir, file);
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const lengthBytes = readRange(fd, 0, Math.min(8, size), path);
+      // Let the parser report a short file or a length past the end before we read that much.
+      const claimed = lengthBytes.byteLength === 8 ? new DataView(lengthBytes.buffer).getBigUint64(0, true) : 0n;
+      const plausible = claimed <= BigInt(size - 8) && claimed <= BigInt(MAX_HEADER_BYTES);
+      const prefixLength = plausible ? 8 + Number(claimed) : lengthBytes.byteLength;
+      const prefix = prefixLength > 8 ? readRange(fd, 0, prefixLength, path) : lengthBytes;
+      const header = parseSafetensorsHeader(prefix, size, path);
+      this.headers.set(file, header);
+      return header;
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
