@@ -106,7 +106,7 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<GpuRu
   const requiredLimits = options.defaultLimits ? {} : raisedLimits(adapter);
   const device = await adapter.requestDevice({
     label: options.label ?? 'moec',
-    requiredFeatures: requiredFeatures as GPUFeatureName[],
+    requiredFeatures,
     requiredLimits,
   });
   gpuOfDevice.set(device, gpu);
@@ -115,9 +115,8 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<GpuRu
   device.addEventListener('uncapturederror', (event) => {
     errors.push((event as GPUUncapturedErrorEvent).error.message);
   });
-  let destroyedOnPurpose = false;
   void device.lost.then((lost) => {
-    if (!destroyedOnPurpose) errors.push(`device lost (${lost.reason}): ${lost.message}`);
+    if (lost.reason !== 'destroyed') errors.push(`device lost (${lost.reason}): ${lost.message}`);
   });
 
   const checkErrors = (): void => {
@@ -138,7 +137,6 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<GpuRu
       checkErrors();
     },
     destroy() {
-      destroyedOnPurpose = true;
       device.destroy();
     },
   };

@@ -1,5 +1,4 @@
 // Weight formats a tensor group can be stored in, with their storage cost.
-import type { ParamValue } from '../../../ir/model-config.js';
 import type { KindDefinition } from './registry.js';
 
 const group = (fallback: number) => ({ name: 'group', doc: 'Weights sharing one scale, along the reduced (input) dimension; must divide it.', value: { type: 'int', min: 1 }, default: fallback } as const);
@@ -12,16 +11,3 @@ export const quantKinds: KindDefinition[] = [
   { name: 'int4', category: 'quant', doc: 'Symmetric int4 with one f16 scale per group (MLC q4f16_1: scale = max|w| / 7, 8 nibbles per u32).', params: [group(32)] },
   { name: 'mxfp4', category: 'quant', doc: 'OCP microscaling FP4 (E2M1) with one E8M0 scale per 32 values (gpt-oss checkpoints).', params: [group(32)] },
 ];
-
-/** Bits of storage per weight including scales; used for weight bytes in stats. */
-export function quantBitsPerWeight(kind: string, params: Record<string, ParamValue>): number {
-  const g = (params['group'] as number | undefined) ?? 1;
-  switch (kind) {
-    case 'f32': return 32;
-    case 'f16': case 'bf16': return 16;
-    case 'int8': return 8 + 32 / g;
-    case 'int4': return 4 + 16 / g;
-    case 'mxfp4': return 4 + 8 / g;
-    default: throw new Error(`no storage size known for quantization kind ${kind}`);
-  }
-}

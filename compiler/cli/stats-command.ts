@@ -1,0 +1,26 @@
+import { parseArgs } from 'node:util';
+import { compileModelGraph } from '../pipeline.js';
+import { computeStats, formatStats } from '../stats.js';
+import { loadSpec, UsageError, type Command } from './command.js';
+
+export const statsCommand: Command = {
+  name: 'stats',
+  summary: 'parameters, active parameters, FLOPs per token and weight bytes of a spec',
+  usage: 'moec stats <spec.moe> [--json] [--context N]',
+  help: [
+    'Options:',
+    '  --json         print {"totalParams", "activeParams", "activeParamsNonEmbedding", "flopsPerToken", "weightBytes", ...}',
+    '  --context N    context length for FLOPs per token (default: the spec\'s compile.context, 4096)',
+  ].join('\n'),
+  run(args) {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, context: { type: 'string' } } });
+    if (positionals.length !== 1) throw new UsageError('stats takes one spec');
+    const context = values.context === undefined ? undefined : Number(values.context);
+    if (context !== undefined && !(Number.isInteger(context) && context > 0)) throw new UsageError(`--context must be a positive whole number, got ${values.context}`);
+    const { config } = loadSpec(positionals[0]!);
+    if (!config) return 1;
+    const stats = computeStats(compileModelGraph(config), config, context);
+    process.stdout.write(values.json ? JSON.stringify(stats, null, 2) + '\n' : formatStats(config.name, stats));
+    return 0;
+  },
+};

@@ -1,0 +1,35 @@
+// The IR: a dataflow graph of ops over SSA values. Weights are values too (params), each with
+// the role it plays, so passes (quantization, placement) and stats can select them.
+import type { KindRef } from './model-config.js';
+import type { TensorType } from './types.js';
+
+export type WeightRole = 'embedding' | 'lm_head' | 'attention' | 'norm' | 'router' | 'expert' | 'shared' | 'dense';
+
+export interface Value {
+  id: number;
+  name: string;
+  type: TensorType;
+  /** Set on params: what the weight is, for passes and stats. */
+  role?: WeightRole;
+}
+
+export type AttrValue = number | string | boolean | number[] | KindRef;
+
+export interface Op {
+  opcode: string;
+  inputs: Value[];
+  outputs: Value[];
+  attrs: Record<string, AttrValue>;
+}
+
+export interface Graph {
+  name: string;
+  inputs: Value[];
+  params: Value[];
+  ops: Op[];
+  outputs: Value[];
+}
+
+export function isKindRef(v: AttrValue): v is KindRef {
+  return typeof v === 'object' && !Array.isArray(v);
+}

@@ -1,0 +1,181 @@
+// Every opcode of the IR: its inputs (some present only for some attrs), its outputs, and
+// shape/dtype inference. The builder and the verifier both infer through this table.
+import type { AttrValue } from './graph.js';
+import { boolParam, numParam, type KindRef } from './model-config.js';
+import { dtypeName, TOKENS, type Dim, type TensorType } from './types.js';
+
+export class IRTypeError extends Error {}
+
+type Inputs = Record<string, TensorType>;
+type Attrs = Record<string, AttrValue>;
+
+export interface OpDefinition {
+  doc: string;
+  inputNames(attrs: Attrs): string[];
+  outputNames: string[];
+  infer(inputs: Inputs, attrs: Attrs): TensorType[];
+}
+
+function kindAttr(attrs: Attrs, name: string): KindRef {
+  const v = attrs[name];
+  if (typeof v !== 'object' || Array.isArray(v)) throw new IRTypeError(`attribute ${name} must be a kind`);
+  return v;
+}
+
+function numAttr(attrs: Attrs, name: string): number {
+  const v = attrs[name];
+  if (typeof v !== 'number') throw new IRTypeError(`attribute ${name} must be a number`);
+  return v;
+}
+
+function expectShape(what: string, t: TensorType, shape: Dim[]): void {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new IRTypeError(`${what} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  }
+}
+
+function expectActivation(what: string, t: TensorType): Dim {
+  if (t.shape.length !== 2 || t.shape[0] !== TOKENS) throw new IRTypeError(`${what} must be [${TOKENS}, n], got [${t.shape.join(', ')}]`);
+  if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new IRTypeError(`${what} must be f32 or f16, got ${dtypeName(t.dtype)}`);
+  return t.shape[1]!;
+}
+
+const activation = (width: Dim, dtype: TensorType['dtype'] = 'f32'): TensorType => ({ shape: [TOKENS, width], dtype });
+
+/** Names of an activation kind's weights: gate/up/down plus biases when it has them. */
+export function mlpWeightNames(act: KindRef): string[] {
+  return ['gate', 'up', 'down', ...(boolParam(act, 'bias') ? ['gate_bias', 'up_bias', 'down_bias'] : [])];
+}
+
+/** Names of an attention kind's weights, in the order the builder creates them. */
+export function attentionWeightNames(attn: KindRef): string[] {
+  if (attn.kind === 'mla') {
+    const q = numParam(attn, 'q_lora_rank') > 0 ? ['q_a', 'q_a_norm', 'q_b'] : ['q'];
+    return [...q, 'kv_a', 'kv_a_norm', 'kv_b', 'o'];
+  }
+  return [
+    'q', 'k', 'v', 'o',
+    ...(boolParam(attn, 'qkv_bias') ? ['q_bias', 'k_bias', 'v_bias'] : []),
+    ...(boolParam(attn, 'o_bias') ? ['o_bias'] : []),
+    ...(boolParam(attn, 'qk_norm') ? ['q_norm', 'k_norm'] : []),
+    ...(boolParam(attn, 'sinks') ? ['sinks'] : []),
+  ];
+}
+
+export const opDefinitions: Record<string, OpDefinition> = {
+  embed: {
+    doc: 'Rows of the embedding table for each token id.',
+    inputNames: () => ['ids', 'table'],
+    outputNames: ['y'],
+    infer: ({ ids, table }) => {
+      expectShape('ids', ids!, [TOKENS]);
+      return [activation(table!.shape[1]!)];
+    },
+  },
+  norm: {
+    doc: 'RMSNorm or LayerNorm over the last dimension.',
+    inputNames: (a) => ['x', 'weight', ...(kindAttr(a, 'norm').kind === 'layernorm' && boolParam(kindAttr(a, 'norm'), 'bias') ? ['bias'] : [])],
+    outputNames: ['y'],
+    infer: ({ x, weight }) => {
+      const h = expectActivation('x', x!);
+      expectShape('weight', weight!, [h]);
+      return [x!];
+    },
+  },
+  attention: {
+    doc: 'One causal self-attention layer (GQA or MLA) including its projections.',
+    inputNames: (a) => ['x', ...attentionWeightNames(kindAttr(a, 'attention'))],
+    outputNames: ['y'],
+    infer: ({ x }) => {
+      expectActivation('x', x!);
+      return [x!];
+    },
+  },
+  add: {
+    doc: 'Elementwise sum (residual connections, shared + routed experts).',
+    inputNames: () => ['a', 'b'],
+    outputNames: ['y'],
+    infer: ({ a, b }) => {
+      expectShape('b', b!, a!.shape);
+      return [a!];
+    },
+  },
+  linear: {
+    doc: 'y = x W^T (+ b).',
+    inputNames: (a) => ['x', 'weight', ...(a['bias'] === true ? ['bias'] : [])],
+    outputNames: ['y'],
+    infer: ({ x, weight }) => {
+      const n = expectActivation('x', x!);
+      if (weight!.shape[1] !== n) throw new IRTypeError(`weight has ${weight!.shape[1]} inputs, x has ${n}`);
+      return [activation(weight!.shape[0]!, x!.dtype)];
+    },
+  },
+  mlp: {
+    doc: 'A dense gated MLP: down(act(gate x, up x)).',
+    inputNames: (a) => ['x', ...mlpWeightNames(kindAttr(a, 'activation'))],
+    outputNames: ['y'],
+    infer: ({ x, gate, up, down }, a) => {
+      const h = expectActivation('x', x!);
+      const i = numParam(kindAttr(a, 'activation'), 'intermediate');
+      expectShape('gate', gate!, [i, h]);
+      expectShape('up', up!, [i, h]);
+      expectShape('down', down!, [h, i]);
+      return [x!];
+    },
+  },
+  'moe.route': {
+    doc: 'Router: scores every expert for every token and picks top_k, returning expert ids (-1 for an unused slot) and routing weights.',
+    inputNames: (a) => {
+      const r = kindAttr(a, 'router');
+      return ['x', 'weight', ...(r.params['bias'] === true ? ['bias'] : []), ...(r.params['correction_bias'] === true ? ['correction_bias'] : [])];
+    },
+    outputNames: ['ids', 'weights'],
+    infer: ({ x, weight, bias, correction_bias }, a) => {
+      const h = expectActivation('x', x!);
+      const e = numAttr(a, 'experts');
+      const k = numAttr(a, 'top_k');
+      expectShape('weight', weight!, [e, h]);
+      if (bias) expectShape('bias', bias, [e]);
+      if (correction_bias) expectShape('correction_bias', correction_bias, [e]);
+      return [{ shape: [TOKENS, k], dtype: 'i32' }, { shape: [TOKENS, k], dtype: 'f32' }];
+    },
+  },
+  'moe.experts': {
+    doc: 'The routed experts: each token through its chosen experts, outputs summed with the routing weights.',
+    inputNames: (a) => ['x', 'ids', 'weights', ...mlpWeightNames(kindAttr(a, 'activation'))],
+    outputNames: ['y'],
+    infer: ({ x, ids, weights, gate, up, down }, a) => {
+      const h = expectActivation('x', x!);
+      const e = numAttr(a, 'experts');
+      const k = numAttr(a, 'top_k');
+      const i = numParam(kindAttr(a, 'activation'), 'intermediate');
+      expectShape('ids', ids!, [TOKENS, k]);
+      expectShape('weights', weights!, [TOKENS, k]);
+      expectShape('gate', gate!, [e, i, h]);
+      expectShape('up', up!, [e, i, h]);
+      expectShape('down', down!, [e, h, i]);
+      return [x!];
+    },
+  },
+  sigmoid_gate: {
+    doc: 'y * sigmoid(x w^T): the Qwen2-MoE shared-expert gate.',
+    inputNames: () => ['y', 'x', 'weight'],
+    outputNames: ['y'],
+    infer: ({ y, x, weight }) => {
+      const h = expectActivation('x', x!);
+      expectShape('weight', weight!, [1, h]);
+      return [y!];
+    },
+  },
+};
+
+/** Runs an op's inference given its inputs in order; throws IRTypeError on a mismatch. */
+export function inferOp(opcode: string, inputs: TensorType[], attrs: Attrs): TensorType[] {
+  const definition = opDefinitions[opcode];
+  if (!definition) throw new IRTypeError(`unknown opcode ${opcode}`);
+  const names = definition.inputNames(attrs);
+  if (names.length !== inputs.length) throw new IRTypeError(`${opcode} takes ${names.length} inputs (${names.join(', ')}), got ${inputs.length}`);
+  const named: Inputs = {};
+  names.forEach((n, i) => (named[n] = inputs[i]!));
+  return definition.infer(named, attrs);
+}

@@ -1,0 +1,37 @@
+// A stable text form of a graph, for --print-ir-after and golden tests.
+import { isKindRef, type AttrValue, type Graph, type Op, type Value } from './graph.js';
+import type { KindRef } from './model-config.js';
+import { typeToString } from './types.js';
+
+function formatNumber(n: number): string {
+  return Number.isInteger(n) || Math.abs(n) >= 1e-3 ? String(n) : n.toExponential();
+}
+
+export function formatKind(k: KindRef): string {
+  const params = Object.entries(k.params).map(([name, v]) => `${name} = ${formatParam(v)}`);
+  return params.length ? `${k.kind}(${params.join(', ')})` : k.kind;
+}
+
+function formatParam(v: AttrValue): string {
+  if (typeof v === 'number') return formatNumber(v);
+  if (Array.isArray(v)) return `[${v.map(formatNumber).join(', ')}]`;
+  if (isKindRef(v)) return formatKind(v);
+  return String(v);
+}
+
+const ref = (v: Value) => `%${v.name}`;
+
+function formatOp(op: Op): string {
+  const attrs = Object.entries(op.attrs).map(([k, v]) => `${k} = ${formatParam(v)}`);
+  const lhs = op.outputs.map(ref).join(', ');
+  const types = op.outputs.map((o) => typeToString(o.type)).join(', ');
+  return `  ${lhs} = ${op.opcode}(${op.inputs.map(ref).join(', ')})${attrs.length ? ` {${attrs.join(', ')}}` : ''} : ${types}`;
+}
+
+export function printGraph(graph: Graph): string {
+  const lines = [`graph @${graph.name}(${graph.inputs.map((v) => `${ref(v)}: ${typeToString(v.type)}`).join(', ')}) {`];
+  for (const p of graph.params) lines.push(`  param ${ref(p)}: ${typeToString(p.type)} ${p.role}`);
+  for (const op of graph.ops) lines.push(formatOp(op));
+  lines.push(`  return ${graph.outputs.map(ref).join(', ')}`, '}');
+  return lines.join('\n') + '\n';
+}
