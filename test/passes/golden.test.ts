@@ -1,0 +1,34 @@
+// Golden tests per pass: test/passes/<pass>/<case>.moe is built, run through the pipeline up to
+// and including <pass>, printed, and compared with <case>.expected.ir next to it.
+// UPDATE_GOLDEN=1 npx vitest run test/passes rewrites the expected files (review the diff).
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defaultPasses, runPasses } from '../../compiler/pipeline.js';
+import { checkSpec } from '../../compiler/spec/check.js';
+import { buildModelGraph } from '../../ir/build-model.js';
+import { printGraph } from '../../ir/print.js';
+
+const root = new URL('.', import.meta.url).pathname;
+const passDirs = readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+
+describe.each(passDirs)('pass %s', (passName) => {
+  const index = defaultPasses.findIndex((p) => p.name === passName);
+  const cases = readdirSync(join(root, passName)).filter((f) => f.endsWith('.moe'));
+
+  it('is a pass of the pipeline and has golden cases', () => {
+    expect(index, `test/passes/${passName} names no pass in compiler/pipeline.ts`).toBeGreaterThanOrEqual(0);
+    expect(cases.length).toBeGreaterThan(0);
+  });
+
+  it.each(cases)('%s', (file) => {
+    const path = join(root, passName, file);
+    const { config, diagnostics } = checkSpec(readFileSync(path, 'utf8'), path);
+    expect(diagnostics).toEqual([]);
+    const graph = runPasses(buildModelGraph(config!), config!, { passes: defaultPasses.slice(0, index + 1), verifyEach: true });
+    const actual = printGraph(graph);
+    const expectedPath = path.replace(/\.moe$/, '.expected.ir');
+    if (process.env['UPDATE_GOLDEN'] || !existsSync(expectedPath)) writeFileSync(expectedPath, actual);
+    expect(actual).toBe(readFileSync(expectedPath, 'utf8'));
+  });
+});
