@@ -1,6 +1,6 @@
 // What a model costs: parameters (total and active per token), FLOPs per token and weight
 // bytes, read off the IR after quantization so the bytes reflect the spec's formats.
-import type { Graph, Value } from '../ir/graph.js';
+import { isWeightMatrix, type Graph, type Value } from '../ir/graph.js';
 import { numParam, type KindRef, type ModelConfig } from '../ir/model-config.js';
 import { bitsPerElement, elementCount } from '../ir/types.js';
 
@@ -41,7 +41,7 @@ export function computeStats(graph: Graph, config: ModelConfig, context = config
     activeBytes += b * share;
     if (p.role === 'embedding' && !config.tieEmbeddings) embedding += n;
     // The embedding table is a lookup, not a matmul, unless it doubles as the LM head.
-    const isMatmul = p.type.shape.length >= 2 && (p.role !== 'embedding' || config.tieEmbeddings);
+    const isMatmul = isWeightMatrix(p) && (p.role !== 'embedding' || config.tieEmbeddings);
     if (isMatmul) matmulActive += n * share;
   }
   return {
@@ -75,13 +75,14 @@ function visibleKeys(a: KindRef, layer: number, context: number): number {
   return isFull ? context : Math.min(window, context);
 }
 
-function scaled(n: number, unit = ''): string {
+/** Counts as `moec stats` prints them: 46.70 B, 352.32 M. */
+export function formatCount(n: number, unit = ''): string {
   const units: [number, string][] = [[1e12, 'T'], [1e9, 'B'], [1e6, 'M'], [1e3, 'K']];
   for (const [size, suffix] of units) if (Math.abs(n) >= size) return `${(n / size).toFixed(2)} ${suffix}${unit}`;
-  return `${n} ${unit}`.trim();
+  return `${Math.round(n * 100) / 100} ${unit}`.trim();
 }
 
-function bytesText(n: number): string {
+export function formatBytes(n: number): string {
   const units: [number, string][] = [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
   for (const [size, suffix] of units) if (n >= size) return `${(n / size).toFixed(2)} ${suffix}`;
   return `${n} B`;
@@ -89,12 +90,12 @@ function bytesText(n: number): string {
 
 export function formatStats(name: string, s: ModelStats): string {
   const rows: [string, string, string][] = [
-    ['total parameters', scaled(s.totalParams), 'every weight: embedding table, layers, LM head (a tied head counted once)'],
-    ['active parameters / token', scaled(s.activeParams), 'top_k of the routed experts plus all other weights, embedding table and LM head included (Mistral\'s count)'],
-    ['active, without embedding', scaled(s.activeParamsNonEmbedding), 'as above without the input embedding table; the LM head stays (OpenAI\'s count)'],
-    [`FLOPs / token @ ${s.context} ctx`, scaled(s.flopsPerToken, 'FLOP'), `forward: 2 x active matmul weights + QK^T and AV over ${s.context} keys (sliding layers: their window)`],
-    ['weight bytes', bytesText(s.weightBytes), 'all weights in the spec\'s storage formats, scales included'],
-    ['weight bytes read / token', bytesText(s.activeWeightBytes), 'the weights one token touches (decode is bound by this)'],
+    ['total parameters', formatCount(s.totalParams), 'every weight: embedding table, layers, LM head (a tied head counted once)'],
+    ['active parameters / token', formatCount(s.activeParams), 'top_k of the routed experts plus all other weights, embedding table and LM head included (Mistral\'s count)'],
+    ['active, without embedding', formatCount(s.activeParamsNonEmbedding), 'as above without the input embedding table; the LM head stays (OpenAI\'s count)'],
+    [`FLOPs / token @ ${s.context} ctx`, formatCount(s.flopsPerToken, 'FLOP'), `forward: 2 x active matmul weights + QK^T and AV over ${s.context} keys (sliding layers: their window)`],
+    ['weight bytes', formatBytes(s.weightBytes), 'all weights in the spec\'s storage formats, scales included'],
+    ['weight bytes read / token', formatBytes(s.activeWeightBytes), 'the weights one token touches (decode is bound by this)'],
   ];
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));

@@ -33,3 +33,10 @@ export interface Graph {
 export function isKindRef(v: AttrValue): v is KindRef {
   return typeof v === 'object' && !Array.isArray(v);
 }
+
+/** A weight that multiplies activations (quantizable, counted in FLOPs), as opposed to a bias,
+ *  norm scale or table row. Routed-expert weights carry a leading [experts] dimension. */
+export function isWeightMatrix(p: Value): boolean {
+  const stacked = p.role === 'expert' ? 1 : 0;
+  return p.type.shape.length - stacked >= 2;
+}

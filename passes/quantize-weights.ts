@@ -1,6 +1,6 @@
 // Gives each weight the storage format the spec's `quantize <target> = ...` lines ask for.
 // Norms, biases and router correction biases stay f32: they are small and precision-critical.
-import type { Graph, Value, WeightRole } from '../ir/graph.js';
+import { isWeightMatrix, type Value, type WeightRole } from '../ir/graph.js';
 import type { QuantTarget } from '../ir/model-config.js';
 import type { DType, QuantizedType, ScalarType } from '../ir/types.js';
 import type { Pass } from './pass.js';
@@ -24,11 +24,6 @@ function storageType(kind: string, params: Record<string, unknown>): DType {
   return quantized;
 }
 
-/** Matrices only: a vector (bias, norm weight) is never quantized. */
-function isMatrix(v: Value): boolean {
-  return v.type.shape.length >= 2;
-}
-
 export const quantizeWeights: Pass = {
   name: 'quantize-weights',
   description: 'Assign each weight matrix the storage format of its quantization target.',
@@ -37,7 +32,7 @@ export const quantizeWeights: Pass = {
     const params = graph.params.map((p) => {
       const target = p.role ? targetOfRole[p.role] : undefined;
       const quant = target ? config.compile.quantize[target] : undefined;
-      if (!quant || !isMatrix(p)) return p;
+      if (!quant || !isWeightMatrix(p)) return p; // biases and norm scales stay f32
       const q: Value = { ...p, type: { ...p.type, dtype: storageType(quant.kind, quant.params) } };
       replaced.set(p.id, q);
       return q;

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // `moec <command>`: the table of subcommands and the shell that runs one.
 import { checkCommand } from './check-command.js';
+import { compileCommand } from './compile-command.js';
 import { UsageError, type Command } from './command.js';
+import { fmtCommand } from './fmt-command.js';
+import { importCommand } from './import-command.js';
 import { irCommand } from './ir-command.js';
+import { runCommand } from './run-command.js';
 import { statsCommand } from './stats-command.js';
 
-const commands: Command[] = [checkCommand, statsCommand, irCommand];
+const commands: Command[] = [checkCommand, statsCommand, irCommand, importCommand, fmtCommand, compileCommand, runCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,6 +1,6 @@
 // Checks that span fields and blocks: top_k against experts, layer rules against the layer
 // count, quantization groups against the dimensions they reduce over.
-import { isMoeLayer, numParam, type KindRef, type ModelConfig, type QuantTarget } from '../../ir/model-config.js';
+import { numParam, type KindRef, type ModelConfig, type QuantTarget } from '../../ir/model-config.js';
 import type { Block, Expr, Span } from './ast.js';
 import { diagnostic, type Diagnostic } from './diagnostics.js';
 import type { BlockValues } from './validate.js';
@@ -13,25 +13,66 @@ export interface ConsistencyInput {
   diagnostics: Diagnostic[];
 }
 
-export function checkModelConsistency(config: ModelConfig, input: ConsistencyInput): void {
-  const report = (span: Span, message: string, hint?: string) => input.diagnostics.push(diagnostic(input.file, span, message, hint));
-  const moe = config.moe;
-  const moeField = (name: string) => input.moe?.fields.get(name);
-  if (moe) {
-    if (moe.topK > moe.experts) report(moeField('top_k')!.value.span, `top_k = ${moe.topK} is more than experts = ${moe.experts}`, `allowed range: 1..${moe.experts}`);
-    if (moe.firstLayer >= config.layers) report(moeField('first_layer')!.value.span, `first_layer = ${moe.firstLayer} leaves no MoE layer in a ${config.layers}-layer model`, `allowed range: 0..${config.layers - 1}`);
-    if (moe.offset >= moe.every) report(moeField('offset')!.value.span, `offset = ${moe.offset} never matches with every = ${moe.every}`, `allowed range: 0..${moe.every - 1}`);
-    const bad = moe.denseLayers.find((l) => l >= config.layers);
-    if (bad !== undefined) report(moeField('dense_layers')!.value.span, `dense_layers names layer ${bad}, but the model has layers 0..${config.layers - 1}`);
-    if (moe.sharedGate === 'sigmoid' && !moe.shared) report(moeField('shared_gate')!.value.span, 'shared_gate needs a shared expert', 'add `shared = swiglu(intermediate = ...)` or remove shared_gate');
+type Report = (span: Span, message: string, hint?: string) => void;
+
+/**
+ * The MoE block's rules, run even when other fields have errors so one run shows them all:
+ * each rule is checked only when the values it compares are known.
+ */
+export function checkMoeFields(moe: BlockValues, layers: number | undefined, file: string, diagnostics: Diagnostic[]): void {
+  const report: Report = (span, message, hint) => diagnostics.push(diagnostic(file, span, message, hint));
+  const value = (name: string) => moe.values.get(name);
+  const span = (name: string) => moe.fields.get(name)?.value.span;
+  const num = (name: string) => (typeof value(name) === 'number' ? (value(name) as number) : undefined);
+  const experts = num('experts');
+  const topK = num('top_k');
+  if (experts !== undefined && topK !== undefined && topK > experts) {
+    report(span('top_k')!, `top_k = ${topK} is more than experts = ${experts}`, `allowed range: 1..${experts}`);
   }
-  const denseLayer = Array.from({ length: config.layers }, (_, i) => i).find((i) => !isMoeLayer(config, i));
+  const firstLayer = num('first_layer');
+  const firstLayerSpan = span('first_layer');
+  if (layers !== undefined && firstLayer !== undefined && firstLayerSpan && firstLayer >= layers) {
+    report(firstLayerSpan, `first_layer = ${firstLayer} leaves no MoE layer in a ${layers}-layer model`, `allowed range: 0..${layers - 1}`);
+  }
+  const every = num('every');
+  const offset = num('offset');
+  const offsetSpan = span('offset');
+  if (every !== undefined && offset !== undefined && offsetSpan && offset >= every) {
+    report(offsetSpan, `offset = ${offset} never matches with every = ${every}`, `allowed range: 0..${every - 1}`);
+  }
+  const denseLayers = value('dense_layers') as number[] | undefined;
+  const bad = layers === undefined ? undefined : denseLayers?.find((l) => l >= layers);
+  const denseLayersSpan = span('dense_layers');
+  if (layers !== undefined && bad !== undefined && denseLayersSpan) {
+    report(denseLayersSpan, `dense_layers names layer ${bad}, but the model has layers 0..${layers - 1}`);
+  }
+  // `shared` given but invalid is an error of its own, not a missing shared expert.
+  const sharedGateSpan = span('shared_gate');
+  if (value('shared_gate') === 'sigmoid' && !moe.fields.has('shared') && sharedGateSpan) {
+    report(sharedGateSpan, 'shared_gate needs a shared expert', 'add `shared = swiglu(intermediate = ...)` or remove shared_gate');
+  }
+}
+
+/** Checks that need the whole, valid config: dense layers need a dense MLP; quantization groups. */
+export function checkModelConsistency(config: ModelConfig, input: ConsistencyInput): void {
+  const report: Report = (span, message, hint) => input.diagnostics.push(diagnostic(input.file, span, message, hint));
+  const denseLayer = firstDenseLayer(config);
   if (denseLayer !== undefined && !config.dense) {
     report(input.model.typeSpan, `layer ${denseLayer} is not an MoE layer, so the model needs a \`dense { mlp = ... }\` block`, 'add `dense { mlp = swiglu(intermediate = ...) }` inside the model block');
   }
   for (const [target, { value, field }] of input.compile?.qualified ?? []) {
     checkQuantGroup(config, target as QuantTarget, value, groupSpan(field.value), report);
   }
+}
+
+/** The first layer that is not an MoE layer, from the rule rather than a walk (`layers` may be huge). */
+export function firstDenseLayer(config: ModelConfig): number | undefined {
+  const moe = config.moe;
+  if (!moe) return 0;
+  // Layers before first_layer are dense; from there on, layer i is MoE iff i % every == offset.
+  const offPattern = moe.firstLayer > 0 ? 0 : moe.every > 1 ? (moe.offset === 0 ? 1 : 0) : undefined;
+  const candidates = [...(offPattern === undefined ? [] : [offPattern]), ...moe.denseLayers].filter((l) => l < config.layers);
+  return candidates.length ? candidates.reduce((a, b) => Math.min(a, b)) : undefined;
 }
 
 /** The span of `group = n` inside a quantization call, or the whole value. */
@@ -58,19 +99,22 @@ export function reducedDimensions(config: ModelConfig, target: QuantTarget): num
   }
 }
 
-function checkQuantGroup(config: ModelConfig, target: QuantTarget, quant: KindRef, span: Span, report: (s: Span, m: string, h?: string) => void): void {
+function checkQuantGroup(config: ModelConfig, target: QuantTarget, quant: KindRef, span: Span, report: Report): void {
   const group = quant.params['group'];
   if (typeof group !== 'number') return;
   const dims = [...new Set(reducedDimensions(config, target))];
   const bad = dims.filter((d) => d % group !== 0);
   if (bad.length === 0) return;
-  const divisors = commonDivisors(dims).filter((d) => d >= 8 && d <= 256);
+  const divisors = commonPowerOfTwoDivisors(dims).filter((d) => d >= 8 && d <= 256);
   report(span, `quantization group ${group} does not divide the reduced dimension ${bad.join(' and ')} of the ${target} weights`,
     divisors.length ? `groups that divide ${dims.join(', ')}: ${divisors.join(', ')}` : `no group size of 8..256 divides ${dims.join(', ')}`);
 }
 
-function commonDivisors(values: number[]): number[] {
+/** The powers of two that divide every value. */
+function commonPowerOfTwoDivisors(values: number[]): number[] {
   const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
   const g = values.reduce(gcd);
-  return Array.from({ length: g }, (_, i) => i + 1).filter((d) => g % d === 0 && (d & (d - 1)) === 0);
+  const divisors: number[] = [];
+  for (let d = 1; d <= g && g % d === 0; d *= 2) divisors.push(d);
+  return divisors;
 }

@@ -25,8 +25,7 @@ export function diagnostic(file: string, span: Span, message: string, hint?: str
 
 /** `file:line:col: error: message`, the source line, a caret under the span, then the hint. */
 export function formatDiagnostic(d: Diagnostic, source: string): string {
-  const lines = source.split(/\r?\n/);
-  const lineText = lines[d.span.line - 1] ?? '';
+  const lineText = sourceLine(source, d.span.line);
   const width = d.span.endLine === d.span.line ? Math.max(1, d.span.endCol - d.span.col) : Math.max(1, lineText.length - d.span.col + 1);
   const caret = ' '.repeat(Math.max(0, d.span.col - 1)) + '^' + '~'.repeat(Math.max(0, width - 1));
   const out = [`${d.file}:${d.span.line}:${d.span.col}: ${d.severity}: ${d.message}`, `  ${lineText}`, `  ${caret}`];
@@ -40,18 +39,44 @@ export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
 
 /** The span of a whole source position range from offsets (used when a token is missing). */
 export function spanAt(source: string, start: number, end = start): Span {
+  const starts = lineStarts(source);
   const pos = (offset: number) => {
-    let line = 1;
-    let lineStart = 0;
-    for (let i = 0; i < offset && i < source.length; i++) {
-      if (source.charCodeAt(i) === 10) {
-        line++;
-        lineStart = i + 1;
-      }
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
     }
-    return { line, col: offset - lineStart + 1 };
+    return { line: lo + 1, col: offset - starts[lo]! + 1 };
   };
   const a = pos(start);
   const b = pos(end);
   return { start, end, line: a.line, col: a.col, endLine: b.line, endCol: b.col };
+}
+
+/** The text of a 1-based line, without its line break; empty past the end. */
+export function sourceLine(source: string, line: number): string {
+  const starts = lineStarts(source);
+  const start = starts[line - 1];
+  if (start === undefined) return '';
+  const next = starts[line];
+  return source.slice(start, next ?? source.length).replace(/(?:\r\n|\r|\n)$/, '');
+}
+
+/**
+ * Offsets where each line starts; the last source is cached because one parse asks many times.
+ * Line breaks are \n, \r\n and a lone \r, as for the lexer (Chevrotain's default) and LSP clients.
+ */
+let lastLineStarts: { source: string; starts: number[] } | undefined;
+function lineStarts(source: string): number[] {
+  if (lastLineStarts?.source === source) return lastLineStarts.starts;
+  const starts = [0];
+  for (let i = 0; i < source.length; i++) {
+    const c = source.charCodeAt(i);
+    if (c === 13 && source.charCodeAt(i + 1) === 10) continue;
+    if (c === 10 || c === 13) starts.push(i + 1);
+  }
+  lastLineStarts = { source, starts };
+  return starts;
 }

@@ -39,11 +39,9 @@ export function evalNumber(expr: Expr, ctx: EvalContext): number | undefined {
       const a = evalNumber(expr.left, ctx);
       const b = evalNumber(expr.right, ctx);
       if (a === undefined || b === undefined) return undefined;
-      if (expr.op === '/') {
-        if (b === 0) return fail(ctx, expr.right.span, 'division by zero');
-        return a / b;
-      }
-      return expr.op === '+' ? a + b : expr.op === '-' ? a - b : a * b;
+      if (expr.op === '/' && b === 0) return fail(ctx, expr.right.span, 'division by zero');
+      const v = expr.op === '/' ? a / b : expr.op === '+' ? a + b : expr.op === '-' ? a - b : a * b;
+      return Number.isFinite(v) ? v : fail(ctx, expr.span, 'the result is too large');
     }
     default:
       return fail(ctx, expr.span, `expected a number, found ${describeExpr(expr)}`);
@@ -72,6 +70,8 @@ export function evalValue(expr: Expr, type: ValueType, ctx: EvalContext, what: s
       const v = evalNumber(expr, ctx);
       if (v === undefined) return undefined;
       if (type.type === 'int' && !Number.isInteger(v)) return fail(ctx, expr.span, `${what} must be a whole number, got ${v}`);
+      // Past 2^53 whole numbers are no longer exact, so sizes and divisibility checks would lie.
+      if (type.type === 'int' && !Number.isSafeInteger(v)) return fail(ctx, expr.span, `${what} = ${v} is too large`, `whole numbers go up to ${Number.MAX_SAFE_INTEGER}`);
       if (!inRange(v, type)) {
         const range = type.type === 'number' && type.exclusiveMin ? `must be greater than ${type.min}` : describeRange(type);
         return fail(ctx, expr.span, `${what} = ${v} is out of range`, range);

@@ -130,5 +130,13 @@ export const moeParser = new MoeCstParser();
 
 export function parseTokens(tokens: IToken[]): CstNode {
   moeParser.input = tokens;
-  return moeParser.file();
+  // Chevrotain signals each syntax error with an Error; their stack traces are never read, and
+  // capturing them was most of the time spent on a file full of errors.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return moeParser.file();
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
 }

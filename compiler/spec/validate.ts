@@ -2,9 +2,9 @@
 // through the registry, then the checks that span blocks (cross-checks.ts).
 import type { CompileConfig, KindRef, ModelConfig, MoeConfig, ParamValue, QuantTarget } from '../../ir/model-config.js';
 import type { Block, Field, SpecFile } from './ast.js';
-import { checkModelConsistency } from './cross-checks.js';
+import { checkModelConsistency, checkMoeFields } from './cross-checks.js';
 import { diagnostic, spanAt, type Diagnostic } from './diagnostics.js';
-import { didYouMean } from './did-you-mean.js';
+import { closestName, didYouMean } from './did-you-mean.js';
 import { evalValue, type EvalContext } from './evaluate.js';
 import type { KindCategory, KindContext, KindRegistry } from './kinds/registry.js';
 import { compileBlock, denseBlock, modelBlock, moeBlock, topLevelBlocks, type BlockSchema } from './schema.js';
@@ -40,6 +40,7 @@ export function validateSpec(ast: SpecFile, registry: KindRegistry): ValidationR
   const denseValues = denseAst ? readBlock(denseAst, denseBlock, ctx, () => ({})) : undefined;
   const compileAst = top.get('compile');
   const compileValues = compileAst ? readBlock(compileAst, compileBlock, ctx, () => ({})) : undefined;
+  if (moeValues) checkMoeFields(moeValues, modelValues.values.get('layers') as number | undefined, ast.file, diagnostics);
   if (diagnostics.length > 0) return { diagnostics };
 
   const config = toModelConfig(model.label ?? 'model', modelValues, moeValues, denseValues, compileValues);
@@ -77,11 +78,13 @@ function readBlock(block: Block, schema: BlockSchema, ctx: EvalContext, kindCont
   const out: BlockValues = { values: new Map(), fields: new Map(), qualified: new Map(), blocks: collectBlocks(block.items.filter((i): i is Block => i.kind === 'block'), schema.blocks, ctx, block.type) };
   const fields = block.items.filter((i): i is Field => i.kind === 'field');
   const accepted: { field: Field; key: string }[] = [];
+  const misspelt = new Set<string>(); // fields named by a did-you-mean are not reported missing as well
   for (const field of fields) {
     const fieldSchema = schema.fields.find((f) => f.name === field.name);
     if (!fieldSchema) {
-      const blockNames = schema.blocks.map((b) => b.name);
-      ctx.diagnostics.push(diagnostic(ctx.file, field.nameSpan, `unknown field \`${field.name}\` in \`${block.type}\``, didYouMean(field.name, [...schema.fields.map((f) => f.name), ...blockNames])));
+      const candidates = [...schema.fields.map((f) => f.name), ...schema.blocks.map((b) => b.name)];
+      ctx.diagnostics.push(diagnostic(ctx.file, field.nameSpan, `unknown field \`${field.name}\` in \`${block.type}\``, didYouMean(field.name, candidates)));
+      misspelt.add(closestName(field.name, candidates) ?? '');
       continue;
     }
     if (fieldSchema.qualifiers) {
@@ -120,7 +123,7 @@ function readBlock(block: Block, schema: BlockSchema, ctx: EvalContext, kindCont
   }
   for (const f of schema.fields) {
     if (out.values.has(f.name) || out.fields.has(f.name) || f.qualifiers) continue;
-    if (f.required) {
+    if (f.required && !misspelt.has(f.name)) {
       ctx.diagnostics.push(diagnostic(ctx.file, block.typeSpan, `\`${block.type}\` is missing the field \`${f.name}\``, f.doc));
     } else if (f.default !== undefined) {
       out.values.set(f.name, f.value.type === 'kind' ? defaultKind(f.default as string, f.value.category, ctx) : structuredClone(f.default));

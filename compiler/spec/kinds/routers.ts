@@ -19,7 +19,8 @@ function checkGroups(params: Record<string, ParamValue>, context: KindContext): 
   }
   if (topkGroups > groups) {
     issues.push({ param: 'topk_groups', message: `topk_groups = ${topkGroups} is more than groups = ${groups}`, hint: `allowed range: 1..${groups}` });
-  } else if (experts > 0 && context.topK !== undefined && experts % groups === 0 && context.topK > topkGroups * (experts / groups)) {
+  } else if (topkGroups < groups && experts > 0 && context.topK !== undefined && experts % groups === 0 && context.topK > topkGroups * (experts / groups)) {
+    // With every group kept this is `top_k > experts`, which the moe block already reports.
     issues.push({ param: 'topk_groups', message: `top_k = ${context.topK} cannot be chosen from ${topkGroups} groups of ${experts / groups} experts`, hint: 'raise topk_groups or lower top_k' });
   }
   return issues;

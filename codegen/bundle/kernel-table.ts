@@ -1,0 +1,59 @@
+// Layers of one model share most kernels (same shapes, same WGSL): the bundle stores each
+// distinct WGSL text once, keyed by its hash, and the plans refer to it as { $wgsl: id }.
+import { createHash } from 'node:crypto';
+
+export interface KernelInfo {
+  /** Key into the bundle's kernel table: the first 16 hex digits of the sha256. */
+  id: string;
+  sha256: string;
+  bytes: number;
+  /** Names the plans give the kernel (a `name`, `label` or `entryPoint` next to the WGSL). */
+  names: string[];
+  /** MoE layers whose plans use it. */
+  layers: number[];
+}
+
+export interface KernelTable {
+  plans: Record<string, unknown>;
+  kernels: Record<string, string>;
+  info: KernelInfo[];
+}
+
+/** A string is a kernel if it declares a compute entry point. */
+const isWgsl = (s: string): boolean => /@compute\b/.test(s);
+
+export const sha256 = (text: string | Uint8Array): string => createHash('sha256').update(text).digest('hex');
+
+/** Replaces every WGSL string of every plan by a reference into one deduplicated table. */
+export function deduplicateKernels(plans: ReadonlyMap<number, unknown>): KernelTable {
+  const kernels: Record<string, string> = {};
+  const info = new Map<string, KernelInfo>();
+  const out: Record<string, unknown> = {};
+  for (const [layer, plan] of plans) {
+    const walk = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(walk);
+      if (typeof v === 'string' && isWgsl(v)) return { $wgsl: record(v, layer, []) };
+      if (typeof v !== 'object' || v === null) return v;
+      const o = v as Record<string, unknown>;
+      const names = ['name', 'label', 'entryPoint'].map((k) => o[k]).filter((n): n is string => typeof n === 'string');
+      return Object.fromEntries(Object.entries(o).map(([k, x]) =>
+        [k, typeof x === 'string' && isWgsl(x) ? { $wgsl: record(x, layer, names) } : walk(x)]));
+    };
+    out[String(layer)] = walk(plan);
+  }
+  return { plans: out, kernels, info: [...info.values()] };
+
+  function record(code: string, layer: number, names: string[]): string {
+    const hash = sha256(code);
+    const short = hash.slice(0, 16);
+    const id = kernels[short] === undefined || kernels[short] === code ? short : hash; // a prefix collision keeps the full hash
+    let entry = info.get(id);
+    if (!entry) {
+      kernels[id] = code;
+      info.set(id, (entry = { id, sha256: hash, bytes: new TextEncoder().encode(code).byteLength, names: [], layers: [] }));
+    }
+    for (const n of names) if (!entry.names.includes(n)) entry.names.push(n);
+    if (!entry.layers.includes(layer)) entry.layers.push(layer);
+    return id;
+  }
+}

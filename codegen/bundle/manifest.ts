@@ -1,0 +1,47 @@
+// manifest.json: what a bundle is, for people and tools: where it came from (spec hash,
+// compiler version), its kernels with hashes, what tuning chose them, and the weight layout
+// it reads (IR name, shape, dtype, and the Hugging Face tensors each comes from per family).
+import { describeHfNaming, modelTypesProviding } from '../../runtime/hf-weights.js';
+import type { CompiledBundle } from './bundle-data.js';
+import { sha256 } from './kernel-table.js';
+
+export const BUNDLE_FORMAT = 'moec-bundle/1';
+
+export interface BundleManifest {
+  format: string;
+  model: string;
+  moecVersion: string;
+  spec: { file: string; sha256: string };
+  moeLayers: number[];
+  files: Record<string, { bytes: number; sha256: string }>;
+  kernels: CompiledBundle['kernels'];
+  tuning: { source: string };
+  /** HF model_types whose checkpoints hold every weight below. */
+  hfModelTypes: string[];
+  weights: Array<CompiledBundle['weights'][number] & { hf: Record<string, string> }>;
+  config: unknown;
+}
+
+export function buildManifest(compiled: CompiledBundle, specFile: string, files: Record<string, string>): BundleManifest {
+  const { data } = compiled;
+  const modelTypes = modelTypesProviding(compiled.weights.map((w) => w.name));
+  return {
+    format: BUNDLE_FORMAT,
+    model: data.config.name,
+    moecVersion: data.moecVersion,
+    spec: { file: specFile, sha256: data.specSha256 },
+    moeLayers: data.moeLayers,
+    files: Object.fromEntries(Object.entries(files).map(([name, text]) => {
+      const bytes = new TextEncoder().encode(text);
+      return [name, { bytes: bytes.byteLength, sha256: sha256(bytes) }];
+    })),
+    kernels: compiled.kernels,
+    tuning: { source: 'defaults: no tuning cache' },
+    hfModelTypes: modelTypes,
+    weights: compiled.weights.map((w) => ({
+      ...w,
+      hf: Object.fromEntries(modelTypes.map((t) => [t, describeHfNaming(t, w.name)!])),
+    })),
+    config: data.config,
+  };
+}

@@ -1,0 +1,60 @@
+// README.md of a bundle: how to load it in Node and in a browser.
+import type { BundleData } from '../../runtime/bundle.js';
+
+export function bundleReadme(data: BundleData, modelTypes: string[]): string {
+  const first = data.moeLayers[0] ?? 0;
+  const hidden = data.config.hidden;
+  const modelType = modelTypes[0] ?? '<model_type>';
+  return `# ${data.config.name} (moec bundle)
+
+Compiled by moec ${data.moecVersion} from a spec with sha256 \`${data.specSha256}\`.
+
+- \`model.js\`: one ES module (runtime, plans and WGSL kernels; no Node built-ins), for Node and browsers.
+- \`model.d.ts\`: its typed API. \`manifest.json\`: kernels with hashes, tuning, and the weight layout.
+
+MoE layers: ${data.moeLayers.join(', ') || 'none'}. Hidden size: ${hidden}.
+Weights come from a Hugging Face checkpoint (safetensors; F32, F16 or BF16) of model_type
+${modelTypes.length ? modelTypes.map((t) => `\`${t}\``).join(', ') : '(none supported)'}; see \`manifest.json\` for the tensors read.
+
+## Node (WebGPU through the \`webgpu\` package)
+
+\`\`\`js
+import { readFileSync } from 'node:fs';
+import { create, globals } from 'webgpu';
+import { load, hfWeightsFromSafetensors } from './model.js';
+
+Object.assign(globalThis, globals);  // GPUBufferUsage, GPUMapMode, ...
+const gpu = create([]);              // keep this reference alive while the model is in use
+const weights = hfWeightsFromSafetensors('${modelType}', [
+  { name: 'model.safetensors', bytes: readFileSync('checkpoint/model.safetensors') },
+]);
+const model = await load({ gpu, weights });
+const tokens = 4;
+const out = await model.runMoeBlock(${first}, new Float32Array(tokens * ${hidden}), tokens); // [tokens, ${hidden}]
+model.destroy();
+\`\`\`
+
+Any object with \`readF32(name, shape)\` can be \`weights\` (a \`WeightSource\`): it is asked for each IR
+weight by name and shape, in the IR layout listed in \`manifest.json\`.
+Without a GPU, Dawn runs on a software Vulkan driver (lavapipe: set \`VK_ICD_FILENAMES\`).
+\`moec run <this dir> --weights <checkpoint> --layer ${first} --input in.safetensors --output out.safetensors\`
+does the above from the command line.
+
+## Browser (navigator.gpu)
+
+Serve this directory and the checkpoint (config.json with model.safetensors, or shards with
+model.safetensors.index.json) over HTTP(S), then:
+
+\`\`\`html
+<script type="module">
+  import { load } from './model.js';
+  const model = await load({ weights: new URL('checkpoint/', location.href).href }); // fetches config.json + safetensors
+  const tokens = 4;
+  const out = await model.runMoeBlock(${first}, new Float32Array(tokens * ${hidden}), tokens);
+</script>
+\`\`\`
+
+Or fetch the files yourself and pass \`{ modelType, files: [{ name, bytes }] }\` as \`weights\`.
+WebGPU needs a secure context (https or localhost).
+`;
+}

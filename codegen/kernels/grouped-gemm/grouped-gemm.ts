@@ -1,0 +1,80 @@
+// Tiled GEMM over expert weights: grouped (rows gathered through the route-align output, one
+// expert per BM-row block) or dense (rows = tokens; the shared expert, the naive baseline).
+// `gateup` computes gate and up together and applies the activation in the epilogue; otherwise
+// one matrix, optional bias and (grouped) the routing weight, stored to the slot's row.
+import type { KindRef } from '../../../ir/model-config.js';
+import { declareBindings, f32Array, i32Array, renderActivation, u32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import { renderTemplate } from '../template.js';
+
+export interface GemmTile {
+  bm: number;
+  bn: number;
+  bk: number;
+  tm: number;
+  tn: number;
+}
+
+/** The tile every grouped GEMM uses: 16 rows keeps per-expert padding small at prefill sizes. */
+export const DEFAULT_GEMM_TILE: GemmTile = { bm: 16, bn: 64, bk: 16, tm: 2, tn: 4 };
+
+export interface GemmKernelShape {
+  /** gate/up with the activation (`activation` set) or a single matrix. */
+  gateup: boolean;
+  grouped: boolean;
+  bias: boolean;
+  /** Multiply each output row by its slot's routing weight (grouped down projection). */
+  weighted: boolean;
+  kdim: number;
+  ndim: number;
+  topK: number;
+  /** Number of weight shards (route_meta starts with one word per shard). */
+  shards: number;
+  activation?: KindRef;
+  tile?: GemmTile;
+}
+
+export function gemmThreads(tile: GemmTile): number {
+  return (tile.bm / tile.tm) * (tile.bn / tile.tn);
+}
+
+export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
+  const tile = shape.tile ?? DEFAULT_GEMM_TILE;
+  if (tile.bm % tile.tm || tile.bn % tile.tn) throw new Error(`GEMM tile ${JSON.stringify(tile)}: tm must divide bm and tn divide bn`);
+  if (gemmThreads(tile) < tile.bm) throw new Error(`GEMM tile ${JSON.stringify(tile)}: needs at least bm threads`);
+  if (shape.gateup && !shape.activation) throw new Error('a gate/up GEMM needs an activation');
+  if (shape.weighted && !shape.grouped) throw new Error('only a grouped GEMM applies routing weights');
+  const storage: StorageDecl[] = [
+    { name: 'a', access: 'read', type: f32Array },
+    ...(shape.grouped
+      ? ([
+          { name: 'sorted_slots', access: 'read', type: i32Array },
+          { name: 'route_meta', access: 'read', type: u32Array },
+        ] as const)
+      : []),
+    { name: 'w0', access: 'read', type: f32Array },
+    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: f32Array } as const] : []),
+    ...(shape.bias ? [{ name: 'b0', access: 'read', type: f32Array } as const] : []),
+    ...(shape.bias && shape.gateup ? [{ name: 'b1', access: 'read', type: f32Array } as const] : []),
+    ...(shape.weighted ? [{ name: 'routing_weights', access: 'read', type: f32Array } as const] : []),
+    { name: 'out', access: 'read_write', type: f32Array },
+  ];
+  const { header, bindings, uniformBinding } = declareBindings(storage);
+  const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';
+  const title = `${shape.grouped ? 'Grouped' : 'Dense'} GEMM, ${what}: K = ${shape.kdim}, N = ${shape.ndim}.`;
+  const wgsl = renderTemplate('grouped-gemm/grouped-gemm.wgsl.hbs', {
+    title,
+    header,
+    ...tile,
+    kdim: shape.kdim,
+    ndim: shape.ndim,
+    topK: shape.topK,
+    shards: shape.shards,
+    grouped: shape.grouped,
+    gateup: shape.gateup,
+    bias: shape.bias,
+    weighted: shape.weighted,
+    activation: shape.activation ? renderActivation(shape.activation) : '',
+  });
+  const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}`;
+  return { name, wgsl, entryPoint: 'main', workgroupSize: [gemmThreads(tile), 1, 1], bindings, uniformBinding };
+}

@@ -1,0 +1,47 @@
+// What every kernel family renders: finished WGSL plus the bindings the plan must fill. All
+// kernels share one bind group layout convention: storage buffers first, then a `Params` uniform.
+import type { KindRef } from '../../ir/model-config.js';
+import { numParam } from '../../ir/model-config.js';
+import { f32Literal, renderTemplate } from './template.js';
+
+export interface KernelBinding {
+  /** The WGSL variable name; the plan maps it to a buffer. */
+  name: string;
+  binding: number;
+  access: 'read' | 'read_write';
+  type: string;
+}
+
+export interface RenderedKernel {
+  name: string;
+  wgsl: string;
+  entryPoint: string;
+  workgroupSize: [number, number, number];
+  bindings: KernelBinding[];
+  uniformBinding: number;
+}
+
+export type StorageDecl = Omit<KernelBinding, 'binding'>;
+
+/** Numbers the storage bindings in order and renders the shared header (Params + declarations). */
+export function declareBindings(storage: StorageDecl[]): { header: string; bindings: KernelBinding[]; uniformBinding: number } {
+  const bindings = storage.map((s, binding) => ({ ...s, binding }));
+  const uniformBinding = bindings.length;
+  return { header: renderTemplate('common/header.wgsl.hbs', { storage: bindings, uniformBinding }), bindings, uniformBinding };
+}
+
+export const f32Array = 'array<f32>';
+export const i32Array = 'array<i32>';
+export const u32Array = 'array<u32>';
+
+/** `fn act(gate: f32, up: f32) -> f32` for an activation kind. */
+export function renderActivation(activation: KindRef): string {
+  switch (activation.kind) {
+    case 'swiglu':
+      return renderTemplate('activation/swiglu.wgsl.hbs', {});
+    case 'clamped_swiglu':
+      return renderTemplate('activation/clamped_swiglu.wgsl.hbs', { limit: f32Literal(numParam(activation, 'limit')), alpha: f32Literal(numParam(activation, 'alpha')) });
+    default:
+      throw new Error(`the WebGPU backend has no kernel for expert activation ${activation.kind} (supported: swiglu, clamped_swiglu)`);
+  }
+}

@@ -1,0 +1,40 @@
+import { parseArgs } from 'node:util';
+import { loadSpec, UsageError, type Command } from './command.js';
+
+export const compileCommand: Command = {
+  name: 'compile',
+  summary: 'compile a spec into a deployable WebGPU bundle (model.js, model.d.ts, manifest.json)',
+  usage: 'moec compile <spec.moe> -o <dir>',
+  help: [
+    'Compiles the MoE block of every MoE layer to WGSL and writes, into <dir>:',
+    '  model.js       one ES module (runtime + plans + kernels) that loads in Node and in browsers',
+    '  model.d.ts     its typed API: load({ gpu, weights }) -> Model with runMoeBlock(layer, hidden, tokens)',
+    '  manifest.json  spec sha256, moec version, kernels with hashes, tuning used, weight layout (IR and HF names)',
+    '  README.md      how to load it in Node and in a browser',
+    'The directory is written atomically: a failure leaves it as it was. An existing <dir> is',
+    'replaced only if it is empty or a previous bundle.',
+    'Options:',
+    '  -o, --output DIR   the bundle directory (required)',
+  ].join('\n'),
+  async run(args) {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' } } });
+    if (positionals.length !== 1) throw new UsageError('compile takes one spec');
+    if (!values.output) throw new UsageError('compile needs -o <dir>, the bundle directory to write');
+    const specFile = positionals[0]!;
+    const { config, source } = loadSpec(specFile);
+    if (!config) return 1;
+    // Loaded on use: esbuild and ts-morph (a whole TypeScript) would slow every other command's start.
+    const { compileBundle, BundleWriteError } = await import('../../codegen/bundle/write-bundle.js');
+    try {
+      const manifest = await compileBundle(config, source, specFile, values.output);
+      const bytes = manifest.files['model.js']!.bytes;
+      process.stdout.write(`${values.output}: ${manifest.model}, ${manifest.moeLayers.length} MoE layer(s), ` +
+        `${manifest.kernels.length} distinct kernel(s), model.js ${(bytes / 1024).toFixed(1)} KiB\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof BundleWriteError) throw new UsageError(e.message);
+      process.stderr.write(`moec compile: ${specFile}: ${(e as Error).message}\n`);
+      return 1;
+    }
+  },
+};

@@ -1,0 +1,219 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { packageRoot } from '../../codegen/bundle/package-info.js';
+import { interpretGraph } from '../../ir/interpret/interpret.js';
+import { moeLayerIndices, type ModelConfig } from '../../ir/model-config.js';
+import type { LoadOptions, Model } from '../../runtime/bundle.js';
+import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
+import type { WeightSource } from '../../runtime/plan.js';
+import { encodeSafetensors, parseSafetensors, readTensorF32 } from '../../runtime/safetensors.js';
+import { compileMoeBlockGraph } from '../pipeline.js';
+import { loadSpec, UsageError, writeFileAtomic, type Command } from './command.js';
+
+/** Errors whose message already names the file and tensor: printed as one line, exit status 1. */
+const USER_ERRORS = new Set(['CheckpointError', 'SafetensorsError', 'HfWeightsError', 'ModelError', 'RunInputError']);
+
+class RunInputError extends Error {
+  override readonly name = 'RunInputError';
+}
+
+/** What `run` executes: a spec compiled in memory, or a compiled bundle's model.js. */
+interface Runnable {
+  config: ModelConfig;
+  moeLayers: number[];
+  load(options: LoadOptions): Promise<Model>;
+}
+
+interface BundleModule {
+  config: ModelConfig;
+  moeLayers: number[];
+  load(options: LoadOptions): Promise<Model>;
+}
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'run one MoE block on WebGPU with weights from a Hugging Face checkpoint',
+  usage: 'moec run <spec.moe|bundle-dir> --weights <checkpoint-dir> --layer N --input in.safetensors --output out.safetensors [--check]',
+  help: [
+    'Runs MoE layer N of a spec (compiled in memory) or of a bundle written by `moec compile`.',
+    'Options:',
+    '  --weights DIR      Hugging Face checkpoint: config.json (model_type) and model.safetensors or shards + index',
+    '  --layer N          the MoE layer to run',
+    '  --input FILE       safetensors holding `hidden_states` [tokens, hidden] (F32, F16, BF16 or F64)',
+    '  --output FILE      safetensors to write `hidden_states` (the block\'s output, F32) to, atomically',
+    '  --check            also run the CPU reference interpreter and print the relative error (L2); exit',
+    '                     status 1 (and no output written) when it exceeds --tolerance',
+    '  --tolerance X      default 1e-4 (f32 kernels) or 1e-2 (f16 kernels)',
+    '  --default-limits   request WebGPU\'s default limits only',
+  ].join('\n'),
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args, allowPositionals: true,
+      options: {
+        weights: { type: 'string' }, layer: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' },
+        check: { type: 'boolean' }, tolerance: { type: 'string' }, 'default-limits': { type: 'boolean' },
+      },
+    });
+    if (positionals.length !== 1) throw new UsageError('run takes one spec or bundle directory');
+    for (const flag of ['weights', 'layer', 'input', 'output'] as const) {
+      if (values[flag] === undefined) throw new UsageError(`run needs --${flag}`);
+    }
+    const layer = Number(values.layer);
+    if (!Number.isInteger(layer) || layer < 0) throw new UsageError(`--layer must be a layer index, got ${values.layer}`);
+    const tolerance = values.tolerance === undefined ? undefined : Number(values.tolerance);
+    if (tolerance !== undefined && !(tolerance > 0)) throw new UsageError(`--tolerance must be a positive number, got ${values.tolerance}`);
+
+    const target = positionals[0]!;
+    const runnable = isDirectory(target) ? await importBundle(target) : compileSpec(target, layer);
+    if (!runnable) return 1;
+    const { config } = runnable;
+    if (layer >= config.layers || !runnable.moeLayers.includes(layer)) {
+      const moe = runnable.moeLayers.join(', ') || 'none';
+      throw new UsageError(`--layer ${layer}: ${config.name} has no MoE block in layer ${layer} (MoE layers: ${moe})`);
+    }
+
+    let model: Model | undefined;
+    try {
+      const { weights } = openCheckpoint(values.weights!, config);
+      const { hidden, tokens } = readHiddenStates(values.input!, config.hidden);
+      await useSoftwareVulkanIfNeeded();
+      const { createNodeGpu } = await import('../../runtime/node/dawn.js'); // the native addon loads only when a run needs it
+      model = await runnable.load({ gpu: createNodeGpu(), weights, defaultLimits: values['default-limits'] ?? false });
+      const output = await model.runMoeBlock(layer, hidden, tokens);
+      if (values.check) {
+        const error = await compareWithReference(config, layer, hidden, tokens, weights, output);
+        const limit = tolerance ?? (config.compile.dtype === 'f16' ? 1e-2 : 1e-4);
+        process.stdout.write(`relative error vs CPU reference: ${error.toExponential(1)}\n`);
+        if (!(error <= limit)) {
+          process.stderr.write(`moec run: layer ${layer}: the GPU output differs from the CPU reference (relative error ` +
+            `${error.toExponential(1)} > tolerance ${limit}); ${values.output} not written\n`);
+          return 1;
+        }
+      }
+      writeFileAtomic(values.output!, encodeSafetensors(
+        { hidden_states: { dtype: 'F32', shape: [tokens, config.hidden], data: output } },
+        { format: 'pt', producer: 'moec run', model: config.name, layer: String(layer) },
+      ));
+      process.stdout.write(`${values.output}: hidden_states [${tokens}, ${config.hidden}] (layer ${layer} of ${config.name} on ${describeAdapter(model)})\n`);
+      return 0;
+    } catch (e) {
+      if (e instanceof Error && USER_ERRORS.has(e.name)) {
+        process.stderr.write(`moec run: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
+        return 1;
+      }
+      throw e;
+    } finally {
+      model?.destroy();
+    }
+  },
+};
+
+function isDirectory(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory();
+}
+
+function describeAdapter(model: Model): string {
+  const { vendor, architecture, description } = model.adapter;
+  return [vendor, architecture].filter(Boolean).join(' ') || description || 'WebGPU';
+}
+
+/** Compiles the one layer that runs; the plan goes through the same runtime code as a bundle's. */
+function compileSpec(path: string, layer: number): Runnable | undefined {
+  const { config, source } = loadSpec(path);
+  if (!config) return undefined;
+  return {
+    config,
+    moeLayers: moeLayerIndices(config),
+    async load(options) {
+      const [{ compileBundleData }, { loadModel }] = await Promise.all([
+        import('../../codegen/bundle/bundle-data.js'), import('../../runtime/bundle.js')]);
+      let data;
+      try {
+        data = compileBundleData(config, source, [layer]).data;
+      } catch (e) {
+        throw new RunInputError(`${path}: layer ${layer}: cannot compile: ${(e as Error).message}`);
+      }
+      return loadModel(data, options);
+    },
+  };
+}
+
+async function importBundle(dir: string): Promise<Runnable> {
+  const modelJs = join(dir, 'model.js');
+  if (!existsSync(modelJs)) throw new UsageError(`${dir}: not a bundle (no model.js); compile one with \`moec compile <spec> -o ${dir}\``);
+  const bundle = (await import(pathToFileURL(resolve(modelJs)).href)) as Partial<BundleModule>;
+  if (typeof bundle.load !== 'function' || !bundle.config || !Array.isArray(bundle.moeLayers)) {
+    throw new UsageError(`${modelJs}: does not export config, moeLayers and load(); recompile it with \`moec compile\``);
+  }
+  return bundle as BundleModule;
+}
+
+/** Opens the checkpoint and checks the sizes that shapes alone would not catch (top_k) or would report late. */
+function openCheckpoint(dir: string, config: ModelConfig): { weights: WeightSource } {
+  const opened = openHfCheckpoint(dir);
+  const hf = opened.checkpoint.config;
+  const where = join(dir, 'config.json');
+  const expect = (fields: string[], value: number | undefined, what: string): void => {
+    const field = fields.find((f) => typeof hf[f] === 'number');
+    if (field === undefined || value === undefined || hf[field] === value) return;
+    throw new RunInputError(`${where}: ${field} = ${String(hf[field])}, but ${config.name} has ${what} = ${value}; the checkpoint does not match the spec`);
+  };
+  expect(['hidden_size'], config.hidden, 'hidden');
+  expect(['num_local_experts', 'num_experts', 'n_routed_experts'], config.moe?.experts, 'experts');
+  expect(['num_experts_per_tok', 'experts_per_token'], config.moe?.topK, 'top_k');
+  return { weights: opened.weights };
+}
+
+/** `hidden_states` [tokens, hidden] (or [1, tokens, hidden]) from a safetensors file, as f32. */
+function readHiddenStates(path: string, hidden: number): { hidden: Float32Array; tokens: number } {
+  let bytes: Uint8Array;
+  try {
+    const buffer = readFileSync(path);
+    bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength); // Buffer#slice would not copy
+  } catch (e) {
+    throw new RunInputError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const file = parseSafetensors(bytes, path);
+  const info = file.tensors.get('hidden_states');
+  if (!info) {
+    const names = [...file.tensors.keys()];
+    throw new RunInputError(`${path}: tensor "hidden_states" not found (the file has ${names.length ? names.join(', ') : 'no tensors'})`);
+  }
+  const shape = info.shape[0] === 1 && info.shape.length === 3 ? info.shape.slice(1) : info.shape;
+  if (shape.length !== 2 || shape[1] !== hidden || shape[0] === 0) {
+    throw new RunInputError(`${path}: tensor "hidden_states" has shape [${info.shape.join(', ')}], expected [tokens, ${hidden}] (the model's hidden size is ${hidden})`);
+  }
+  return { hidden: readTensorF32(file, 'hidden_states'), tokens: shape[0]! };
+}
+
+/** Runs the CPU reference interpreter on the same inputs and weights; returns ||gpu - cpu|| / ||cpu||. */
+async function compareWithReference(config: ModelConfig, layer: number, hidden: Float32Array, tokens: number,
+  weights: WeightSource, output: Float32Array): Promise<number> {
+  const graph = compileMoeBlockGraph(config, layer);
+  const values = new Map<string, Float32Array>();
+  for (const p of graph.params) values.set(p.name, await weights.readF32(p.name, p.type.shape as number[]));
+  const outputs = interpretGraph(graph, { hidden_states: { shape: [tokens, config.hidden], data: hidden } }, (p) => values.get(p.name)!);
+  return relativeError(output, outputs[graph.outputs[0]!.name]!.data as Float32Array);
+}
+
+/** ||actual - expected||_2 / ||expected||_2 in float64; NaN anywhere gives NaN. */
+export function relativeError(actual: Float32Array, expected: Float32Array): number {
+  if (actual.length !== expected.length) return Number.NaN;
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff += (actual[i]! - expected[i]!) ** 2;
+    norm += expected[i]! ** 2;
+  }
+  return Math.sqrt(diff) / Math.max(Math.sqrt(norm), Number.MIN_VALUE);
+}
+
+/** Dawn needs a Vulkan driver; without a GPU point it at lavapipe, as the test setup does. */
+export async function useSoftwareVulkanIfNeeded(): Promise<void> {
+  const script = join(packageRoot(), 'scripts', 'vulkan-env.mjs');
+  if (!existsSync(script)) return;
+  const { vulkanIcdEnv } = (await import(pathToFileURL(script).href)) as { vulkanIcdEnv(): Record<string, string> };
+  Object.assign(process.env, vulkanIcdEnv());
+}

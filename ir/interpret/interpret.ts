@@ -1,0 +1,127 @@
+// The CPU reference interpreter: runs a Graph on host tensors, op by op, through a table
+// opcode -> implementation. f32 storage between ops, float64 accumulation inside them. Every
+// GPU kernel is checked against it, so each op is written the plainest way, not the fastest.
+import type { Graph, Op, Value } from '../graph.js';
+import { opDefinitions } from '../ops.js';
+import { dtypeName, elementCount, typeToString, type Dim, type TensorType } from '../types.js';
+import { verifyGraph } from '../verify.js';
+import type { HostTensor, OpImplementation } from './host-tensor.js';
+import { runExperts, runMlp } from './mlp.js';
+import { runRoute } from './routers.js';
+import { runAdd, runAttention, runEmbed, runLinear, runNorm, runSigmoidGate } from './tensor-ops.js';
+
+export type { HostTensor, OpCall, OpImplementation } from './host-tensor.js';
+export { registerRouter, routerImplementations, type RouterImplementation, type RouterInput, type TokenRoute } from './routers.js';
+export { activationImplementations, type GatedActivation } from './activations.js';
+
+export class InterpretError extends Error {}
+
+/** Opcode -> reference implementation; inputs arrive named by opDefinitions[opcode].inputNames(attrs). */
+export const opImplementations: Record<string, OpImplementation> = {
+  embed: runEmbed,
+  norm: runNorm,
+  attention: runAttention,
+  add: runAdd,
+  linear: runLinear,
+  mlp: runMlp,
+  'moe.route': runRoute,
+  'moe.experts': runExperts,
+  sigmoid_gate: runSigmoidGate,
+};
+
+/**
+ * Runs `graph` on `inputs` (by input name; the token count T is read from their shapes) with
+ * `weight(param)` supplying each param as f32 in the IR layout (dequantized by the caller for a
+ * quantized dtype). Returns the graph's outputs by value name.
+ */
+export function interpretGraph(graph: Graph, inputs: Record<string, HostTensor>, weight: (param: Value) => Float32Array): Record<string, HostTensor> {
+  verifyGraph(graph);
+  const bindings = bindInputs(graph, inputs);
+  const values = new Map<number, HostTensor>();
+  for (const v of graph.inputs) values.set(v.id, inputs[v.name]!);
+  for (const p of graph.params) values.set(p.id, loadWeight(graph, p, weight, bindings));
+  graph.ops.forEach((op, index) => {
+    const outputs = runOp(graph, op, index, values, bindings);
+    op.outputs.forEach((v, i) => values.set(v.id, outputs[i]!));
+  });
+  return Object.fromEntries(graph.outputs.map((v) => [v.name, values.get(v.id)!]));
+}
+
+function runOp(graph: Graph, op: Op, index: number, values: Map<number, HostTensor>, bindings: Record<string, number>): HostTensor[] {
+  const where = `${graph.name}: op ${index} (${op.opcode} -> ${op.outputs.map((o) => `%${o.name}`).join(', ')})`;
+  const implementation = opImplementations[op.opcode];
+  if (!implementation) throw new InterpretError(`${where}: the reference interpreter has no implementation of ${op.opcode}`);
+  const names = opDefinitions[op.opcode]!.inputNames(op.attrs);
+  const named: Record<string, HostTensor> = {};
+  names.forEach((name, i) => (named[name] = values.get(op.inputs[i]!.id)!));
+  let outputs: HostTensor[];
+  try {
+    outputs = implementation({ op, inputs: named, attrs: op.attrs });
+  } catch (e) {
+    throw new InterpretError(`${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  if (outputs.length !== op.outputs.length) throw new InterpretError(`${where}: the implementation returned ${outputs.length} outputs, the op has ${op.outputs.length}`);
+  // Inputs were bound against the graph's declared types, so any mismatch here is an implementation bug.
+  op.outputs.forEach((v, i) => checkTensor(`${where}: output %${v.name}`, outputs[i]!, v.type, bindings));
+  return outputs;
+}
+
+/** Binds each symbolic dim (T) from the inputs' shapes, checking every input against its declared type. */
+function bindInputs(graph: Graph, inputs: Record<string, HostTensor>): Record<string, number> {
+  const bindings: Record<string, number> = {};
+  const boundBy: Record<string, string> = {};
+  for (const name of Object.keys(inputs)) {
+    if (!graph.inputs.some((v) => v.name === name)) throw new InterpretError(`${graph.name}: unknown input %${name}; the graph takes ${describeInputs(graph)}`);
+  }
+  for (const v of graph.inputs) {
+    const t = inputs[v.name];
+    if (!t) throw new InterpretError(`${graph.name}: missing input %${v.name} (${typeToString(v.type)}); the graph takes ${describeInputs(graph)}`);
+    const what = `${graph.name}: input %${v.name}`;
+    if (t.shape.length !== v.type.shape.length) throw new InterpretError(`${what} has shape [${t.shape.join(', ')}], expected [${v.type.shape.join(', ')}]`);
+    v.type.shape.forEach((d, axis) => {
+      if (typeof d !== 'string') return;
+      const n = t.shape[axis]!;
+      if (bindings[d] !== undefined && bindings[d] !== n) throw new InterpretError(`${what} has ${d} = ${n} (shape [${t.shape.join(', ')}]), but %${boundBy[d]} has ${d} = ${bindings[d]}`);
+      bindings[d] = n;
+      boundBy[d] = v.name;
+    });
+    checkTensor(what, t, v.type, bindings);
+  }
+  return bindings;
+}
+
+function loadWeight(graph: Graph, p: Value, weight: (param: Value) => Float32Array, bindings: Record<string, number>): HostTensor {
+  const what = `${graph.name}: weight %${p.name} (${typeToString(p.type)})`;
+  const data = weight(p);
+  if (!(data instanceof Float32Array)) throw new InterpretError(`${what}: the weight loader must return a Float32Array (dequantized to f32), got ${describeData(data)}`);
+  const shape = p.type.shape.map((d) => concrete(d, bindings, what));
+  const expected = elementCount(shape);
+  if (data.length !== expected) throw new InterpretError(`${what}: expected ${expected} f32 values for shape [${shape.join(', ')}], the weight loader gave ${data.length}`);
+  return { shape, data };
+}
+
+function checkTensor(what: string, t: HostTensor, type: TensorType, bindings: Record<string, number>): void {
+  const shape = type.shape.map((d) => concrete(d, bindings, what));
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) throw new InterpretError(`${what} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}] (${typeToString(type)})`);
+  const integer = type.dtype === 'i32' || type.dtype === 'u32';
+  if (integer ? !(t.data instanceof Int32Array) : !(t.data instanceof Float32Array)) {
+    throw new InterpretError(`${what} is ${dtypeName(type.dtype)} and must hold ${integer ? 'an Int32Array' : 'a Float32Array'}, got ${describeData(t.data)}`);
+  }
+  const expected = elementCount(shape);
+  if (t.data.length !== expected) throw new InterpretError(`${what}: shape [${shape.join(', ')}] has ${expected} elements, the data has ${t.data.length}`);
+}
+
+function concrete(d: Dim, bindings: Record<string, number>, what: string): number {
+  if (typeof d === 'number') return d;
+  const n = bindings[d];
+  if (n === undefined) throw new InterpretError(`${what}: dimension ${d} is not bound by any graph input`);
+  return n;
+}
+
+function describeInputs(graph: Graph): string {
+  return graph.inputs.map((v) => `%${v.name}: ${typeToString(v.type)}`).join(', ');
+}
+
+function describeData(data: unknown): string {
+  return data === null || data === undefined ? String(data) : ((data as object).constructor?.name ?? typeof data);
+}

@@ -1,0 +1,138 @@
+/// <reference types="@webgpu/types" />
+// What a compiled bundle (model.js) runs: the model's data (config, one plan per MoE layer,
+// the deduplicated WGSL kernels) and `load`, which opens a device and builds an executor per
+// MoE layer on first use. Browser-safe; in Node the caller passes `gpu` from the `webgpu` package.
+import { openDevice, type AdapterSummary, type GpuRuntime } from './device.js';
+import { hfWeightsFromSafetensors, hfWeightsFromUrl, type SafetensorsBytes } from './hf-checkpoint.js';
+import { createMoeBlockExecutor, type MoeBlockExecutor } from './moe-executor.js';
+import type { MoeBlockPlan, WeightSource } from './plan.js';
+
+/** A plan with each WGSL string replaced by { $wgsl: id } into BundleData.kernels (layers share kernels). */
+export type DeflatedPlan = unknown;
+
+export interface BundleData {
+  moecVersion: string;
+  specSha256: string;
+  /** The resolved model config the bundle was compiled from (the compiler's ModelConfig, as JSON). */
+  config: { name: string; hidden: number } & Record<string, unknown>;
+  moeLayers: number[];
+  /** Layer index -> its MoE block's plan. */
+  plans: Record<string, DeflatedPlan>;
+  /** Kernel id -> finished WGSL. */
+  kernels: Record<string, string>;
+}
+
+/** A checkpoint's safetensors files in memory, with its config.json's model_type. */
+export interface HfSafetensorsWeights {
+  modelType: string;
+  files: SafetensorsBytes[];
+}
+
+export interface LoadOptions {
+  /** The GPU: in Node, `create([])` from the `webgpu` package (keep it referenced); default navigator.gpu. */
+  gpu?: GPU;
+  /** The weights: a WeightSource, safetensors bytes, or the URL of a Hugging Face checkpoint directory to fetch. */
+  weights: WeightSource | HfSafetensorsWeights | string | URL;
+  /** Request WebGPU's default limits only, as the smallest devices have. */
+  defaultLimits?: boolean;
+}
+
+export interface Model<Layer extends number = number> {
+  /** The adapter the model runs on. */
+  readonly adapter: AdapterSummary;
+  /** MoE layer `layer` on `tokens` rows of hidden states [tokens, hidden] (row-major f32); returns the block's output, same shape. */
+  runMoeBlock(layer: Layer, hiddenStates: Float32Array, tokens: number): Promise<Float32Array>;
+  /** Reads a layer's weights and builds its pipelines now rather than on its first run. */
+  prepare(layer: Layer): Promise<void>;
+  /** GPU dispatches one run of `layer` makes for `tokens` tokens. */
+  dispatchCount(layer: Layer, tokens: number): Promise<number>;
+  /** Frees the device and every buffer. */
+  destroy(): void;
+}
+
+export class ModelError extends Error {
+  override readonly name = 'ModelError';
+}
+
+/** Puts the WGSL back into a deflated plan. */
+export function inflatePlan(plan: DeflatedPlan, kernels: Record<string, string>): MoeBlockPlan {
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (typeof v !== 'object' || v === null) return v;
+    const ref = (v as { $wgsl?: unknown }).$wgsl;
+    if (typeof ref === 'string' && Object.keys(v).length === 1) {
+      const code = kernels[ref];
+      if (code === undefined) throw new ModelError(`bundle: plan refers to kernel ${ref}, which the bundle lacks`);
+      return code;
+    }
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+  };
+  return walk(plan) as MoeBlockPlan;
+}
+
+function isWeightSource(w: LoadOptions['weights']): w is WeightSource {
+  return typeof w === 'object' && w !== null && typeof (w as WeightSource).readF32 === 'function';
+}
+
+async function resolveWeights(weights: LoadOptions['weights']): Promise<WeightSource> {
+  if (typeof weights === 'string' || weights instanceof URL) return hfWeightsFromUrl(weights);
+  if (isWeightSource(weights)) return weights;
+  if (typeof weights === 'object' && weights !== null && Array.isArray(weights.files)) {
+    return hfWeightsFromSafetensors(weights.modelType, weights.files);
+  }
+  throw new ModelError('load: `weights` must be a WeightSource, { modelType, files } or a checkpoint URL');
+}
+
+/** Opens a device and returns the model; layers are set up on first use (or by prepare). */
+export async function loadModel(data: BundleData, options: LoadOptions): Promise<Model> {
+  if (typeof GPUBufferUsage === 'undefined' && options.gpu) {
+    throw new ModelError("load: WebGPU's globals (GPUBufferUsage, ...) are missing; in Node run " +
+      "`Object.assign(globalThis, globals)` with `globals` from the 'webgpu' package first");
+  }
+  const weights = await resolveWeights(options.weights);
+  const rt: GpuRuntime = await openDevice({ gpu: options.gpu, defaultLimits: options.defaultLimits ?? false, label: data.config.name });
+  const executors = new Map<number, Promise<MoeBlockExecutor>>();
+  const plans = new Map<number, MoeBlockPlan>();
+  let destroyed = false;
+
+  const executor = (layer: number): Promise<MoeBlockExecutor> => {
+    if (destroyed) throw new ModelError(`${data.config.name}: the model was destroyed`);
+    if (!data.moeLayers.includes(layer)) {
+      throw new ModelError(`${data.config.name}: layer ${layer} is not a MoE layer (MoE layers: ${data.moeLayers.join(', ') || 'none'})`);
+    }
+    const existing = executors.get(layer);
+    if (existing) return existing;
+    let plan = plans.get(layer);
+    if (!plan) plans.set(layer, (plan = inflatePlan(data.plans[String(layer)], data.kernels)));
+    const made = createMoeBlockExecutor(rt, plan, weights);
+    made.catch(() => executors.delete(layer)); // a failed load can be retried
+    executors.set(layer, made);
+    return made;
+  };
+
+  return {
+    adapter: rt.info,
+    async runMoeBlock(layer, hiddenStates, tokens) {
+      const hidden = data.config.hidden;
+      if (!Number.isInteger(tokens) || tokens < 1) throw new ModelError(`runMoeBlock: tokens must be a positive whole number, got ${tokens}`);
+      if (!(hiddenStates instanceof Float32Array) || hiddenStates.length !== tokens * hidden) {
+        const got = hiddenStates instanceof Float32Array ? `${hiddenStates.length} values` : 'not a Float32Array';
+        throw new ModelError(`runMoeBlock: hiddenStates must be a Float32Array of tokens * hidden = ${tokens} * ${hidden} values, got ${got}`);
+      }
+      return (await executor(layer)).run(hiddenStates, tokens);
+    },
+    async prepare(layer) {
+      await executor(layer);
+    },
+    async dispatchCount(layer, tokens) {
+      return (await executor(layer)).dispatchCount(tokens);
+    },
+    destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      for (const made of executors.values()) made.then((e) => e.destroy(), () => undefined);
+      executors.clear();
+      rt.destroy();
+    },
+  };
+}

@@ -1,0 +1,232 @@
+// Hugging Face checkpoints -> the IR's weights. Each model family names and lays out its MoE
+// tensors differently; this table maps every IR weight of a MoE block (layers.L.moe.*) to the
+// tensors of one family and converts them to the IR layout (experts stacked on a leading [E] dim,
+// gpt-oss's fused, interleaved gate/up split and transposed). Browser-safe.
+import type { WeightSource } from './plan.js';
+
+/** What a checkpoint offers: a directory of shards in Node, fetched files in a browser. */
+export interface TensorReader {
+  has(name: string): boolean;
+  shape(name: string): readonly number[];
+  readF32(name: string): Float32Array | Promise<Float32Array>;
+  /** The file that holds `name`, for error messages. */
+  fileOf?(name: string): string;
+  /** Where a missing tensor was looked for (a directory, a file list), for error messages. */
+  location?: string;
+}
+
+export class HfWeightsError extends Error {
+  override readonly name = 'HfWeightsError';
+}
+
+/** How one IR weight is made from a family's tensors. */
+type Recipe =
+  /** The tensor as it is. */
+  | { kind: 'tensor'; name: string }
+  /** One tensor per expert, stacked on a new leading dim. */
+  | { kind: 'stack'; name: (expert: number) => string; pattern: string }
+  /** gpt-oss gate_up_proj [E, H, 2I] (x @ W, gate/up interleaved on the last dim) -> gate or up [E, I, H]. */
+  | { kind: 'deinterleave-transpose'; name: string; half: 0 | 1 }
+  /** gpt-oss gate_up_proj_bias [E, 2I] -> gate or up bias [E, I]. */
+  | { kind: 'deinterleave'; name: string; half: 0 | 1 }
+  /** gpt-oss down_proj [E, I, H] (x @ W) -> [E, H, I]. */
+  | { kind: 'transpose'; name: string };
+
+/** A family's recipes for the weights of layer `layer`'s MoE block, by IR name suffix (after `layers.L.moe.`). */
+type FamilyRecipes = (layer: number) => Record<string, Recipe>;
+
+const tensor = (name: string): Recipe => ({ kind: 'tensor', name });
+const stack = (prefix: string, suffix: string): Recipe =>
+  ({ kind: 'stack', name: (e) => `${prefix}.${e}.${suffix}`, pattern: `${prefix}.{e}.${suffix}` });
+
+/** Mixtral and PhiMoE: block_sparse_moe with w1 (gate), w3 (up), w2 (down). */
+const blockSparseMoe: FamilyRecipes = (layer) => {
+  const p = `model.layers.${layer}.block_sparse_moe`;
+  return {
+    'router.weight': tensor(`${p}.gate.weight`),
+    'experts.gate': stack(`${p}.experts`, 'w1.weight'),
+    'experts.up': stack(`${p}.experts`, 'w3.weight'),
+    'experts.down': stack(`${p}.experts`, 'w2.weight'),
+  };
+};
+
+/** Qwen, OLMoE, DeepSeek: mlp.gate router and mlp.experts.{e}.{gate,up,down}_proj. */
+function projMoe(layer: number, shared?: 'shared_expert' | 'shared_experts'): Record<string, Recipe> {
+  const p = `model.layers.${layer}.mlp`;
+  const recipes: Record<string, Recipe> = {
+    'router.weight': tensor(`${p}.gate.weight`),
+    'experts.gate': stack(`${p}.experts`, 'gate_proj.weight'),
+    'experts.up': stack(`${p}.experts`, 'up_proj.weight'),
+    'experts.down': stack(`${p}.experts`, 'down_proj.weight'),
+  };
+  if (shared) {
+    for (const proj of ['gate', 'up', 'down']) recipes[`shared.${proj}`] = tensor(`${p}.${shared}.${proj}_proj.weight`);
+  }
+  return recipes;
+}
+
+const gptOss: FamilyRecipes = (layer) => {
+  const p = `model.layers.${layer}.mlp`;
+  return {
+    'router.weight': tensor(`${p}.router.weight`),
+    'router.bias': tensor(`${p}.router.bias`),
+    'experts.gate': { kind: 'deinterleave-transpose', name: `${p}.experts.gate_up_proj`, half: 0 },
+    'experts.up': { kind: 'deinterleave-transpose', name: `${p}.experts.gate_up_proj`, half: 1 },
+    'experts.gate_bias': { kind: 'deinterleave', name: `${p}.experts.gate_up_proj_bias`, half: 0 },
+    'experts.up_bias': { kind: 'deinterleave', name: `${p}.experts.gate_up_proj_bias`, half: 1 },
+    'experts.down': { kind: 'transpose', name: `${p}.experts.down_proj` },
+    'experts.down_bias': tensor(`${p}.experts.down_proj_bias`),
+  };
+};
+
+const families: Record<string, FamilyRecipes> = {
+  mixtral: blockSparseMoe,
+  phimoe: blockSparseMoe,
+  qwen2_moe: (layer) => ({
+    ...projMoe(layer, 'shared_expert'),
+    'shared_gate.weight': tensor(`model.layers.${layer}.mlp.shared_expert_gate.weight`),
+  }),
+  qwen3_moe: (layer) => projMoe(layer),
+  olmoe: (layer) => projMoe(layer),
+  deepseek_v2: (layer) => projMoe(layer, 'shared_experts'),
+  deepseek_v3: (layer) => ({
+    ...projMoe(layer, 'shared_experts'),
+    'router.correction_bias': tensor(`model.layers.${layer}.mlp.gate.e_score_correction_bias`),
+  }),
+  gpt_oss: gptOss,
+};
+
+/** The Hugging Face `model_type`s whose MoE tensors moec can load. */
+export const SUPPORTED_MODEL_TYPES: readonly string[] = Object.keys(families);
+
+function recipesOf(modelType: string, layer: number): Record<string, Recipe> {
+  const family = Object.hasOwn(families, modelType) ? families[modelType] : undefined;
+  if (!family) {
+    throw new HfWeightsError(
+      `model_type ${JSON.stringify(modelType)} is not supported; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`,
+    );
+  }
+  return family(layer);
+}
+
+/** Splits `layers.L.moe.<suffix>` into L and the suffix. */
+function parseIrName(irName: string): { layer: number; suffix: string } {
+  const m = /^layers\.(\d+)\.moe\.(.+)$/.exec(irName);
+  if (!m) throw new HfWeightsError(`${irName}: not the name of a MoE block weight (layers.L.moe.*)`);
+  return { layer: Number(m[1]), suffix: m[2]! };
+}
+
+/** How the IR weight `irName` is stored in a `modelType` checkpoint, in words (for manifests), or undefined. */
+export function describeHfNaming(modelType: string, irName: string): string | undefined {
+  const { layer, suffix } = parseIrName(irName);
+  const recipe = recipesOf(modelType, layer)[suffix];
+  if (!recipe) return undefined;
+  switch (recipe.kind) {
+    case 'tensor': return recipe.name;
+    case 'stack': return `${recipe.pattern} stacked over experts e`;
+    case 'deinterleave-transpose': return `${recipe.name} [E, H, 2I]: ${recipe.half ? 'up = [..., 1::2]' : 'gate = [..., ::2]'}, transposed to [E, I, H]`;
+    case 'deinterleave': return `${recipe.name} [E, 2I]: ${recipe.half ? 'up = [..., 1::2]' : 'gate = [..., ::2]'}`;
+    case 'transpose': return `${recipe.name} [E, I, H] transposed to [E, H, I]`;
+  }
+}
+
+/** The model types whose checkpoints provide every one of these IR weights. */
+export function modelTypesProviding(irNames: readonly string[]): string[] {
+  return SUPPORTED_MODEL_TYPES.filter((t) => irNames.every((n) => describeHfNaming(t, n) !== undefined));
+}
+
+const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/**
+ * A WeightSource reading a `modelType` checkpoint (its config.json's model_type) through `reader`.
+ * Every failure is one line naming the file and the tensor.
+ */
+export function hfWeightSource(modelType: string, reader: TensorReader): WeightSource {
+  recipesOf(modelType, 0); // fail early on an unknown model type
+  const where = (name: string): string => reader.fileOf?.(name) ?? reader.location ?? 'checkpoint';
+
+  const requireTensor = (name: string, expected: readonly number[], irName: string): void => {
+    if (!reader.has(name)) {
+      const mxfp4 = reader.has(`${name}_blocks`) ? `${name}_blocks` : undefined;
+      if (mxfp4) {
+        throw new HfWeightsError(`${where(mxfp4)}: tensor "${mxfp4}" is MXFP4-quantized (_blocks/_scales); ` +
+          `moec reads the dequantized bf16/f32 layout ("${name}"): load the checkpoint dequantized and save it again`);
+      }
+      throw new HfWeightsError(`${reader.location ?? 'checkpoint'}: tensor "${name}" not found ` +
+        `(needed for ${irName} of a ${modelType} checkpoint)`);
+    }
+    const actual = reader.shape(name);
+    if (!sameShape(actual, expected)) {
+      throw new HfWeightsError(`${where(name)}: tensor "${name}" has shape ${formatShape(actual)}, ` +
+        `expected ${formatShape(expected)} (for ${irName})`);
+    }
+  };
+
+  return {
+    async readF32(irName: string, shape: number[]): Promise<Float32Array> {
+      const { layer, suffix } = parseIrName(irName);
+      const recipe = recipesOf(modelType, layer)[suffix];
+      if (!recipe) {
+        throw new HfWeightsError(`${reader.location ?? 'checkpoint'}: a ${modelType} checkpoint has no tensor for ${irName}; ` +
+          `the spec does not match this checkpoint's model_type`);
+      }
+      switch (recipe.kind) {
+        case 'tensor':
+          requireTensor(recipe.name, shape, irName);
+          return reader.readF32(recipe.name);
+        case 'stack': {
+          const [experts, ...inner] = shape;
+          for (let e = 0; e < experts!; e++) requireTensor(recipe.name(e), inner, irName);
+          const size = inner.reduce((n, d) => n * d, 1);
+          const out = new Float32Array(experts! * size);
+          for (let e = 0; e < experts!; e++) out.set(await reader.readF32(recipe.name(e)), e * size);
+          return out;
+        }
+        case 'deinterleave-transpose': {
+          const [experts, inter, hidden] = shape as [number, number, number];
+          requireTensor(recipe.name, [experts, hidden, 2 * inter], irName);
+          return deinterleaveTranspose(await reader.readF32(recipe.name), experts, hidden, inter, recipe.half);
+        }
+        case 'deinterleave': {
+          const [experts, inter] = shape as [number, number];
+          requireTensor(recipe.name, [experts, 2 * inter], irName);
+          const source = await reader.readF32(recipe.name);
+          const out = new Float32Array(experts * inter);
+          for (let i = 0; i < out.length; i++) out[i] = source[2 * i + recipe.half]!;
+          return out;
+        }
+        case 'transpose': {
+          const [experts, hidden, inter] = shape as [number, number, number];
+          requireTensor(recipe.name, [experts, inter, hidden], irName);
+          return transposeInner(await reader.readF32(recipe.name), experts, inter, hidden);
+        }
+      }
+    },
+  };
+}
+
+/** [E, H, 2I] with gate/up interleaved on the last dim -> one half as [E, I, H]. */
+function deinterleaveTranspose(source: Float32Array, experts: number, hidden: number, inter: number, half: 0 | 1): Float32Array {
+  const out = new Float32Array(experts * inter * hidden);
+  for (let e = 0; e < experts; e++) {
+    const src = e * hidden * 2 * inter;
+    const dst = e * inter * hidden;
+    for (let h = 0; h < hidden; h++) {
+      for (let i = 0; i < inter; i++) out[dst + i * hidden + h] = source[src + h * 2 * inter + 2 * i + half]!;
+    }
+  }
+  return out;
+}
+
+/** [E, R, C] -> [E, C, R]. */
+function transposeInner(source: Float32Array, experts: number, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(experts * rows * cols);
+  for (let e = 0; e < experts; e++) {
+    const base = e * rows * cols;
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) out[base + c * rows + r] = source[base + r * cols + c]!;
+    }
+  }
+  return out;
+}

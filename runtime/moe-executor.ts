@@ -1,0 +1,224 @@
+/// <reference types="@webgpu/types" />
+// Runs a MoeBlockPlan: compiles its kernels, uploads its weights (sharded as the plan says), and
+// per call encodes every dispatch of the path chosen by the token count into one compute pass.
+// Nothing is read back between router and combine; run() reads the block output once.
+import { poison, readBackF32, uploadF32 } from './buffer-pool.js';
+import { createComputePipelineChecked, GpuError, type GpuRuntime } from './device.js';
+import { evalTokenExpr, pathSteps, type MoeBlockPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
+
+export interface MoeBlockExecutor {
+  readonly plan: MoeBlockPlan;
+  /** hidden: [tokens, hidden] f32. Uploads, runs every dispatch in one submit, reads the output back once. */
+  run(hidden: Float32Array, tokens: number): Promise<Float32Array>;
+  /** Encodes the block reading `input` and writing `output` (both [tokens, hidden] f32, STORAGE usage). */
+  encode(encoder: GPUCommandEncoder, input: GPUBuffer, output: GPUBuffer, tokens: number): void;
+  /** Dispatches per block for `tokens` (decode path up to plan.decodeMaxTokens, prefill above). */
+  dispatchCount(tokens: number): number;
+  /** Sizes the activation buffers for up to `tokens` (encode() does it on demand; growing replaces buffers). */
+  reserve(tokens: number): void;
+  /** For tests: fills every scratch and output buffer, sized for `tokens`, with NaN. */
+  poisonScratch(tokens: number): void;
+  /** For tests and debugging: the GPU buffer behind a non-weight plan buffer (valid until buffers grow). */
+  scratchBuffer(name: string): GPUBuffer;
+  destroy(): void;
+}
+
+const UNIFORM_BYTES = 16;
+const BIND_GROUP_CACHE = 64;
+
+// A function, not a table: in Node GPUBufferUsage exists only once createNodeGpu() has run.
+function usageOf(role: PlanBuffer['role']): number {
+  const { STORAGE, COPY_SRC, COPY_DST, INDIRECT } = GPUBufferUsage;
+  switch (role) {
+    case 'input':
+      return STORAGE | COPY_DST;
+    case 'indirect':
+      return STORAGE | INDIRECT | COPY_SRC;
+    default:
+      return STORAGE | COPY_SRC | COPY_DST;
+  }
+}
+
+function checkPlan(rt: GpuRuntime, plan: MoeBlockPlan): void {
+  if (plan.format !== 'moec.moe-block-plan' || plan.version !== 1) throw new GpuError(`not a version 1 MoE block plan (format ${String(plan.format)}, version ${String(plan.version)})`);
+  for (const [name, needed] of Object.entries(plan.requires) as [keyof MoeBlockPlan['requires'], number][]) {
+    const available = rt.limits[name];
+    if (available < needed) {
+      throw new GpuError(
+        `${plan.name}: the plan needs ${name} >= ${needed}, this device has ${available}` +
+          (name === 'maxStorageBufferBindingSize' ? `; compile it with { maxStorageBufferBindingSize: ${available} } so expert weights are sharded to fit` : ''),
+      );
+    }
+  }
+}
+
+const bytesOf = (buffer: PlanBuffer, tokens: number): number => Math.max(4, evalTokenExpr(buffer.elements, tokens) * 4);
+
+async function uploadWeights(rt: GpuRuntime, plan: MoeBlockPlan, source: WeightSource): Promise<Map<string, GPUBuffer>> {
+  const uploaded = new Map<string, GPUBuffer>();
+  for (const w of plan.weights) {
+    const data = await source.readF32(w.name, w.shape);
+    const expected = w.shape.reduce((n, d) => n * d, 1);
+    if (!(data instanceof Float32Array) || data.length !== expected) {
+      throw new GpuError(`weight ${w.name} [${w.shape.join(', ')}]: expected ${expected} f32 values, the weight source gave ${data instanceof Float32Array ? data.length : String(data)}`);
+    }
+    const rowElements = w.shape.slice(1).reduce((n, d) => n * d, 1);
+    for (const buffer of plan.buffers) {
+      if (buffer.weight?.param !== w.name) continue;
+      const slice = data.subarray(buffer.weight.rowBegin * rowElements, buffer.weight.rowEnd * rowElements);
+      uploaded.set(buffer.name, uploadF32(rt.device, slice, GPUBufferUsage.STORAGE, buffer.name));
+    }
+  }
+  const missing = plan.buffers.filter((b) => b.role === 'weight' && !uploaded.has(b.name));
+  if (missing.length) throw new GpuError(`${plan.name}: weight buffers ${missing.map((b) => b.name).join(', ')} name no weight of the plan`);
+  return uploaded;
+}
+
+export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan, weights: WeightSource): Promise<MoeBlockExecutor> {
+  checkPlan(rt, plan);
+  const { device } = rt;
+  const pipelines = new Map<string, GPUComputePipeline>();
+  for (const kernel of plan.kernels) {
+    pipelines.set(kernel.name, await createComputePipelineChecked(device, `${plan.name}/${kernel.name}`, kernel.wgsl, kernel.entryPoint));
+  }
+  const weightBuffers = await uploadWeights(rt, plan, weights);
+  const bufferByName = new Map(plan.buffers.map((b) => [b.name, b]));
+  const activationPlans = plan.buffers.filter((b) => b.role !== 'weight');
+  const uniformStride = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
+
+  let capacity = 0;
+  let activations = new Map<string, GPUBuffer>();
+  let retired: GPUBuffer[] = [];
+  // Bind groups per (tokens, input, output); recreated when the activation buffers grow.
+  const bindGroups = new Map<string, GPUBindGroup[]>();
+  const uniforms = new Map<number, GPUBuffer>();
+  const bufferIds = new WeakMap<GPUBuffer, number>();
+  let nextBufferId = 0;
+  const idOf = (buffer: GPUBuffer): number => {
+    let id = bufferIds.get(buffer);
+    if (id === undefined) bufferIds.set(buffer, (id = nextBufferId++));
+    return id;
+  };
+
+  const checkTokens = (tokens: number): void => {
+    if (!Number.isInteger(tokens) || tokens < 0) throw new RangeError(`token count ${tokens} is not a non-negative integer`);
+    if (tokens > plan.maxTokens) throw new RangeError(`${plan.name}: ${tokens} tokens is more than the ${plan.maxTokens} one run can hold under the binding limits; split the batch`);
+  };
+
+  const reserve = (tokens: number): void => {
+    checkTokens(tokens);
+    if (tokens <= capacity) return;
+    retired.push(...activations.values());
+    capacity = Math.min(plan.maxTokens, Math.max(plan.decodeMaxTokens, 2 ** Math.ceil(Math.log2(tokens))));
+    activations = new Map(activationPlans.map((b) => [b.name, device.createBuffer({ label: `${plan.name}/${b.name}`, size: bytesOf(b, capacity), usage: usageOf(b.role) })]));
+    bindGroups.clear();
+  };
+
+  const uniformFor = (tokens: number): GPUBuffer => {
+    let buffer = uniforms.get(tokens);
+    if (buffer) return buffer;
+    const steps = pathSteps(plan, tokens);
+    const data = new Uint32Array((steps.length * uniformStride) / 4);
+    steps.forEach((step, i) => step.uniform.words.forEach((w, j) => (data[(i * uniformStride) / 4 + j] = evalTokenExpr(w, tokens))));
+    buffer = uploadF32(device, new Float32Array(data.buffer), GPUBufferUsage.UNIFORM, `${plan.name}/params T=${tokens}`);
+    if (uniforms.size >= BIND_GROUP_CACHE) uniforms.delete(uniforms.keys().next().value!);
+    uniforms.set(tokens, buffer);
+    return buffer;
+  };
+
+  const resolve = (name: string, input: GPUBuffer, output: GPUBuffer): GPUBuffer => {
+    if (name === plan.input) return input;
+    if (name === plan.output) return output;
+    const buffer = weightBuffers.get(name) ?? activations.get(name);
+    if (!buffer) throw new GpuError(`${plan.name}: no buffer ${name}`);
+    return buffer;
+  };
+
+  const bindGroupsFor = (tokens: number, input: GPUBuffer, output: GPUBuffer): GPUBindGroup[] => {
+    const key = `${tokens}/${idOf(input)}/${idOf(output)}`;
+    const cached = bindGroups.get(key);
+    if (cached) return cached;
+    const uniform = uniformFor(tokens);
+    const groups = pathSteps(plan, tokens).map((step, i) =>
+      device.createBindGroup({
+        label: `${plan.name}/${step.label}`,
+        layout: pipelines.get(step.kernel)!.getBindGroupLayout(0),
+        entries: [
+          ...step.bindings.map((b) => {
+            const planBuffer = bufferByName.get(b.buffer)!;
+            return { binding: b.binding, resource: { buffer: resolve(b.buffer, input, output), size: bytesOf(planBuffer, tokens) } };
+          }),
+          { binding: step.uniform.binding, resource: { buffer: uniform, offset: i * uniformStride, size: UNIFORM_BYTES } },
+        ],
+      }),
+    );
+    if (bindGroups.size >= BIND_GROUP_CACHE) bindGroups.delete(bindGroups.keys().next().value!);
+    bindGroups.set(key, groups);
+    return groups;
+  };
+
+  const dispatch = (pass: GPUComputePassEncoder, step: PlanStep, tokens: number): void => {
+    const grid = step.grid;
+    if (grid.kind === 'indirect') {
+      pass.dispatchWorkgroupsIndirect(activations.get(grid.buffer)!, grid.offset);
+      return;
+    }
+    const [x, y, z] = [grid.x, grid.y, grid.z].map((e) => evalTokenExpr(e, tokens));
+    if (x! > 0 && y! > 0 && z! > 0) pass.dispatchWorkgroups(x!, y!, z!);
+  };
+
+  const encode = (encoder: GPUCommandEncoder, input: GPUBuffer, output: GPUBuffer, tokens: number): void => {
+    reserve(tokens);
+    if (tokens === 0) return;
+    const groups = bindGroupsFor(tokens, input, output);
+    const pass = encoder.beginComputePass({ label: `${plan.name} T=${tokens}` });
+    pathSteps(plan, tokens).forEach((step, i) => {
+      pass.setPipeline(pipelines.get(step.kernel)!);
+      pass.setBindGroup(0, groups[i]!);
+      dispatch(pass, step, tokens);
+    });
+    pass.end();
+  };
+
+  return {
+    plan,
+    encode,
+    reserve,
+    async run(hidden, tokens) {
+      checkTokens(tokens);
+      if (hidden.length !== tokens * plan.hidden) throw new RangeError(`${plan.name}: hidden has ${hidden.length} values, expected tokens x hidden = ${tokens} x ${plan.hidden}`);
+      if (tokens === 0) return new Float32Array(0);
+      reserve(tokens);
+      for (const buffer of retired.splice(0)) buffer.destroy();
+      const input = activations.get(plan.input)!;
+      const output = activations.get(plan.output)!;
+      device.queue.writeBuffer(input, 0, hidden.buffer, hidden.byteOffset, hidden.byteLength);
+      const encoder = device.createCommandEncoder({ label: `${plan.name} run` });
+      encode(encoder, input, output, tokens);
+      device.queue.submit([encoder.finish()]);
+      return readBackF32(device, output, tokens * plan.hidden * 4);
+    },
+    dispatchCount(tokens) {
+      return pathSteps(plan, tokens).length;
+    },
+    poisonScratch(tokens) {
+      reserve(tokens);
+      for (const b of activationPlans) {
+        if (b.role === 'scratch' || b.role === 'output') poison(device, activations.get(b.name)!, bytesOf(b, capacity));
+      }
+    },
+    scratchBuffer(name) {
+      const buffer = activations.get(name);
+      if (!buffer) throw new GpuError(`${plan.name}: no activation buffer ${name} (allocated: ${[...activations.keys()].join(', ') || 'none yet'})`);
+      return buffer;
+    },
+    destroy() {
+      for (const buffer of [...weightBuffers.values(), ...activations.values(), ...retired, ...uniforms.values()]) buffer.destroy();
+      weightBuffers.clear();
+      activations.clear();
+      uniforms.clear();
+      bindGroups.clear();
+      retired = [];
+    },
+  };
+}

@@ -1,0 +1,128 @@
+// A compiled MoE block as plain data: finished WGSL, the buffers it needs (sized as functions of
+// the token count), the weights to load and the dispatch steps of the prefill and decode paths.
+// codegen/moe-block/compile-moe-block.ts writes it; runtime/moe-executor.ts runs it. It is
+// JSON-serializable so a bundle can ship it as is.
+
+/** A count that grows with the token count T: min(ceil((perToken * T + constant) / (divisor ?? 1)), max ?? inf). */
+export interface TokenExpr {
+  perToken: number;
+  constant: number;
+  divisor?: number;
+  max?: number;
+}
+
+export type PlanDType = 'f32' | 'i32' | 'u32';
+
+/**
+ * input/output: the block's hidden states in and out ([T, hidden] f32).
+ * scratch: written and read inside the block; tests poison these before a run.
+ * indirect: GPU-written dispatchWorkgroupsIndirect arguments (never poisoned: NaN bits would
+ * read as a huge workgroup count).
+ * weight: a slice [rowBegin, rowEnd) along dim 0 of one IR param (a shard of stacked experts,
+ * or the whole param).
+ */
+export type PlanBufferRole = 'input' | 'output' | 'scratch' | 'indirect' | 'weight';
+
+export interface PlanBuffer {
+  name: string;
+  role: PlanBufferRole;
+  dtype: PlanDType;
+  /** Elements (4 bytes each) as a function of the token count. Weights: constant. */
+  elements: TokenExpr;
+  weight?: { param: string; rowBegin: number; rowEnd: number };
+}
+
+export interface PlanWeight {
+  /** The IR param name, e.g. `layers.3.moe.experts.gate`. */
+  name: string;
+  /** The IR layout, e.g. [E, I, H]. */
+  shape: number[];
+}
+
+export interface PlanKernel {
+  name: string;
+  wgsl: string;
+  entryPoint: string;
+  workgroupSize: [number, number, number];
+}
+
+export interface PlanBinding {
+  binding: number;
+  buffer: string;
+  access: 'read' | 'read_write';
+}
+
+/** The words of a step's `Params` uniform (u32 each): { tokens, expert_begin, expert_end, shard }. */
+export interface PlanUniform {
+  binding: number;
+  words: TokenExpr[];
+}
+
+export type PlanGrid =
+  | { kind: 'fixed'; x: TokenExpr; y: TokenExpr; z: TokenExpr }
+  /** Three u32 workgroup counts written by an earlier step at byte `offset` of `buffer`. */
+  | { kind: 'indirect'; buffer: string; offset: number };
+
+export interface PlanStep {
+  label: string;
+  kernel: string;
+  bindings: PlanBinding[];
+  uniform: PlanUniform;
+  grid: PlanGrid;
+}
+
+export interface MoeBlockPlan {
+  format: 'moec.moe-block-plan';
+  version: 1;
+  /** The IR graph's name, e.g. `mixtral.moe_block_0`. */
+  name: string;
+  hidden: number;
+  experts: number;
+  topK: number;
+  /** Buffer names of the block's input and output hidden states. */
+  input: string;
+  output: string;
+  weights: PlanWeight[];
+  buffers: PlanBuffer[];
+  kernels: PlanKernel[];
+  /** Grouped-GEMM path (router, GPU bookkeeping, indirect grouped GEMMs, combine). */
+  prefill: PlanStep[];
+  /** GEMV over the selected experts only; used when tokens <= decodeMaxTokens. */
+  decode: PlanStep[];
+  decodeMaxTokens: number;
+  /** The largest token count one run may have (buffer binding and grid limits). */
+  maxTokens: number;
+  /** Device limits the plan was compiled against; the executor checks the device meets them. */
+  requires: { maxStorageBufferBindingSize: number; maxStorageBuffersPerShaderStage: number; maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number };
+}
+
+/** Where the executor gets weights from (a checkpoint reader, a test's random arrays, ...). */
+export interface WeightSource {
+  readF32(name: string, shape: number[]): Float32Array | Promise<Float32Array>;
+}
+
+export function tokenExpr(perToken: number, constant = 0, divisor = 1, max?: number): TokenExpr {
+  const e: TokenExpr = { perToken, constant };
+  if (divisor !== 1) e.divisor = divisor;
+  if (max !== undefined) e.max = max;
+  return e;
+}
+
+export function evalTokenExpr(e: TokenExpr, tokens: number): number {
+  const n = Math.ceil((e.perToken * tokens + e.constant) / (e.divisor ?? 1));
+  return e.max === undefined ? n : Math.min(n, e.max);
+}
+
+export function pathSteps(plan: MoeBlockPlan, tokens: number): PlanStep[] {
+  return tokens <= plan.decodeMaxTokens ? plan.decode : plan.prefill;
+}
+
+/** Buffers a step reads (read bindings and its indirect-argument buffer). */
+export function stepReads(step: PlanStep): string[] {
+  const reads = step.bindings.filter((b) => b.access === 'read').map((b) => b.buffer);
+  return step.grid.kind === 'indirect' ? [...reads, step.grid.buffer] : reads;
+}
+
+export function stepWrites(step: PlanStep): string[] {
+  return step.bindings.filter((b) => b.access === 'read_write').map((b) => b.buffer);
+}

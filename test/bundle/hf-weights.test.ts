@@ -1,0 +1,186 @@
+// runtime/hf-weights.ts: HF tensors -> IR weights for every family, checked element by element
+// and, for gpt-oss and Mixtral, by a forward pass written directly against the HF layout (as
+// transformers computes it) compared with the CPU interpreter fed through the mapping.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkSpec } from '../../compiler/spec/check.js';
+import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
+import { interpretGraph } from '../../ir/interpret/interpret.js';
+import type { ModelConfig } from '../../ir/model-config.js';
+import { hfWeightsFromSafetensors, safetensorsReader } from '../../runtime/hf-checkpoint.js';
+import { describeHfNaming, hfWeightSource, modelTypesProviding, SUPPORTED_MODEL_TYPES } from '../../runtime/hf-weights.js';
+import { CheckpointDir } from '../../runtime/node/checkpoint-dir.js';
+import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
+import { encodeSafetensors } from '../../runtime/safetensors.js';
+import type { WeightSource } from '../../runtime/plan.js';
+import { FAMILIES, seededRandom, specText, writeRandomCheckpoint, type CheckpointSizes, type Family } from '../fixtures/make-checkpoint.js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempDir = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'moec-hfw-'));
+  dirs.push(d);
+  return d;
+};
+
+const sizes = (family: Family): CheckpointSizes => ({
+  hidden: 8, experts: 4, topK: 2, intermediate: 6, layers: 2,
+  ...(family.startsWith('deepseek') ? { firstDense: 1 } : {}),
+  ...(family === 'deepseek_v3' ? { groups: 2, topkGroups: 1 } : {}),
+});
+
+function configOf(family: Family, s: CheckpointSizes): ModelConfig {
+  const result = checkSpec(specText(family, s), `${family}.moe`);
+  expect(result.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+  return result.config!;
+}
+
+async function irWeights(graph: ReturnType<typeof compileMoeBlockGraph>, source: WeightSource): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const p of graph.params) out.set(p.name, await source.readF32(p.name, p.type.shape as number[]));
+  return out;
+}
+
+function thrownMessage(fn: () => unknown): Promise<string> {
+  return Promise.resolve().then(fn).then(() => { throw new Error('expected an error'); }, (e: Error) => e.message);
+}
+
+describe('hf-weights: every family', () => {
+  for (const family of FAMILIES) {
+    it(`${family}: the spec's MoE weights all come from ${family} tensors, stacked in the IR layout`, async () => {
+      const s = sizes(family);
+      const dir = tempDir();
+      const written = writeRandomCheckpoint(dir, family, s, { seed: 7 });
+      const config = configOf(family, s);
+      const layer = written.moeLayers[written.moeLayers.length - 1]!;
+      const graph = compileMoeBlockGraph(config, layer);
+      expect(modelTypesProviding(graph.params.map((p) => p.name))).toContain(family);
+
+      const { checkpoint, modelType, weights } = openHfCheckpoint(dir);
+      expect(modelType).toBe(family);
+      const ir = await irWeights(graph, weights);
+      // Every tensor of this layer in the checkpoint is used by some IR weight (nothing silently ignored).
+      const layerTensors = written.tensors.filter((n) => n.startsWith(`model.layers.${layer}.`));
+      const described = graph.params.map((p) => describeHfNaming(family, p.name)!).join('\n');
+      for (const t of layerTensors) expect(described, t).toContain(t.replace(/\.experts\.\d+\./, '.experts.{e}.'));
+      // Stacked experts: expert e's slice of the IR gate is the HF tensor of expert e.
+      const gate = ir.get(`layers.${layer}.moe.experts.gate`)!;
+      const per = s.intermediate * s.hidden;
+      const hfGate = family === 'mixtral' || family === 'phimoe' ? `block_sparse_moe.experts.2.w1.weight` : 'mlp.experts.2.gate_proj.weight';
+      if (family !== 'gpt_oss') expect(gate.subarray(2 * per, 3 * per)).toEqual(checkpoint.readF32(`model.layers.${layer}.${hfGate}`));
+    });
+  }
+});
+
+describe('hf-weights: gpt-oss fused experts', () => {
+  const s: CheckpointSizes = { hidden: 8, experts: 4, topK: 2, intermediate: 6, layers: 1 };
+  const dir = tempDir();
+  writeRandomCheckpoint(dir, 'gpt_oss', s, { seed: 11 });
+  const checkpoint = CheckpointDir.open(dir);
+  const hf = (n: string) => checkpoint.readF32(`model.layers.0.mlp.${n}`);
+  const { hidden: H, experts: E, intermediate: I } = s;
+
+  it('de-interleaves gate_up_proj [E, H, 2I] (gate = ::2, up = 1::2) and transposes to [E, I, H]; down_proj [E, I, H] -> [E, H, I]', async () => {
+    const { weights } = openHfCheckpoint(dir);
+    const gate = await weights.readF32('layers.0.moe.experts.gate', [E, I, H]);
+    const up = await weights.readF32('layers.0.moe.experts.up', [E, I, H]);
+    const down = await weights.readF32('layers.0.moe.experts.down', [E, H, I]);
+    const gateBias = await weights.readF32('layers.0.moe.experts.gate_bias', [E, I]);
+    const upBias = await weights.readF32('layers.0.moe.experts.up_bias', [E, I]);
+    const gu = hf('experts.gate_up_proj');
+    const gub = hf('experts.gate_up_proj_bias');
+    const dp = hf('experts.down_proj');
+    for (let e = 0; e < E; e++) {
+      for (let i = 0; i < I; i++) {
+        expect(gateBias[e * I + i]).toBe(gub[e * 2 * I + 2 * i]);
+        expect(upBias[e * I + i]).toBe(gub[e * 2 * I + 2 * i + 1]);
+        for (let h = 0; h < H; h++) {
+          expect(gate[(e * I + i) * H + h]).toBe(gu[(e * H + h) * 2 * I + 2 * i]);
+          expect(up[(e * I + i) * H + h]).toBe(gu[(e * H + h) * 2 * I + 2 * i + 1]);
+          expect(down[(e * H + h) * I + i]).toBe(dp[(e * I + i) * H + h]);
+        }
+      }
+    }
+  });
+
+  it('the CPU interpreter through the mapping equals a forward written against the HF layout', async () => {
+    const config = configOf('gpt_oss', s);
+    const graph = compileMoeBlockGraph(config, 0);
+    const ir = await irWeights(graph, openHfCheckpoint(dir).weights);
+    const tokens = 5;
+    const random = seededRandom(3);
+    const x = Float32Array.from({ length: tokens * H }, () => random() * 4 - 2);
+    const got = interpretGraph(graph, { hidden_states: { shape: [tokens, H], data: x } }, (p) => ir.get(p.name)!);
+    const y = got[graph.outputs[0]!.name]!.data;
+
+    // transformers GptOssTopKRouter + GptOssExperts, on the HF tensors directly.
+    const [rw, rb, gu, gub, dp, db] = ['router.weight', 'router.bias', 'experts.gate_up_proj', 'experts.gate_up_proj_bias',
+      'experts.down_proj', 'experts.down_proj_bias'].map(hf) as Float32Array[];
+    for (let t = 0; t < tokens; t++) {
+      const xt = x.subarray(t * H, (t + 1) * H);
+      const logits = Array.from({ length: E }, (_, e) => rb![e]! + xt.reduce((a, v, h) => a + v * rw![e * H + h]!, 0));
+      const top = [...logits.keys()].sort((a, b) => logits[b]! - logits[a]!).slice(0, s.topK);
+      const z = top.map((e) => Math.exp(logits[e]! - logits[top[0]!]!));
+      const sum = z.reduce((a, b) => a + b, 0);
+      const expected = new Float64Array(H);
+      top.forEach((e, k) => {
+        const gateUp = Array.from({ length: 2 * I }, (_, j) => gub![e * 2 * I + j]! + xt.reduce((a, v, h) => a + v * gu![(e * H + h) * 2 * I + j]!, 0));
+        const act = Array.from({ length: I }, (_, i) => {
+          const g = Math.min(gateUp[2 * i]!, 7);
+          const u = Math.min(Math.max(gateUp[2 * i + 1]!, -7), 7);
+          return (u + 1) * g / (1 + Math.exp(-1.702 * g));
+        });
+        for (let h = 0; h < H; h++) {
+          const out = db![e * H + h]! + act.reduce((a, v, i) => a + v * dp![(e * I + i) * H + h]!, 0);
+          expected[h] += (z[k]! / sum) * out;
+        }
+      });
+      for (let h = 0; h < H; h++) expect(y[t * H + h]).toBeCloseTo(expected[h]!, 5);
+    }
+  });
+});
+
+describe('hf-weights: errors are one line naming the file and the tensor', () => {
+  const s: CheckpointSizes = { hidden: 8, experts: 4, topK: 2, intermediate: 6, layers: 1 };
+
+  it('an unknown model_type lists the supported ones', () => {
+    expect(() => hfWeightSource('llama', { has: () => false, shape: () => [], readF32: () => new Float32Array() }))
+      .toThrow(`model_type "llama" is not supported; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`);
+  });
+
+  it('a missing expert, a wrong shape, an MXFP4 tensor', async () => {
+    const dir = tempDir();
+    writeRandomCheckpoint(dir, 'mixtral', s, { seed: 1, shards: 2 });
+    const { weights, checkpoint } = openHfCheckpoint(dir);
+    const missing = await thrownMessage(() => weights.readF32('layers.0.moe.experts.gate', [5, 6, 8]));
+    expect(missing).toBe(`${join(dir, 'model.safetensors.index.json')}: tensor "model.layers.0.block_sparse_moe.experts.4.w1.weight" not found (needed for layers.0.moe.experts.gate of a mixtral checkpoint)`);
+    const shape = await thrownMessage(() => weights.readF32('layers.0.moe.experts.down', [4, 8, 7]));
+    const file = checkpoint.pathOf('model.layers.0.block_sparse_moe.experts.0.w2.weight');
+    expect(shape).toBe(`${file}: tensor "model.layers.0.block_sparse_moe.experts.0.w2.weight" has shape [8, 6], expected [8, 7] (for layers.0.moe.experts.down)`);
+    const nope = await thrownMessage(() => weights.readF32('layers.0.moe.router.bias', [4]));
+    expect(nope).toMatch(/a mixtral checkpoint has no tensor for layers\.0\.moe\.router\.bias/);
+
+    const mx = encodeSafetensors({
+      'model.layers.0.mlp.experts.gate_up_proj_blocks': { dtype: 'U8', shape: [4, 12, 1, 16], data: new Uint8Array(4 * 12 * 16) },
+      'model.layers.0.mlp.experts.gate_up_proj_scales': { dtype: 'U8', shape: [4, 12, 1], data: new Uint8Array(4 * 12) },
+    });
+    const oss = hfWeightsFromSafetensors('gpt_oss', [{ name: 'model-00001-of-00001.safetensors', bytes: mx }]);
+    expect(await thrownMessage(() => oss.readF32('layers.0.moe.experts.gate', [4, 6, 8])))
+      .toMatch(/^model-00001-of-00001\.safetensors: tensor "model\.layers\.0\.mlp\.experts\.gate_up_proj_blocks" is MXFP4-quantized/);
+  });
+
+  it('safetensorsReader refuses a tensor present in two files', () => {
+    const one = encodeSafetensors({ a: { dtype: 'F32', shape: [1], data: new Float32Array(1) } });
+    expect(() => safetensorsReader([{ name: 'x.safetensors', bytes: one }, { name: 'y.safetensors', bytes: one }]))
+      .toThrow('y.safetensors: tensor "a" is also in x.safetensors; which one to load is ambiguous');
+  });
+
+  it('openHfCheckpoint names config.json for an unsupported model_type', () => {
+    const dir = tempDir();
+    writeRandomCheckpoint(dir, 'mixtral', s, { seed: 1 });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama' }));
+    expect(() => openHfCheckpoint(dir)).toThrow(`${join(dir, 'config.json')}: model_type "llama" is not supported; supported: `);
+  });
+});
