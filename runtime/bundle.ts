@@ -2,13 +2,12 @@
 // What a compiled bundle (model.js) runs: the model's data (config, one plan per MoE layer,
 // the deduplicated WGSL kernels) and `load`, which opens a device and builds an executor per
 // MoE layer on first use. Browser-safe; in Node the caller passes `gpu` from the `webgpu` package.
+import { inflatePlan } from './bundle-plans.js';
 import { openDevice, type AdapterSummary, type GpuRuntime } from './device.js';
 import { hfWeightsFromSafetensors, hfWeightsFromUrl, type SafetensorsBytes } from './hf-checkpoint.js';
+import type { HfWeightSource } from './hf-weights.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from './moe-executor.js';
 import type { MoeBlockPlan, WeightSource } from './plan.js';
-
-/** A plan with each WGSL string replaced by { $wgsl: id } into BundleData.kernels (layers share kernels). */
-export type DeflatedPlan = unknown;
 
 export interface BundleData {
   moecVersion: string;
@@ -16,8 +15,10 @@ export interface BundleData {
   /** The resolved model config the bundle was compiled from (the compiler's ModelConfig, as JSON). */
   config: { name: string; hidden: number } & Record<string, unknown>;
   moeLayers: number[];
-  /** Layer index -> its MoE block's plan. */
-  plans: Record<string, DeflatedPlan>;
+  /** Layer index -> its MoE block's plan, in the stored form of bundle-plans.ts. */
+  plans: Record<string, unknown>;
+  /** Plans shared by several layers, with `{layer}` for the layer number. */
+  planTemplates: unknown[];
   /** Kernel id -> finished WGSL. */
   kernels: Record<string, string>;
 }
@@ -54,22 +55,6 @@ export class ModelError extends Error {
   override readonly name = 'ModelError';
 }
 
-/** Puts the WGSL back into a deflated plan. */
-export function inflatePlan(plan: DeflatedPlan, kernels: Record<string, string>): MoeBlockPlan {
-  const walk = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(walk);
-    if (typeof v !== 'object' || v === null) return v;
-    const ref = (v as { $wgsl?: unknown }).$wgsl;
-    if (typeof ref === 'string' && Object.keys(v).length === 1) {
-      const code = kernels[ref];
-      if (code === undefined) throw new ModelError(`bundle: plan refers to kernel ${ref}, which the bundle lacks`);
-      return code;
-    }
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
-  };
-  return walk(plan) as MoeBlockPlan;
-}
-
 function isWeightSource(w: LoadOptions['weights']): w is WeightSource {
   return typeof w === 'object' && w !== null && typeof (w as WeightSource).readF32 === 'function';
 }
@@ -103,7 +88,8 @@ export async function loadModel(data: BundleData, options: LoadOptions): Promise
     const existing = executors.get(layer);
     if (existing) return existing;
     let plan = plans.get(layer);
-    if (!plan) plans.set(layer, (plan = inflatePlan(data.plans[String(layer)], data.kernels)));
+    if (!plan) plans.set(layer, (plan = inflatePlan(data.plans[String(layer)], layer, data.planTemplates, data.kernels)));
+    (weights as Partial<HfWeightSource>).checkBlock?.(plan.weights.map((w) => w.name));
     const made = createMoeBlockExecutor(rt, plan, weights);
     made.catch(() => executors.delete(layer)); // a failed load can be retried
     executors.set(layer, made);

@@ -1,8 +1,7 @@
 // A Hugging Face checkpoint held in memory as safetensors bytes (a browser fetched them, or a
 // test wrote them), and fetching one from a URL. Browser-safe; Node reads directories with
 // runtime/node/checkpoint-dir.ts instead.
-import { hfWeightSource, HfWeightsError, type TensorReader } from './hf-weights.js';
-import type { WeightSource } from './plan.js';
+import { hfWeightSource, HfWeightsError, type HfWeightSource, type TensorReader } from './hf-weights.js';
 import { parseSafetensors, readTensorF32, type SafetensorsFile } from './safetensors.js';
 
 export interface SafetensorsBytes {
@@ -42,7 +41,7 @@ export function safetensorsReader(files: readonly SafetensorsBytes[]): TensorRea
 }
 
 /** A WeightSource over a checkpoint's safetensors files; `modelType` is its config.json's model_type. */
-export function hfWeightsFromSafetensors(modelType: string, files: readonly SafetensorsBytes[]): WeightSource {
+export function hfWeightsFromSafetensors(modelType: string, files: readonly SafetensorsBytes[]): HfWeightSource {
   return hfWeightSource(modelType, safetensorsReader(files));
 }
 
@@ -93,7 +92,7 @@ export async function fetchHfCheckpoint(base: string | URL, fetchFn: typeof fetc
 }
 
 /** fetchHfCheckpoint, then hfWeightsFromSafetensors. */
-export async function hfWeightsFromUrl(base: string | URL, fetchFn: typeof fetch = fetch): Promise<WeightSource> {
+export async function hfWeightsFromUrl(base: string | URL, fetchFn: typeof fetch = fetch): Promise<HfWeightSource> {
   const checkpoint = await fetchHfCheckpoint(base, fetchFn);
   return hfWeightsFromSafetensors(checkpoint.modelType, checkpoint.files);
 }

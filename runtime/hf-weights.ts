@@ -130,19 +130,52 @@ export function describeHfNaming(modelType: string, irName: string): string | un
   }
 }
 
-/** The model types whose checkpoints provide every one of these IR weights. */
-export function modelTypesProviding(irNames: readonly string[]): string[] {
-  return SUPPORTED_MODEL_TYPES.filter((t) => irNames.every((n) => describeHfNaming(t, n) !== undefined));
+/** The IR weights of one MoE block, by layer: `layers.L.moe.<suffix>` -> L -> suffixes. */
+function suffixesByLayer(irNames: readonly string[]): Map<number, Set<string>> {
+  const byLayer = new Map<number, Set<string>>();
+  for (const name of irNames) {
+    const { layer, suffix } = parseIrName(name);
+    if (!byLayer.has(layer)) byLayer.set(layer, new Set());
+    byLayer.get(layer)!.add(suffix);
+  }
+  return byLayer;
+}
+
+/**
+ * The model types whose checkpoints hold exactly these MoE weights: every one of them, and no
+ * other MoE tensor the spec would silently ignore (a shared expert, a router bias, ...).
+ */
+export function modelTypesMatching(irNames: readonly string[]): string[] {
+  const byLayer = suffixesByLayer(irNames);
+  return SUPPORTED_MODEL_TYPES.filter((t) => [...byLayer].every(([layer, suffixes]) => {
+    const offered = Object.keys(recipesOf(t, layer));
+    return offered.length === suffixes.size && offered.every((k) => suffixes.has(k));
+  }));
+}
+
+/** The HF tensors a recipe reads (expert 0 only, for stacked ones). */
+function tensorsOf(recipe: Recipe): string[] {
+  return [recipe.kind === 'stack' ? recipe.name(0) : recipe.name];
 }
 
 const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
+export interface HfWeightSource extends WeightSource {
+  readonly modelType: string;
+  /**
+   * Checks, before any tensor is read, that the checkpoint and a MoE block's IR weights describe
+   * the same model: the family has every weight, and the checkpoint holds no MoE tensor the block
+   * would ignore (e.g. a shared expert the spec lacks). Throws a one-line HfWeightsError.
+   */
+  checkBlock(irNames: readonly string[]): void;
+}
+
 /**
  * A WeightSource reading a `modelType` checkpoint (its config.json's model_type) through `reader`.
  * Every failure is one line naming the file and the tensor.
  */
-export function hfWeightSource(modelType: string, reader: TensorReader): WeightSource {
+export function hfWeightSource(modelType: string, reader: TensorReader): HfWeightSource {
   recipesOf(modelType, 0); // fail early on an unknown model type
   const where = (name: string): string => reader.fileOf?.(name) ?? reader.location ?? 'checkpoint';
 
@@ -164,6 +197,25 @@ export function hfWeightSource(modelType: string, reader: TensorReader): WeightS
   };
 
   return {
+    modelType,
+    checkBlock(irNames) {
+      for (const [layer, suffixes] of suffixesByLayer(irNames)) {
+        const recipes = recipesOf(modelType, layer);
+        const lacking = [...suffixes].filter((k) => !recipes[k]).map((k) => `layers.${layer}.moe.${k}`);
+        if (lacking.length) {
+          const types = modelTypesMatching(irNames);
+          throw new HfWeightsError(`${reader.location ?? 'checkpoint'}: a ${modelType} checkpoint has no tensors for ${lacking.join(', ')}; ` +
+            `the spec does not describe this checkpoint (checkpoints that match it: ${types.join(', ') || 'none supported'})`);
+        }
+        for (const [suffix, recipe] of Object.entries(recipes)) {
+          const present = suffixes.has(suffix) ? undefined : tensorsOf(recipe).find((t) => reader.has(t));
+          if (present) {
+            throw new HfWeightsError(`${where(present)}: tensor "${present}" is part of layer ${layer}'s MoE block, but the spec has ` +
+              `no weight for it (layers.${layer}.moe.${suffix}); the spec does not describe this checkpoint`);
+          }
+        }
+      }
+    },
     async readF32(irName: string, shape: number[]): Promise<Float32Array> {
       const { layer, suffix } = parseIrName(irName);
       const recipe = recipesOf(modelType, layer)[suffix];

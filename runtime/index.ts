@@ -1,8 +1,9 @@
 // The runtime's public API: what a compiled bundle (model.js) is built from, and what a page or
 // a Node program may import. Browser-safe: Node-only helpers live in runtime/node/.
-export { inflatePlan, loadModel, ModelError, type BundleData, type HfSafetensorsWeights, type LoadOptions, type Model } from './bundle.js';
+export { loadModel, ModelError, type BundleData, type HfSafetensorsWeights, type LoadOptions, type Model } from './bundle.js';
+export { inflatePlan } from './bundle-plans.js';
 export { openDevice, GpuError, type AdapterSummary, type GpuRuntime, type OpenDeviceOptions } from './device.js';
-export { describeHfNaming, hfWeightSource, HfWeightsError, modelTypesProviding, SUPPORTED_MODEL_TYPES, type TensorReader } from './hf-weights.js';
+export { describeHfNaming, hfWeightSource, HfWeightsError, modelTypesMatching, SUPPORTED_MODEL_TYPES, type HfWeightSource, type TensorReader } from './hf-weights.js';
 export {
   fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, safetensorsReader, type FetchedCheckpoint, type SafetensorsBytes,
 } from './hf-checkpoint.js';

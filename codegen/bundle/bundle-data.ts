@@ -44,6 +44,7 @@ export function compileBundleData(config: ModelConfig, specSource: string, layer
     config: JSON.parse(JSON.stringify(config)) as BundleData['config'],
     moeLayers: layers,
     plans: table.plans,
+    planTemplates: table.planTemplates,
     kernels: table.kernels,
   };
   return { data, kernels: table.info, weights };

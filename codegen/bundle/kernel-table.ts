@@ -1,6 +1,9 @@
-// Layers of one model share most kernels (same shapes, same WGSL): the bundle stores each
-// distinct WGSL text once, keyed by its hash, and the plans refer to it as { $wgsl: id }.
+// Layers of one model share most kernels (same shapes, same WGSL) and usually whole plans
+// (the same steps, only the layer number in weight names differs). The bundle stores each
+// distinct WGSL text once, keyed by its hash, and each distinct plan once as a template; the
+// stored form is read back by runtime/bundle-plans.ts.
 import { createHash } from 'node:crypto';
+import { layerToPlaceholder, mapStrings, placeholderToLayer } from '../../runtime/bundle-plans.js';
 
 export interface KernelInfo {
   /** Key into the bundle's kernel table: the first 16 hex digits of the sha256. */
@@ -15,6 +18,7 @@ export interface KernelInfo {
 
 export interface KernelTable {
   plans: Record<string, unknown>;
+  planTemplates: unknown[];
   kernels: Record<string, string>;
   info: KernelInfo[];
 }
@@ -41,7 +45,8 @@ export function deduplicateKernels(plans: ReadonlyMap<number, unknown>): KernelT
     };
     out[String(layer)] = walk(plan);
   }
-  return { plans: out, kernels, info: [...info.values()] };
+  const { plans: shared, planTemplates } = shareTemplates(out);
+  return { plans: shared, planTemplates, kernels, info: [...info.values()] };
 
   function record(code: string, layer: number, names: string[]): string {
     const hash = sha256(code);
@@ -56,4 +61,27 @@ export function deduplicateKernels(plans: ReadonlyMap<number, unknown>): KernelT
     if (!entry.layers.includes(layer)) entry.layers.push(layer);
     return id;
   }
+}
+
+/** Plans equal up to their layer number become one template; a plan that does not round-trip stays whole. */
+function shareTemplates(plans: Record<string, unknown>): { plans: Record<string, unknown>; planTemplates: unknown[] } {
+  const planTemplates: unknown[] = [];
+  const index = new Map<string, number>();
+  const out: Record<string, unknown> = {};
+  for (const [key, plan] of Object.entries(plans)) {
+    const layer = Number(key);
+    const template = mapStrings(plan, (s) => layerToPlaceholder(s, layer));
+    if (JSON.stringify(mapStrings(template, (s) => placeholderToLayer(s, layer))) !== JSON.stringify(plan)) {
+      out[key] = plan;
+      continue;
+    }
+    const text = JSON.stringify(template);
+    let i = index.get(text);
+    if (i === undefined) {
+      index.set(text, (i = planTemplates.length));
+      planTemplates.push(template);
+    }
+    out[key] = { $template: i };
+  }
+  return { plans: out, planTemplates };
 }

@@ -1,7 +1,9 @@
 // manifest.json: what a bundle is, for people and tools: where it came from (spec hash,
 // compiler version), its kernels with hashes, what tuning chose them, and the weight layout
 // it reads (IR name, shape, dtype, and the Hugging Face tensors each comes from per family).
-import { describeHfNaming, modelTypesProviding } from '../../runtime/hf-weights.js';
+import { DEFAULT_GEMM_TILE, type GemmTile } from '../kernels/grouped-gemm/grouped-gemm.js';
+import { DECODE_MAX_TOKENS } from '../moe-block/compile-moe-block.js';
+import { describeHfNaming, modelTypesMatching } from '../../runtime/hf-weights.js';
 import type { CompiledBundle } from './bundle-data.js';
 import { sha256 } from './kernel-table.js';
 
@@ -15,8 +17,8 @@ export interface BundleManifest {
   moeLayers: number[];
   files: Record<string, { bytes: number; sha256: string }>;
   kernels: CompiledBundle['kernels'];
-  tuning: { source: string };
-  /** HF model_types whose checkpoints hold every weight below. */
+  tuning: { source: string; gemmTile: GemmTile; decodeMaxTokens: number };
+  /** HF model_types whose checkpoints hold exactly the MoE weights below (none ignored). */
   hfModelTypes: string[];
   weights: Array<CompiledBundle['weights'][number] & { hf: Record<string, string> }>;
   config: unknown;
@@ -24,7 +26,7 @@ export interface BundleManifest {
 
 export function buildManifest(compiled: CompiledBundle, specFile: string, files: Record<string, string>): BundleManifest {
   const { data } = compiled;
-  const modelTypes = modelTypesProviding(compiled.weights.map((w) => w.name));
+  const modelTypes = modelTypesMatching(compiled.weights.map((w) => w.name));
   return {
     format: BUNDLE_FORMAT,
     model: data.config.name,
@@ -36,7 +38,8 @@ export function buildManifest(compiled: CompiledBundle, specFile: string, files:
       return [name, { bytes: bytes.byteLength, sha256: sha256(bytes) }];
     })),
     kernels: compiled.kernels,
-    tuning: { source: 'defaults: no tuning cache' },
+    // No autotuning yet: every kernel uses the compiler's default tile.
+    tuning: { source: 'defaults: no tuning cache', gemmTile: DEFAULT_GEMM_TILE, decodeMaxTokens: DECODE_MAX_TOKENS },
     hfModelTypes: modelTypes,
     weights: compiled.weights.map((w) => ({
       ...w,

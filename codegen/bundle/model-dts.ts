@@ -11,7 +11,7 @@ const COPIED: Record<string, string[]> = {
   plan: ['WeightSource'],
   device: ['AdapterSummary'],
   bundle: ['LoadOptions', 'HfSafetensorsWeights', 'Model'],
-  'hf-weights': ['TensorReader', 'hfWeightSource', 'SUPPORTED_MODEL_TYPES'],
+  'hf-weights': ['TensorReader', 'HfWeightSource', 'hfWeightSource', 'SUPPORTED_MODEL_TYPES'],
   'hf-checkpoint': ['SafetensorsBytes', 'FetchedCheckpoint', 'hfWeightsFromSafetensors', 'hfWeightsFromUrl', 'fetchHfCheckpoint', 'safetensorsReader'],
   safetensors: ['SafetensorsDtype', 'TensorInfo', 'SafetensorsHeader', 'SafetensorsFile', 'TensorToEncode', 'parseSafetensors', 'readTensorF32', 'encodeSafetensors'],
 };

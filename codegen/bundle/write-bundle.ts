@@ -13,6 +13,7 @@ import { bundleReadme } from './readme.js';
 export class BundleWriteError extends Error {}
 
 export async function compileBundle(config: ModelConfig, specSource: string, specFile: string, outDir: string): Promise<BundleManifest> {
+  refuseToReplace(outDir); // before the work, not after
   const compiled = compileBundleData(config, specSource);
   const files: Record<string, string> = {
     'model.js': await emitModelJs(compiled.data),
@@ -38,11 +39,15 @@ function replaceable(dir: string): boolean {
 }
 
 /** Writes `files` (flat names) as directory `target`, replacing a previous bundle there, or nothing on error. */
-export function writeDirectoryAtomic(target: string, files: Record<string, string | Uint8Array>): void {
-  const dir = resolve(target);
-  if (existsSync(dir) && !replaceable(dir)) {
+function refuseToReplace(target: string): void {
+  if (existsSync(target) && !replaceable(target)) {
     throw new BundleWriteError(`${target}: exists and is not a moec bundle (no manifest.json); refusing to replace it`);
   }
+}
+
+export function writeDirectoryAtomic(target: string, files: Record<string, string | Uint8Array>): void {
+  const dir = resolve(target);
+  refuseToReplace(dir);
   mkdirSync(dirname(dir), { recursive: true });
   const temporary = mkdtempSync(join(dirname(dir), `.${basename(dir)}.tmp-`));
   let previous: string | undefined;

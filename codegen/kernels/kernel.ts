@@ -33,6 +33,7 @@ export function declareBindings(storage: StorageDecl[]): { header: string; bindi
 export const f32Array = 'array<f32>';
 export const i32Array = 'array<i32>';
 export const u32Array = 'array<u32>';
+export const vec4Array = 'array<vec4<f32>>';
 
 /** `fn act(gate: f32, up: f32) -> f32` for an activation kind. */
 export function renderActivation(activation: KindRef): string {

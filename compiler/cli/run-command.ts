@@ -12,8 +12,11 @@ import { encodeSafetensors, parseSafetensors, readTensorF32 } from '../../runtim
 import { compileMoeBlockGraph } from '../pipeline.js';
 import { loadSpec, UsageError, writeFileAtomic, type Command } from './command.js';
 
-/** Errors whose message already names the file and tensor: printed as one line, exit status 1. */
-const USER_ERRORS = new Set(['CheckpointError', 'SafetensorsError', 'HfWeightsError', 'ModelError', 'RunInputError']);
+/**
+ * Errors whose message says what and where (file and tensor, or the device limit): printed as one
+ * line, exit status 1. Matched by name, since a bundle's model.js has its own copies of the classes.
+ */
+const REPORTED_ERRORS = new Set(['CheckpointError', 'SafetensorsError', 'HfWeightsError', 'ModelError', 'BundlePlanError', 'GpuError', 'RunInputError']);
 
 class RunInputError extends Error {
   override readonly name = 'RunInputError';
@@ -21,12 +24,6 @@ class RunInputError extends Error {
 
 /** What `run` executes: a spec compiled in memory, or a compiled bundle's model.js. */
 interface Runnable {
-  config: ModelConfig;
-  moeLayers: number[];
-  load(options: LoadOptions): Promise<Model>;
-}
-
-interface BundleModule {
   config: ModelConfig;
   moeLayers: number[];
   load(options: LoadOptions): Promise<Model>;
@@ -76,7 +73,7 @@ export const runCommand: Command = {
 
     let model: Model | undefined;
     try {
-      const { weights } = openCheckpoint(values.weights!, config);
+      const { weights } = openCheckpoint(values.weights!, config, layer);
       const { hidden, tokens } = readHiddenStates(values.input!, config.hidden);
       await useSoftwareVulkanIfNeeded();
       const { createNodeGpu } = await import('../../runtime/node/dawn.js'); // the native addon loads only when a run needs it
@@ -99,7 +96,7 @@ export const runCommand: Command = {
       process.stdout.write(`${values.output}: hidden_states [${tokens}, ${config.hidden}] (layer ${layer} of ${config.name} on ${describeAdapter(model)})\n`);
       return 0;
     } catch (e) {
-      if (e instanceof Error && USER_ERRORS.has(e.name)) {
+      if (e instanceof Error && REPORTED_ERRORS.has(e.name)) {
         process.stderr.write(`moec run: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
         return 1;
       }
@@ -143,18 +140,19 @@ function compileSpec(path: string, layer: number): Runnable | undefined {
 async function importBundle(dir: string): Promise<Runnable> {
   const modelJs = join(dir, 'model.js');
   if (!existsSync(modelJs)) throw new UsageError(`${dir}: not a bundle (no model.js); compile one with \`moec compile <spec> -o ${dir}\``);
-  const bundle = (await import(pathToFileURL(resolve(modelJs)).href)) as Partial<BundleModule>;
+  const bundle = (await import(pathToFileURL(resolve(modelJs)).href)) as Partial<Runnable>;
   if (typeof bundle.load !== 'function' || !bundle.config || !Array.isArray(bundle.moeLayers)) {
     throw new UsageError(`${modelJs}: does not export config, moeLayers and load(); recompile it with \`moec compile\``);
   }
-  return bundle as BundleModule;
+  return bundle as Runnable;
 }
 
 /** Opens the checkpoint and checks the sizes that shapes alone would not catch (top_k) or would report late. */
-function openCheckpoint(dir: string, config: ModelConfig): { weights: WeightSource } {
+function openCheckpoint(dir: string, config: ModelConfig, layer: number): { weights: WeightSource } {
   const opened = openHfCheckpoint(dir);
   const hf = opened.checkpoint.config;
   const where = join(dir, 'config.json');
+  opened.weights.checkBlock(compileMoeBlockGraph(config, layer).params.map((p) => p.name)); // before the GPU starts
   const expect = (fields: string[], value: number | undefined, what: string): void => {
     const field = fields.find((f) => typeof hf[f] === 'number');
     if (field === undefined || value === undefined || hf[field] === value) return;

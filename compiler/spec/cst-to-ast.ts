@@ -49,8 +49,13 @@ function nodeSpan(node: CstNode): Span | undefined {
   return first && last ? join(tokenSpan(first), tokenSpan(last)) : undefined;
 }
 
+/** A string's value; one that is not a JSON string was reported by parseSpec, so its raw text will do. */
 function unquote(image: string): string {
-  return JSON.parse(image) as string;
+  try {
+    return JSON.parse(image) as string;
+  } catch {
+    return image.slice(1, -1);
+  }
 }
 
 export function fileToBlocks(file: CstNode): Block[] {

@@ -4,7 +4,7 @@ import type { Comment, SpecFile } from './ast.js';
 import { fileToBlocks } from './cst-to-ast.js';
 import { diagnostic, spanAt, type Diagnostic } from './diagnostics.js';
 import {
-  Comma, Equals, LBracket, LCurly, LParen, Minus, moeLexer, Plus, RBracket, RCurly, RParen, Semicolon, Slash, Star,
+  Comma, Equals, LBracket, LCurly, LParen, Minus, moeLexer, Plus, RBracket, RCurly, RParen, Semicolon, Slash, Star, StringLiteral,
 } from './lexer.js';
 import { parseTokens, moeParser } from './parser.js';
 
@@ -20,8 +20,9 @@ export function parseSpec(source: string, file: string): ParseResult {
   const lexed = moeLexer.tokenize(source);
   const diagnostics: Diagnostic[] = lexed.errors.map((e) =>
     diagnostic(file, spanAt(source, e.offset, e.offset + Math.max(1, e.length)), `unexpected character '${source.slice(e.offset, e.offset + Math.max(1, e.length))}'`,
-      source[e.offset] === '"' ? 'strings are written in double quotes on one line, with JSON escapes (\\" \\\\ \\n \\t \\uXXXX)' : undefined),
+      source[e.offset] === '"' ? 'strings are written in double quotes and end on the same line' : undefined),
   );
+  for (const t of lexed.tokens) if (t.tokenType === StringLiteral) diagnostics.push(...stringProblems(t, source, file));
   const comments: Comment[] = (lexed.groups['comments'] ?? []).map((t: IToken) => ({ text: t.image, span: spanAt(source, t.startOffset, t.startOffset + t.image.length) }));
   const tooDeep = firstTooDeep(lexed.tokens);
   if (tooDeep) {
@@ -39,6 +40,24 @@ export function parseSpec(source: string, file: string): ParseResult {
     diagnostics.push(diagnostic(file, span, e.message));
   }
   return { ast: { file, source, blocks: fileToBlocks(cst), comments }, diagnostics };
+}
+
+/** What JSON's string syntax does not allow in a string token: unknown escapes, raw control characters. */
+function stringProblems(t: IToken, source: string, file: string): Diagnostic[] {
+  const problems: Diagnostic[] = [];
+  // Valid escapes are matched (and skipped) first, so `\\q` is a backslash and a q, not `\q`.
+  for (const m of t.image.matchAll(/\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})|(\\u|\\.|[\u0000-\u001f])/g)) {
+    const bad = m[1];
+    if (bad === undefined) continue;
+    const at = t.startOffset + m.index!;
+    if (bad.startsWith('\\')) {
+      problems.push(diagnostic(file, spanAt(source, at, at + 2), `unknown escape \`${bad}\` in a string`, 'escapes are \\" \\\\ \\/ \\b \\f \\n \\r \\t and \\u with 4 hex digits'));
+    } else {
+      const code = bad.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+      problems.push(diagnostic(file, spanAt(source, at, at + 1), `control character U+${code} in a string`, 'write it as an escape, such as \\t for a tab'));
+    }
+  }
+  return problems;
 }
 
 /**

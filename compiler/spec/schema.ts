@@ -51,7 +51,7 @@ export const modelBlock: BlockSchema = {
   fields: [
     { name: 'hidden', doc: 'Model width (hidden_size).', value: positive, required: true },
     { name: 'vocab', doc: 'Vocabulary size (vocab_size).', value: positive, required: true },
-    { name: 'layers', doc: 'Transformer layers (num_hidden_layers).', value: positive, required: true },
+    { name: 'layers', doc: 'Transformer layers (num_hidden_layers).', value: { type: 'int', min: 1, max: 4096 }, required: true },
     { name: 'norm', doc: 'The normalization used before attention, before the MLP and at the end.', value: { type: 'kind', category: 'norm' }, required: true },
     { name: 'attention', doc: 'The attention of every layer: an attention kind.', value: { type: 'kind', category: 'attention' }, required: true },
     { name: 'tie_embeddings', doc: 'The LM head reuses the embedding table (tie_word_embeddings).', value: { type: 'bool' }, default: false },

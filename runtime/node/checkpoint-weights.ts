@@ -2,8 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointDir, CheckpointError } from './checkpoint-dir.js';
-import { hfWeightSource, HfWeightsError, type TensorReader } from '../hf-weights.js';
-import type { WeightSource } from '../plan.js';
+import { hfWeightSource, HfWeightsError, type HfWeightSource, type TensorReader } from '../hf-weights.js';
 
 export function checkpointReader(checkpoint: CheckpointDir): TensorReader {
   // A missing tensor is reported against the file that should list it: the index, or the only file.
@@ -22,7 +21,7 @@ export interface OpenedCheckpoint {
   checkpoint: CheckpointDir;
   /** config.json's model_type. */
   modelType: string;
-  weights: WeightSource;
+  weights: HfWeightSource;
 }
 
 /** Opens `dir` (config.json + safetensors) and maps its tensors to IR weights by its model_type. */

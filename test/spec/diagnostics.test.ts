@@ -113,13 +113,17 @@ describe('syntax errors', () => {
     ]);
   });
 
-  it('reports characters outside the language, and strings that are not valid JSON strings', () => {
+  it('reports characters outside the language', () => {
     expect(onlyError('model "m" { hidden = 4096 @ }')).toEqual({ at: "1:27 unexpected character '@'", text: '@' });
-    for (const bad of ['"a\\qb"', '"tab\there"', '"unterminated']) {
-      const diagnostics = errors(`model ${bad} {}`);
-      expect(diagnostics[0]).toMatchObject({ message: `unexpected character '"'`, span: { line: 1, col: 7 } });
-      expect(diagnostics[0]!.hint).toContain('double quotes');
-    }
+    expect(errors('model "m\n" {}')[0]).toMatchObject({ message: `unexpected character '"'`, hint: 'strings are written in double quotes and end on the same line', span: { line: 1, col: 7 } });
+  });
+
+  it('reports what JSON strings do not allow, once each, at the character', () => {
+    const escapes = 'escapes are \\" \\\\ \\/ \\b \\f \\n \\r \\t and \\u with 4 hex digits';
+    expect(onlyError('model "a\\qb" {}')).toEqual({ at: `1:9 unknown escape \`\\q\` in a string | ${escapes}`, text: '\\q' });
+    expect(onlyError('model "a\\u12" {}')).toEqual({ at: `1:9 unknown escape \`\\u\` in a string | ${escapes}`, text: '\\u' });
+    expect(onlyError('model "tab\there" {}')).toEqual({ at: '1:11 control character U+0009 in a string | write it as an escape, such as \\t for a tab', text: '\t' });
+    expect(errors('model "a\\\\q \\" \\u00e9 \\/" {}').filter((d) => d.message.endsWith('in a string'))).toEqual([]);
   });
 
   it('refuses nesting deeper than the limit, with one diagnostic at the first token too deep', () => {

@@ -2,7 +2,7 @@
 // matrix (the shared expert). Same modes as the grouped GEMM: gate/up + activation, or one
 // matrix with optional bias and routing weight.
 import type { KindRef } from '../../../ir/model-config.js';
-import { declareBindings, f32Array, i32Array, renderActivation, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import { declareBindings, f32Array, i32Array, renderActivation, vec4Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
 import { renderTemplate } from '../template.js';
 
 export interface GemvKernelShape {
@@ -23,11 +23,13 @@ export const GEMV_LANES = 16;
 export function renderGemvKernel(shape: GemvKernelShape): RenderedKernel {
   if (shape.gateup && !shape.activation) throw new Error('a gate/up GEMV needs an activation');
   if (shape.weighted && !shape.grouped) throw new Error('only a grouped GEMV applies routing weights');
+  const vec4 = shape.kdim % 4 === 0;
+  const matrixType = vec4 ? vec4Array : f32Array;
   const storage: StorageDecl[] = [
-    { name: 'a', access: 'read', type: f32Array },
+    { name: 'a', access: 'read', type: matrixType },
     ...(shape.grouped ? [{ name: 'route_ids', access: 'read', type: i32Array } as const] : []),
-    { name: 'w0', access: 'read', type: f32Array },
-    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: f32Array } as const] : []),
+    { name: 'w0', access: 'read', type: matrixType },
+    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: matrixType } as const] : []),
     ...(shape.bias ? [{ name: 'b0', access: 'read', type: f32Array } as const] : []),
     ...(shape.bias && shape.gateup ? [{ name: 'b1', access: 'read', type: f32Array } as const] : []),
     ...(shape.weighted ? [{ name: 'routing_weights', access: 'read', type: f32Array } as const] : []),
@@ -47,6 +49,7 @@ export function renderGemvKernel(shape: GemvKernelShape): RenderedKernel {
     gateup: shape.gateup,
     bias: shape.bias,
     weighted: shape.weighted,
+    vec4,
     activation: shape.activation ? renderActivation(shape.activation) : '',
   });
   const name = `${shape.grouped ? 'expert' : 'dense'}_gemv_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}`;

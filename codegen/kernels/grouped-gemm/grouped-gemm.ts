@@ -3,7 +3,7 @@
 // `gateup` computes gate and up together and applies the activation in the epilogue; otherwise
 // one matrix, optional bias and (grouped) the routing weight, stored to the slot's row.
 import type { KindRef } from '../../../ir/model-config.js';
-import { declareBindings, f32Array, i32Array, renderActivation, u32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import { declareBindings, f32Array, i32Array, renderActivation, u32Array, vec4Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
 import { renderTemplate } from '../template.js';
 
 export interface GemmTile {
@@ -43,16 +43,19 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
   if (gemmThreads(tile) < tile.bm) throw new Error(`GEMM tile ${JSON.stringify(tile)}: needs at least bm threads`);
   if (shape.gateup && !shape.activation) throw new Error('a gate/up GEMM needs an activation');
   if (shape.weighted && !shape.grouped) throw new Error('only a grouped GEMM applies routing weights');
+  // vec4 loads need KDIM and BK to be multiples of 4 (the weight rows then start 16-byte aligned).
+  const vec4 = shape.kdim % 4 === 0 && tile.bk % 4 === 0;
+  const matrixType = vec4 ? vec4Array : f32Array;
   const storage: StorageDecl[] = [
-    { name: 'a', access: 'read', type: f32Array },
+    { name: 'a', access: 'read', type: matrixType },
     ...(shape.grouped
       ? ([
           { name: 'sorted_slots', access: 'read', type: i32Array },
           { name: 'route_meta', access: 'read', type: u32Array },
         ] as const)
       : []),
-    { name: 'w0', access: 'read', type: f32Array },
-    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: f32Array } as const] : []),
+    { name: 'w0', access: 'read', type: matrixType },
+    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: matrixType } as const] : []),
     ...(shape.bias ? [{ name: 'b0', access: 'read', type: f32Array } as const] : []),
     ...(shape.bias && shape.gateup ? [{ name: 'b1', access: 'read', type: f32Array } as const] : []),
     ...(shape.weighted ? [{ name: 'routing_weights', access: 'read', type: f32Array } as const] : []),
@@ -73,6 +76,7 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
     gateup: shape.gateup,
     bias: shape.bias,
     weighted: shape.weighted,
+    vec4,
     activation: shape.activation ? renderActivation(shape.activation) : '',
   });
   const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}`;

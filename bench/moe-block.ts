@@ -1,0 +1,143 @@
+// Benchmark: the compiled (fused) MoE block against a naive baseline in the same runtime, on
+// whatever WebGPU adapter is at hand. Prints one table; never passes or fails on time.
+//   npm run build && npm run bench        (MOEC_BENCH_ITERS=n to change iterations per row)
+import { compileMoeBlockPlan } from '../codegen/moe-block/compile-moe-block.js';
+import { readMoeBlock } from '../codegen/moe-block/read-moe-block.js';
+import { compileMoeBlockGraph } from '../compiler/pipeline.js';
+import { checkSpec } from '../compiler/spec/check.js';
+import { readBackF32, readbackCount, uploadF32 } from '../runtime/buffer-pool.js';
+import { openDevice } from '../runtime/device.js';
+import { createMoeBlockExecutor } from '../runtime/moe-executor.js';
+import { createNodeGpu } from '../runtime/node/dawn.js';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createNaiveMoe } from './naive-moe.js';
+
+// Mixtral-shaped, scaled to run in seconds on a software rasterizer.
+const SPEC = `
+model "bench-moe" {
+  hidden = 256
+  vocab = 64
+  layers = 1
+  norm = rmsnorm(eps = 1e-6)
+  attention = gqa(heads = 4)
+  moe {
+    experts = 8
+    top_k = 2
+    router = softmax_topk(renormalize = true)
+    expert = swiglu(intermediate = 512)
+  }
+}
+compile {
+  target = webgpu
+  dtype = f32
+}
+`;
+const TOKEN_COUNTS = [1, 8, 64, 256];
+const ITERATIONS = Number(process.env.MOEC_BENCH_ITERS ?? 5);
+
+function seededNormals(seed: number, n: number, std: number): Float32Array {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return Float32Array.from({ length: n }, () => std * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next()));
+}
+
+async function timeIt(iterations: number, body: () => Promise<unknown>): Promise<number> {
+  await body(); // warm-up: first dispatches compile the shaders
+  await body();
+  const start = performance.now();
+  for (let i = 0; i < iterations; i++) await body();
+  return (performance.now() - start) / iterations;
+}
+
+/** Without a GPU, point Dawn at lavapipe as the tests do (scripts/vulkan-env.mjs, found from the repo root). */
+async function useSoftwareVulkanIfNeeded(): Promise<void> {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  const script = join(dir, 'scripts', 'vulkan-env.mjs');
+  if (!existsSync(script)) return;
+  const { vulkanIcdEnv } = (await import(pathToFileURL(script).href)) as { vulkanIcdEnv(): Record<string, string> };
+  Object.assign(process.env, vulkanIcdEnv());
+}
+
+async function main(): Promise<void> {
+  await useSoftwareVulkanIfNeeded();
+  const checked = checkSpec(SPEC, 'bench-moe.moe');
+  if (!checked.config) throw new Error(checked.diagnostics.map((d) => d.message).join('\n'));
+  const config = checked.config;
+  const graph = compileMoeBlockGraph(config, 0);
+  const parts = readMoeBlock(graph, config);
+  const plan = compileMoeBlockPlan(graph, config);
+  const weights = new Map(graph.params.map((p, i) => {
+    const shape = p.type.shape as number[];
+    const fanIn = shape[shape.length - 1]!;
+    return [p.name, seededNormals(1000 + i, shape.reduce((n, d) => n * d, 1), (p.name.endsWith('router.weight') ? 2 : 1) / Math.sqrt(fanIn))] as const;
+  }));
+
+  const rt = await openDevice({ gpu: createNodeGpu() });
+  const { device } = rt;
+  const maxTokens = Math.max(...TOKEN_COUNTS);
+  const fused = await createMoeBlockExecutor(rt, plan, { readF32: (name) => weights.get(name)! });
+  const naive = await createNaiveMoe(rt, plan, parts, weights, maxTokens);
+  const H = plan.hidden;
+  const { STORAGE, COPY_SRC, COPY_DST } = GPUBufferUsage;
+  const input = uploadF32(device, seededNormals(7, maxTokens * H, 1), STORAGE | COPY_SRC);
+  const outFused = device.createBuffer({ size: maxTokens * H * 4, usage: STORAGE | COPY_SRC | COPY_DST });
+  const outNaive = device.createBuffer({ size: maxTokens * H * 4, usage: STORAGE | COPY_SRC | COPY_DST });
+
+  const { vendor, architecture, device: name, description } = rt.info;
+  console.log(`adapter: ${[vendor, architecture, name, description].filter(Boolean).join(' / ')}`);
+  console.log(`block: hidden ${H}, intermediate ${parts.routed.intermediate}, ${plan.experts} experts, top-${plan.topK} (${parts.router.kind}), f32; ${ITERATIONS} timed iterations per row after 2 warm-ups`);
+  console.log('fused: router -> GPU bookkeeping -> indirect grouped GEMMs -> combine (decode: GEMV over chosen experts), one submit, no readback');
+  console.log('naive: router -> readback -> per active expert gather, gate, up, act, down, scatter-add -> combine');
+  console.log('');
+  const rows: string[][] = [['tokens', 'path', 'fused ms', 'fused tok/s', 'fused disp.', 'naive ms', 'naive tok/s', 'naive disp.', 'naive reads', 'fused/naive', 'max rel. diff']];
+  for (const tokens of TOKEN_COUNTS) {
+    const fusedMs = await timeIt(ITERATIONS, async () => {
+      const encoder = device.createCommandEncoder();
+      fused.encode(encoder, input, outFused, tokens);
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+    });
+    let naiveDispatches = 0;
+    const readsBefore = readbackCount();
+    const naiveMs = await timeIt(ITERATIONS, async () => {
+      naiveDispatches = await naive.run(input, outNaive, tokens);
+    });
+    const naiveReads = (readbackCount() - readsBefore) / (ITERATIONS + 2);
+    const a = await readBackF32(device, outFused, tokens * H * 4);
+    const b = await readBackF32(device, outNaive, tokens * H * 4);
+    let diff = 0;
+    let norm = 0;
+    a.forEach((v, i) => ((diff += (v - b[i]!) ** 2), (norm += b[i]! ** 2)));
+    rows.push([
+      String(tokens),
+      tokens <= plan.decodeMaxTokens ? 'decode' : 'prefill',
+      fusedMs.toFixed(2),
+      ((tokens / fusedMs) * 1000).toFixed(0),
+      String(fused.dispatchCount(tokens)),
+      naiveMs.toFixed(2),
+      ((tokens / naiveMs) * 1000).toFixed(0),
+      String(naiveDispatches),
+      String(naiveReads),
+      `${(naiveMs / fusedMs).toFixed(2)}x`,
+      Math.sqrt(diff / norm).toExponential(1),
+    ]);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  console.log('\nfused/naive = naive time / fused time (higher is better for fused). Times on a software adapter say little about a real GPU.');
+  fused.destroy();
+  naive.destroy();
+  for (const buffer of [input, outFused, outNaive]) buffer.destroy();
+  await rt.settle();
+  rt.destroy();
+}
+
+await main();

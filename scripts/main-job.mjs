@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// `npm start` (after scripts/setup.mjs has built dist/): a tour of the toolchain through the built
+// CLI. For a real model's spec: check, stats and the IR of its first MoE block. Then, for each tiny
+// runnable example: a random Hugging Face checkpoint and input in a temp dir, `moec compile` to
+// out/<name>/, and `moec run --check` on that bundle, which compares WebGPU with the CPU interpreter.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { vulkanIcdEnv } from './vulkan-env.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const cli = join(root, 'dist', 'compiler', 'cli', 'main.js');
+const env = { ...process.env, ...vulkanIcdEnv() };
+const NOISE = [/^Warning: max\w+ artificially reduced/, /XDG_RUNTIME_DIR is invalid/];
+
+const EXAMPLE = 'examples/mixtral-8x7b.moe';
+/** Tiny runnable examples and the HF family whose checkpoint layout their random weights use. */
+const TINY = [
+  ['examples/tiny-mixtral.moe', 'mixtral', 5],
+  ['examples/tiny-qwen2-moe.moe', 'qwen2_moe', 12],
+  ['examples/tiny-gpt-oss.moe', 'gpt_oss', 12],
+  ['examples/tiny-deepseek-v3.moe', 'deepseek_v3', 5],
+];
+
+/** Runs `moec <args>`, echoing the command and its output; stops the job on failure. */
+function moec(args, { quiet = false } = {}) {
+  console.log(`\n$ moec ${args.join(' ')}`);
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, env, encoding: 'utf8' });
+  const stderr = (r.stderr ?? '').split('\n').filter((l) => l && !NOISE.some((n) => n.test(l))).join('\n');
+  if (!quiet || r.status !== 0) process.stdout.write(r.stdout ?? '');
+  if (stderr) console.error(stderr);
+  if (r.status !== 0) {
+    console.error(`main-job: \`moec ${args[0]}\` failed (exit status ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+  return r.stdout;
+}
+
+if (!existsSync(cli)) {
+  console.error(`main-job: ${cli} is missing: run \`node scripts/setup.mjs\` first (npm start does)`);
+  process.exit(1);
+}
+const started = performance.now();
+const { checkSpec } = await import(pathToFileURL(join(root, 'dist', 'compiler', 'spec', 'check.js')).href);
+const { moeLayerIndices } = await import(pathToFileURL(join(root, 'dist', 'ir', 'model-config.js')).href);
+const configOf = (path) => checkSpec(readFileSync(join(root, path), 'utf8'), path).config;
+
+// ---- 1. a real model's spec: check, stats, the IR of its first MoE block ----
+console.log(`== ${EXAMPLE}`);
+moec(['check', EXAMPLE]);
+moec(['stats', EXAMPLE]);
+const firstMoe = moeLayerIndices(configOf(EXAMPLE))[0];
+moec(['ir', EXAMPLE, '--layer', String(firstMoe)]);
+
+// ---- 2. tiny runnable examples: random checkpoint -> compile -> run --check ----
+const work = mkdtempSync(join(tmpdir(), 'moec-main-job-'));
+try {
+  // The checkpoint writer is TypeScript (test/fixtures); esbuild makes it runnable here.
+  const { build } = await import('esbuild');
+  const fixture = join(work, 'make-checkpoint.mjs');
+  await build({ entryPoints: [join(root, 'test', 'fixtures', 'make-checkpoint.ts')], bundle: true, platform: 'node', format: 'esm', outfile: fixture, logLevel: 'error' });
+  const { writeRandomCheckpoint, writeHiddenStates } = await import(pathToFileURL(fixture).href);
+
+  const summary = [];
+  for (const [spec, family, tokens] of TINY) {
+    if (!existsSync(join(root, spec))) continue;
+    const config = configOf(spec);
+    const moe = config.moe;
+    const intermediate = moe.expert.params.intermediate;
+    const shared = moe.shared?.params.intermediate;
+    const sizes = {
+      hidden: config.hidden, experts: moe.experts, topK: moe.topK, intermediate, layers: config.layers, firstDense: moe.firstLayer,
+      ...(shared !== undefined && family === 'qwen2_moe' ? { sharedIntermediate: shared } : {}),
+      ...(shared !== undefined && family.startsWith('deepseek') ? { sharedExperts: shared / intermediate } : {}),
+    };
+    const layer = moeLayerIndices(config)[0];
+    const checkpoint = join(work, config.name);
+    const input = join(work, `${config.name}.in.safetensors`);
+    console.log(`\n== ${spec}: random ${family} checkpoint (${JSON.stringify(sizes)}), ${tokens} tokens`);
+    writeRandomCheckpoint(checkpoint, family, sizes, { seed: 1, shards: 2 });
+    writeHiddenStates(input, tokens, config.hidden, 2);
+    const bundle = join('out', config.name);
+    moec(['compile', spec, '-o', bundle]);
+    const t0 = performance.now();
+    const out = moec(['run', bundle, '--weights', checkpoint, '--layer', String(layer), '--input', input,
+      '--output', join(work, `${config.name}.out.safetensors`), '--check']);
+    const error = /relative error vs CPU reference: (\S+)/.exec(out)?.[1] ?? '?';
+    summary.push({ model: config.name, family, layer, tokens, 'rel. error vs CPU': error, 'run (s)': ((performance.now() - t0) / 1000).toFixed(1) });
+  }
+  console.log('\n== WebGPU bundles vs the CPU reference interpreter');
+  console.table(summary);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+console.log(`main-job: done in ${((performance.now() - started) / 1000).toFixed(1)} s; bundles are in out/`);

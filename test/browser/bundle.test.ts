@@ -1,0 +1,122 @@
+// A compiled bundle in headless Chromium: the page imports model.js from 127.0.0.1, which fetches
+// the (sharded) checkpoint and runs a MoE block on Chromium's WebGPU. The same bundle in Node
+// (`moec run <bundle>`, Dawn) must agree with it, and both with the CPU interpreter.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
+import { checkSpec } from '../../compiler/spec/check.js';
+import { interpretGraph } from '../../ir/interpret/interpret.js';
+import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
+import { parseSafetensors, readTensorF32 } from '../../runtime/safetensors.js';
+import { moec } from '../bundle/cli.js';
+import { specText, writeHiddenStates, writeRandomCheckpoint, type CheckpointSizes } from '../fixtures/make-checkpoint.js';
+import { launchChromium, serveDirectory, skipBrowserTests, type StaticServer } from './launch-chromium.js';
+
+const SIZES: CheckpointSizes = { hidden: 24, experts: 6, topK: 2, intermediate: 20, layers: 2, sharedIntermediate: 28 };
+const FAMILY = 'qwen2_moe' as const; // routed + gated shared expert: the most kernels
+const LAYER = 1;
+
+// The page: load the bundle with the checkpoint's URL, then run(inputFile) -> the block's output.
+const PAGE = /* html */ `<!doctype html>
+<script type="module">
+import { load, parseSafetensors, readTensorF32 } from './bundle/model.js';
+try {
+  const model = await load({ weights: new URL('checkpoint/', location.href).href });
+  window.adapter = model.adapter;
+  window.run = async (name) => {
+    const file = parseSafetensors(new Uint8Array(await (await fetch(name)).arrayBuffer()), name);
+    const tokens = file.tensors.get('hidden_states').shape[0];
+    return Array.from(await model.runMoeBlock(${LAYER}, readTensorF32(file, 'hidden_states'), tokens));
+  };
+  window.ready = true;
+} catch (e) {
+  window.pageError = String(e?.stack ?? e);
+}
+</script>`;
+
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff += (actual[i]! - expected[i]!) ** 2;
+    norm += expected[i]! ** 2;
+  }
+  return actual.length === expected.length ? Math.sqrt(diff / norm) : Number.NaN;
+}
+
+describe.skipIf(skipBrowserTests)('a compiled bundle in headless Chromium', () => {
+  let root: string;
+  let server: StaticServer;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'moec-browser-bundle-'));
+    const spec = join(root, 'tiny.moe');
+    writeFileSync(spec, specText(FAMILY, SIZES));
+    writeRandomCheckpoint(join(root, 'checkpoint'), FAMILY, SIZES, { seed: 31, shards: 2 });
+    writeHiddenStates(join(root, 'decode.safetensors'), 3, SIZES.hidden, 32);
+    writeHiddenStates(join(root, 'prefill.safetensors'), 17, SIZES.hidden, 33);
+    writeFileSync(join(root, 'index.html'), PAGE);
+    const compiled = await moec(['compile', spec, '-o', join(root, 'bundle')]);
+    expect(compiled.stderr).toBe('');
+    expect(compiled.status).toBe(0);
+
+    server = await serveDirectory(root);
+    browser = await launchChromium();
+    page = await browser.newPage();
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+    await page.goto(server.url);
+    await page.waitForFunction(() => 'ready' in window || 'pageError' in window, undefined, { timeout: 110_000 });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  /** The CPU interpreter on the same spec, checkpoint and input. */
+  async function reference(input: string): Promise<Float32Array> {
+    const specPath = join(root, 'tiny.moe');
+    const config = checkSpec(readFileSync(specPath, 'utf8'), specPath).config!;
+    const graph = compileMoeBlockGraph(config, LAYER);
+    const { weights } = openHfCheckpoint(join(root, 'checkpoint'));
+    const values = new Map<string, Float32Array>();
+    for (const p of graph.params) values.set(p.name, await weights.readF32(p.name, p.type.shape as number[]));
+    const file = parseSafetensors(new Uint8Array(readFileSync(input)), input);
+    const x = readTensorF32(file, 'hidden_states');
+    const out = interpretGraph(graph, { hidden_states: { shape: [...file.tensors.get('hidden_states')!.shape], data: x } }, (p) => values.get(p.name)!);
+    return out[graph.outputs[0]!.name]!.data as Float32Array;
+  }
+
+  for (const input of ['decode.safetensors', 'prefill.safetensors']) {
+    test(`${input}: Chromium and Node run the same bundle to the same output`, async () => {
+      const pageError = await page.evaluate(() => (window as unknown as { pageError?: string }).pageError);
+      expect(pageError, `page errors: ${pageErrors.join('\n')}`).toBeUndefined();
+      const adapter = await page.evaluate(() => (window as unknown as { adapter: object }).adapter);
+      type Run = (name: string) => Promise<number[]>;
+      const inBrowser = await page.evaluate((name) => (window as unknown as { run: Run }).run(name), input);
+
+      const output = join(root, `node-${input}`);
+      const node = await moec(['run', join(root, 'bundle'), '--weights', join(root, 'checkpoint'), '--layer', String(LAYER),
+        '--input', join(root, input), '--output', output]);
+      expect(node.stderr).toBe('');
+      expect(node.status).toBe(0);
+      const inNode = readTensorF32(parseSafetensors(new Uint8Array(readFileSync(output)), output), 'hidden_states');
+
+      const cpu = await reference(join(root, input));
+      const browserVsNode = relativeError(inBrowser, inNode);
+      console.log(`${input}: chromium ${JSON.stringify(adapter)} vs node: ${browserVsNode.toExponential(1)}; ` +
+        `vs CPU: chromium ${relativeError(inBrowser, cpu).toExponential(1)}, node ${relativeError(inNode, cpu).toExponential(1)}`);
+      expect(inBrowser).toHaveLength(cpu.length);
+      expect(browserVsNode).toBeLessThan(1e-5);
+      expect(relativeError(inBrowser, cpu)).toBeLessThan(1e-4);
+    });
+  }
+});

@@ -1,0 +1,215 @@
+// `moec run` through the built CLI: every family's random checkpoint on WebGPU (Dawn on lavapipe
+// here) against the CPU interpreter, from a spec and from a compiled bundle; and the errors a
+// user can cause, each one line naming the file and the tensor, with nothing written.
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
+import { checkSpec } from '../../compiler/spec/check.js';
+import { interpretGraph } from '../../ir/interpret/interpret.js';
+import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
+import { encodeSafetensors, parseSafetensors, readTensorF32, type TensorToEncode } from '../../runtime/safetensors.js';
+import { FAMILIES, specText, writeHiddenStates, writeRandomCheckpoint, type CheckpointSizes, type Family } from '../fixtures/make-checkpoint.js';
+import { moec, ROOT } from './cli.js';
+
+// Widths that are not multiples of a tile, so kernels meet partial tiles.
+const sizesOf = (family: Family): CheckpointSizes => ({
+  hidden: 24, experts: 6, topK: 2, intermediate: 20, layers: 2,
+  ...(family.startsWith('deepseek') ? { firstDense: 1 } : {}),
+  ...(family === 'deepseek_v3' ? { groups: 3, topkGroups: 2 } : {}),
+  ...(family === 'qwen2_moe' ? { sharedIntermediate: 28 } : {}),
+});
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'moec-run-'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+interface Case {
+  family: Family;
+  dir: string;
+  spec: string;
+  layer: number;
+  tokens: number;
+  input: string;
+}
+
+function makeCase(family: Family, index: number, options: { shards?: number; dtype?: 'F32' | 'BF16' } = {}): Case {
+  const sizes = sizesOf(family);
+  const dir = join(work, family);
+  const written = writeRandomCheckpoint(dir, family, sizes, { seed: 100 + index, ...options });
+  const spec = join(work, `${family}.moe`);
+  writeFileSync(spec, specText(family, sizes));
+  const tokens = index % 2 ? 13 : 3; // prefill (grouped GEMM) and decode (GEMV) paths
+  const input = join(work, `${family}.in.safetensors`);
+  writeHiddenStates(input, tokens, sizes.hidden, 200 + index);
+  return { family, dir, spec, layer: written.moeLayers[written.moeLayers.length - 1]!, tokens, input };
+}
+
+/** The CPU interpreter on the same spec, checkpoint and input. */
+async function reference(c: Case): Promise<Float32Array> {
+  const config = checkSpec(readFileSync(c.spec, 'utf8'), c.spec).config!;
+  const graph = compileMoeBlockGraph(config, c.layer);
+  const { weights } = openHfCheckpoint(c.dir);
+  const values = new Map<string, Float32Array>();
+  for (const p of graph.params) values.set(p.name, await weights.readF32(p.name, p.type.shape as number[]));
+  const x = readTensorF32(parseSafetensors(new Uint8Array(readFileSync(c.input)), c.input), 'hidden_states');
+  const out = interpretGraph(graph, { hidden_states: { shape: [c.tokens, config.hidden], data: x } }, (p) => values.get(p.name)!);
+  return out[graph.outputs[0]!.name]!.data as Float32Array;
+}
+
+function readOutput(path: string, tokens: number, hidden: number): Float32Array {
+  const file = parseSafetensors(new Uint8Array(readFileSync(path)), path);
+  expect(file.tensors.get('hidden_states')).toMatchObject({ dtype: 'F32', shape: [tokens, hidden] });
+  return readTensorF32(file, 'hidden_states');
+}
+
+function relativeError(actual: Float32Array, expected: Float32Array): number {
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff += (actual[i]! - expected[i]!) ** 2;
+    norm += expected[i]! ** 2;
+  }
+  return Math.sqrt(diff / norm); // NaN in actual gives NaN, which fails `< 1e-4`
+}
+
+const runArgs = (c: Case, output: string, target = c.spec): string[] =>
+  ['run', target, '--weights', c.dir, '--layer', String(c.layer), '--input', c.input, '--output', output];
+
+describe('moec run: every family on WebGPU vs the CPU interpreter', () => {
+  FAMILIES.forEach((family, index) => {
+    // One family sharded (with an index), one stored as BF16.
+    const options = family === 'qwen2_moe' ? { shards: 3 } : family === 'olmoe' ? { dtype: 'BF16' as const } : {};
+    it(`${family}${options.shards ? ' (3 shards)' : ''}${options.dtype ? ' (BF16)' : ''}`, async () => {
+      const c = makeCase(family, index, options);
+      const output = join(work, `${family}.out.safetensors`);
+      const result = await moec(runArgs(c, output));
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      const got = readOutput(output, c.tokens, sizesOf(family).hidden);
+      const error = relativeError(got, await reference(c));
+      console.log(`${family}: layer ${c.layer}, ${c.tokens} tokens: relative error ${error.toExponential(1)}`);
+      expect(error).toBeLessThan(1e-4);
+    });
+  });
+
+  it('a compiled bundle directory runs the same, and --check reports the agreement', async () => {
+    const c = makeCase('gpt_oss', 101);
+    const bundle = join(work, 'gpt-oss-bundle');
+    expect((await moec(['compile', c.spec, '-o', bundle])).status).toBe(0);
+    const output = join(work, 'bundle.out.safetensors');
+    const result = await moec([...runArgs(c, output, bundle), '--check']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const reported = Number(/relative error vs CPU reference: (\S+)/.exec(result.stdout)?.[1]);
+    expect(reported).toBeLessThan(1e-4);
+    expect(relativeError(readOutput(output, c.tokens, 24), await reference(c))).toBeLessThan(1e-4);
+  });
+});
+
+describe('the bundle README', () => {
+  it('its Node example runs as written', async () => {
+    const c = makeCase('mixtral', 60);
+    const bundle = join(work, 'readme-bundle');
+    expect((await moec(['compile', c.spec, '-o', bundle])).status).toBe(0);
+    cpSync(c.dir, join(bundle, 'checkpoint'), { recursive: true });
+    const readme = readFileSync(join(bundle, 'README.md'), 'utf8');
+    const example = /## Node[^]*?```js\n([^]*?)```/.exec(readme)![1]!
+      // The bundle sits in a temp dir, outside any node_modules: point at this repo's webgpu.
+      .replace("from 'webgpu'", `from ${JSON.stringify(pathToFileURL(join(ROOT, 'node_modules', 'webgpu', 'index.js')).href)}`);
+    writeFileSync(join(bundle, 'example.mjs'), `${example}\nconsole.log(JSON.stringify({ n: out.length, finite: out.every(Number.isFinite) }));\n`);
+    const child = spawnSync(process.execPath, ['example.mjs'], { cwd: bundle, encoding: 'utf8', env: process.env });
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout.trim().split('\n').pop()!)).toEqual({ n: 4 * 24, finite: true });
+  });
+});
+
+describe('moec run: errors are one line naming the file and the tensor, and write nothing', () => {
+  let base: Case;
+  let sharded: Case;
+  beforeAll(() => {
+    base = makeCase('mixtral', 50);
+    sharded = makeCase('qwen3_moe', 51, { shards: 2 });
+  });
+
+  /** Runs with a damaged copy of the checkpoint; expects exit status 1 and one stderr line. */
+  async function failure(c: Case, damage: (dir: string) => void, input = c.input): Promise<string> {
+    const dir = mkdtempSync(join(work, 'damaged-'));
+    cpSync(c.dir, dir, { recursive: true });
+    damage(dir);
+    const output = join(dir, 'out.safetensors');
+    const result = await moec(runArgs({ ...c, dir, input }, output));
+    expect(result.status, result.stderr).toBe(1);
+    expect(result.stderrLines).toHaveLength(1);
+    expect(existsSync(output)).toBe(false);
+    return result.stderrLines[0]!;
+  }
+
+  /** Rewrites a single-file checkpoint with `edit` applied to its tensors. */
+  function rewrite(dir: string, edit: (tensors: Record<string, TensorToEncode>) => void): void {
+    const path = join(dir, 'model.safetensors');
+    const file = parseSafetensors(new Uint8Array(readFileSync(path)), path);
+    const tensors: Record<string, TensorToEncode> = {};
+    for (const [name, info] of file.tensors) tensors[name] = { dtype: 'F32', shape: info.shape, data: readTensorF32(file, name) };
+    edit(tensors);
+    writeFileSync(path, encodeSafetensors(tensors));
+  }
+
+  const expert = (l: number, e: number, w: string) => `model.layers.${l}.block_sparse_moe.experts.${e}.${w}.weight`;
+
+  it('a truncated shard', async () => {
+    const shard = 'model-00002-of-00002.safetensors';
+    const line = await failure(sharded, (dir) => truncateSync(join(dir, shard), readFileSync(join(dir, shard)).byteLength - 64));
+    expect(line).toMatch(new RegExp(`^moec run: \\S+/${shard}: tensor "model\\.layers\\.\\d\\.mlp\\.[\\w.]+": data_offsets \\[\\d+, \\d+\\] run past the end of the data area`));
+  });
+
+  it('a corrupted header', async () => {
+    const line = await failure(base, (dir) => {
+      const path = join(dir, 'model.safetensors');
+      const bytes = readFileSync(path);
+      const at = bytes.indexOf('"F32"');
+      bytes.write('"F99"', at);
+      writeFileSync(path, bytes);
+    });
+    expect(line).toMatch(/^moec run: \S+\/model\.safetensors: tensor "model\.layers\.\d\.block_sparse_moe\.[\w.]+": unknown dtype "F99"/);
+  });
+
+  it('a missing tensor', async () => {
+    const name = expert(1, 3, 'w3');
+    const line = await failure(base, (dir) => rewrite(dir, (t) => delete t[name]));
+    expect(line).toMatch(new RegExp(`^moec run: \\S+/model\\.safetensors: tensor "${name.replace(/\./g, '\\.')}" not found \\(needed for layers\\.1\\.moe\\.experts\\.up of a mixtral checkpoint\\)$`));
+  });
+
+  it('a tensor of the wrong shape', async () => {
+    const name = expert(1, 2, 'w2');
+    const line = await failure(base, (dir) => rewrite(dir, (t) => (t[name] = { ...t[name]!, shape: [20, 24] })));
+    expect(line).toMatch(new RegExp(`^moec run: \\S+/model\\.safetensors: tensor "${name.replace(/\./g, '\\.')}" has shape \\[20, 24\\], expected \\[24, 20\\] \\(for layers\\.1\\.moe\\.experts\\.down\\)$`));
+  });
+
+  it('input hidden states: truncated, or of the wrong hidden size', async () => {
+    const truncated = join(work, 'truncated.in.safetensors');
+    cpSync(base.input, truncated);
+    truncateSync(truncated, readFileSync(truncated).byteLength - 8);
+    expect(await failure(base, () => undefined, truncated))
+      .toMatch(/^moec run: \S+truncated\.in\.safetensors: tensor "hidden_states": data_offsets .* run past the end/);
+    const narrow = join(work, 'narrow.in.safetensors');
+    writeHiddenStates(narrow, 4, 16, 1);
+    expect(await failure(base, () => undefined, narrow))
+      .toBe(`moec run: ${narrow}: tensor "hidden_states" has shape [4, 16], expected [tokens, 24] (the model's hidden size is 24)`);
+  });
+
+  it('a layer without a MoE block, and an existing --output left untouched', async () => {
+    const c = makeCase('deepseek_v2', 52);
+    const output = join(work, 'keep.safetensors');
+    writeFileSync(output, 'previous');
+    const result = await moec(runArgs({ ...c, layer: 0 }, output));
+    expect(result.status).toBe(2);
+    expect(result.stderrLines).toEqual(['moec run: --layer 0: tiny-deepseek-v2 has no MoE block in layer 0 (MoE layers: 1)']);
+    expect(readFileSync(output, 'utf8')).toBe('previous');
+  });
+});

@@ -1,0 +1,102 @@
+// The MoE block plan without a GPU: dispatches per path (golden), buffer dataflow, sharding,
+// JSON round trip, and the errors for what the backend does not run yet.
+import { describe, expect, it } from 'vitest';
+import { compileMoeBlockPlan, DECODE_MAX_TOKENS } from '../../codegen/moe-block/compile-moe-block.js';
+import { evalTokenExpr, pathSteps, stepReads, stepWrites, type MoeBlockPlan } from '../../runtime/plan.js';
+import { blockGraphOf, families, HIDDEN, type Family } from './moe-fixtures.js';
+
+const family = (name: string): Family => families.find((f) => f.name === name)!;
+const planOf = (fam: Family, options = {}, compile?: string): MoeBlockPlan => {
+  const { config, graph } = blockGraphOf(fam, compile);
+  return compileMoeBlockPlan(graph, config, options);
+};
+const labels = (plan: MoeBlockPlan, tokens: number) => pathSteps(plan, tokens).map((s) => s.label);
+
+describe('dispatches per block', () => {
+  it('mixtral-like: 5 prefill (router, align, gate/up, down, combine), 4 decode', () => {
+    const plan = planOf(family('mixtral'));
+    expect(labels(plan, 64)).toEqual(['router', 'route-align', 'experts gate/up [0, 8)', 'experts down [0, 8)', 'combine']);
+    expect(labels(plan, 1)).toEqual(['router', 'experts gate/up GEMV [0, 8)', 'experts down GEMV [0, 8)', 'combine']);
+  });
+
+  it('with a shared expert: 7 prefill, 6 decode; the sigmoid gate is folded into the combine', () => {
+    for (const name of ['qwen2-moe', 'deepseek-v2', 'deepseek-v3']) {
+      const plan = planOf(family(name));
+      expect(plan.prefill.length, name).toBe(7);
+      expect(plan.decode.length, name).toBe(6);
+    }
+    expect(planOf(family('qwen2-moe')).kernels.map((k) => k.name)).toContain('combine_shared_gated');
+  });
+
+  it('the token count picks the path: decode up to 8 tokens, prefill above', () => {
+    const plan = planOf(family('olmoe'));
+    expect(plan.decodeMaxTokens).toBe(DECODE_MAX_TOKENS);
+    expect(pathSteps(plan, 8)).toBe(plan.decode);
+    expect(pathSteps(plan, 9)).toBe(plan.prefill);
+  });
+
+  it('S expert shards: 3 + 2 S prefill and 2 + 2 S decode dispatches', () => {
+    const gptOss = family('gpt-oss'); // 8 experts of 60 x 72 f32
+    for (const perShard of [1, 3, 8]) {
+      const plan = planOf(gptOss, { maxStorageBufferBindingSize: perShard * 60 * HIDDEN * 4 });
+      const shards = Math.ceil(8 / perShard);
+      expect(plan.prefill.length, `${perShard} experts per shard`).toBe(3 + 2 * shards);
+      expect(plan.decode.length).toBe(2 + 2 * shards);
+      expect(plan.buffers.filter((b) => b.weight?.param.endsWith('experts.down_bias')).map((b) => b.weight!.rowEnd - b.weight!.rowBegin)).toEqual(
+        Array.from({ length: shards }, (_, s) => Math.min(perShard, 8 - s * perShard)),
+      );
+    }
+  });
+});
+
+describe('plan structure', () => {
+  for (const fam of families) {
+    it(`${fam.name}: every step reads only what the input, a weight or an earlier step provides`, () => {
+      const plan = planOf(fam);
+      for (const path of [plan.prefill, plan.decode]) {
+        const ready = new Set(plan.buffers.filter((b) => b.role === 'weight' || b.role === 'input').map((b) => b.name));
+        for (const step of path) {
+          for (const name of stepReads(step)) expect(ready.has(name), `${step.label} reads ${name}`).toBe(true);
+          for (const name of stepWrites(step)) ready.add(name);
+        }
+        expect(ready.has(plan.output)).toBe(true);
+      }
+    });
+  }
+
+  it('is plain data: JSON round trip changes nothing', () => {
+    const plan = planOf(family('deepseek-v3'));
+    expect(JSON.parse(JSON.stringify(plan))).toEqual(plan);
+  });
+
+  it('lists the weights in the IR layout and sizes buffers from the token count', () => {
+    const plan = planOf(family('gpt-oss'));
+    expect(plan.weights.find((w) => w.name === 'layers.0.moe.experts.gate')!.shape).toEqual([8, 60, HIDDEN]);
+    expect(plan.weights.find((w) => w.name === 'layers.0.moe.experts.down')!.shape).toEqual([8, HIDDEN, 60]);
+    expect(plan.weights.map((w) => w.name)).toContain('layers.0.moe.router.bias');
+    const slotOut = plan.buffers.find((b) => b.name === 'slot_out')!;
+    expect(evalTokenExpr(slotOut.elements, 10)).toBe(10 * 4 * HIDDEN);
+  });
+
+  it('WGSL carries no Handlebars leftovers', () => {
+    for (const fam of families) for (const k of planOf(fam).kernels) expect(k.wgsl, `${fam.name}/${k.name}`).not.toMatch(/\{\{|\}\}|&lt;|&gt;/);
+  });
+});
+
+describe('what the WebGPU backend refuses, and how it says so', () => {
+  const mixtral = family('mixtral');
+  it('quantized expert weights', () => {
+    expect(() => planOf(mixtral, {}, 'target = webgpu\n dtype = f32\n quantize experts = int4(group = 8)')).toThrow(
+      /runs f32 weights only; remove `quantize experts = \.\.\.` from the compile block/,
+    );
+  });
+  it('compile dtype f16', () => {
+    expect(() => planOf(mixtral, {}, 'target = webgpu\n dtype = f16')).toThrow(/compile dtype f16 is not supported .* set `dtype = f32`/);
+  });
+  it('sonic token rounding', () => {
+    expect(() => planOf(mixtral, {}, 'target = webgpu\n token_rounding = sonic(mode = up)')).toThrow(/token_rounding = sonic is not supported/);
+  });
+  it('an expert bigger than one binding', () => {
+    expect(() => planOf(mixtral, { maxStorageBufferBindingSize: 1000 })).toThrow(/splitting a single expert across bindings is not supported yet/);
+  });
+});
