@@ -2,7 +2,7 @@
 // Runs a MoeBlockPlan: compiles its kernels, uploads its weights (sharded as the plan says), and
 // per call encodes every dispatch of the path chosen by the token count into one compute pass.
 // Nothing is read back between router and combine; run() reads the block output once.
-import { poison, readBackF32, uploadF32 } from './buffer-pool.js';
+import { poison, readBackF32, uploadF32, uploadU32 } from './buffer-pool.js';
 import { createComputePipelineChecked, GpuError, type GpuRuntime } from './device.js';
 import { evalTokenExpr, pathSteps, type MoeBlockPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
 
@@ -88,6 +88,8 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
 
   let capacity = 0;
   let activations = new Map<string, GPUBuffer>();
+  // Outgrown activation buffers: an encoder built earlier may still use them, so they are
+  // destroyed at the next run() (which submits nothing old) or at destroy().
   let retired: GPUBuffer[] = [];
   // Bind groups per (tokens, input, output); recreated when the activation buffers grow.
   const bindGroups = new Map<string, GPUBindGroup[]>();
@@ -120,7 +122,7 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
     const steps = pathSteps(plan, tokens);
     const data = new Uint32Array((steps.length * uniformStride) / 4);
     steps.forEach((step, i) => step.uniform.words.forEach((w, j) => (data[(i * uniformStride) / 4 + j] = evalTokenExpr(w, tokens))));
-    buffer = uploadF32(device, new Float32Array(data.buffer), GPUBufferUsage.UNIFORM, `${plan.name}/params T=${tokens}`);
+    buffer = uploadU32(device, data, GPUBufferUsage.UNIFORM, `${plan.name}/params T=${tokens}`);
     if (uniforms.size >= BIND_GROUP_CACHE) uniforms.delete(uniforms.keys().next().value!);
     uniforms.set(tokens, buffer);
     return buffer;
@@ -196,10 +198,12 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
       const encoder = device.createCommandEncoder({ label: `${plan.name} run` });
       encode(encoder, input, output, tokens);
       device.queue.submit([encoder.finish()]);
-      return readBackF32(device, output, tokens * plan.hidden * 4);
+      const result = await readBackF32(device, output, tokens * plan.hidden * 4);
+      rt.checkErrors(); // the readback waited for the GPU, so this run's validation errors are in
+      return result;
     },
     dispatchCount(tokens) {
-      return pathSteps(plan, tokens).length;
+      return tokens === 0 ? 0 : pathSteps(plan, tokens).length;
     },
     poisonScratch(tokens) {
       reserve(tokens);

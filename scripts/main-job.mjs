@@ -19,7 +19,7 @@ const EXAMPLE = 'examples/mixtral-8x7b.moe';
 /** Tiny runnable examples and the HF family whose checkpoint layout their random weights use. */
 const TINY = [
   ['examples/tiny-mixtral.moe', 'mixtral', 5],
-  ['examples/tiny-qwen2-moe.moe', 'qwen2_moe', 12],
+  ['examples/tiny-qwen2-moe.moe', 'qwen2_moe', 5],
   ['examples/tiny-gpt-oss.moe', 'gpt_oss', 12],
   ['examples/tiny-deepseek-v3.moe', 'deepseek_v3', 5],
 ];

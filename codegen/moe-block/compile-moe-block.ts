@@ -242,8 +242,8 @@ function decodeExpertSteps(
   const { hidden: H, topK: K, routed } = parts;
   const I = routed.intermediate;
   const bias = !!routed.bias;
-  const gateUp = renderGemvKernel({ gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, activation: routed.activation });
-  const down = renderGemvKernel({ gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K });
+  const gateUp = renderGemvKernel({ gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, activation: routed.activation, maxRows: DECODE_MAX_TOKENS });
+  const down = renderGemvKernel({ gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, maxRows: DECODE_MAX_TOKENS });
   const steps: PlanStep[] = [];
   for (const shard of shards) {
     const buffers: Record<string, string> = { a: buf.input, route_ids: buf.routeIds, w0: shard.gate, w1: shard.up, out: buf.expertInter };
@@ -279,15 +279,15 @@ function sharedGemmSteps(b: PlanBuilder, mlp: MlpParams, H: number, K: number, t
 function sharedGemvSteps(b: PlanBuilder, mlp: MlpParams, H: number, K: number, w: SharedBuffers, buf: { input: string; sharedInter: string; sharedOut: string }): PlanStep[] {
   const Is = mlp.intermediate;
   const bias = !!mlp.bias;
-  const gateUp = renderGemvKernel({ gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, activation: mlp.activation });
-  const down = renderGemvKernel({ gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K });
+  const gateUp = renderGemvKernel({ gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, activation: mlp.activation, maxRows: DECODE_MAX_TOKENS });
+  const down = renderGemvKernel({ gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, maxRows: DECODE_MAX_TOKENS });
   const gateUpBuffers: Record<string, string> = { a: buf.input, w0: w.gate, w1: w.up, out: buf.sharedInter };
   if (w.bias) Object.assign(gateUpBuffers, { b0: w.bias.gate, b1: w.bias.up });
   const downBuffers: Record<string, string> = { a: buf.sharedInter, w0: w.down, out: buf.sharedOut };
   if (w.bias) downBuffers['b0'] = w.bias.down;
   return [
-    b.step('shared gate/up GEMV', gateUp, gateUpBuffers, fixedGrid(constant(ceilDiv(Is, GEMV_ROWS)), constant(1), T)),
-    b.step('shared down GEMV', down, downBuffers, fixedGrid(constant(ceilDiv(H, GEMV_ROWS)), constant(1), T)),
+    b.step('shared gate/up GEMV', gateUp, gateUpBuffers, fixedGrid(constant(ceilDiv(Is, GEMV_ROWS)))),
+    b.step('shared down GEMV', down, downBuffers, fixedGrid(constant(ceilDiv(H, GEMV_ROWS)))),
   ];
 }
 

@@ -1,7 +1,7 @@
 // runtime/hf-weights.ts: HF tensors -> IR weights for every family, checked element by element
 // and, for gpt-oss and Mixtral, by a forward pass written directly against the HF layout (as
 // transformers computes it) compared with the CPU interpreter fed through the mapping.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { checkSpec } from '../../compiler/spec/check.js';
 import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
 import { interpretGraph } from '../../ir/interpret/interpret.js';
 import type { ModelConfig } from '../../ir/model-config.js';
-import { hfWeightsFromSafetensors, safetensorsReader } from '../../runtime/hf-checkpoint.js';
+import { fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, safetensorsReader } from '../../runtime/hf-checkpoint.js';
 import { describeHfNaming, hfWeightSource, modelTypesMatching, SUPPORTED_MODEL_TYPES } from '../../runtime/hf-weights.js';
 import { CheckpointDir } from '../../runtime/node/checkpoint-dir.js';
 import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
@@ -200,5 +200,42 @@ describe('hf-weights: errors are one line naming the file and the tensor', () =>
     writeRandomCheckpoint(dir, 'mixtral', s, { seed: 1 });
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama' }));
     expect(() => openHfCheckpoint(dir)).toThrow(`${join(dir, 'config.json')}: model_type "llama" is not supported; supported: `);
+  });
+});
+
+describe('fetchHfCheckpoint', () => {
+  const s: CheckpointSizes = { hidden: 8, experts: 4, topK: 2, intermediate: 6, layers: 2 };
+  /** fetch() over a directory, as a static server would answer. */
+  const fetchFrom = (dir: string, seen: string[]) => (async (url: string | URL | Request) => {
+    const name = new URL(String(url)).pathname.replace(/^\/ckpt\//, '');
+    seen.push(name);
+    const path = join(dir, name);
+    return existsSync(path) ? new Response(readFileSync(path)) : new Response('not found', { status: 404, statusText: 'Not Found' });
+  }) as typeof fetch;
+
+  for (const shards of [1, 3]) {
+    it(`${shards === 1 ? 'model.safetensors' : 'shards named by the index'}: the same weights as the directory`, async () => {
+      const dir = tempDir();
+      const written = writeRandomCheckpoint(dir, 'qwen3_moe', s, { seed: 4, shards });
+      const seen: string[] = [];
+      const fetched = await fetchHfCheckpoint('http://127.0.0.1:1/ckpt', fetchFrom(dir, seen));
+      expect(fetched.modelType).toBe('qwen3_moe');
+      expect(fetched.files.map((f) => f.name).sort()).toEqual(written.files);
+      expect(seen).toEqual(['config.json', 'model.safetensors.index.json', ...written.files]);
+      const fromUrl = await hfWeightsFromUrl('http://127.0.0.1:1/ckpt/', fetchFrom(dir, []));
+      const fromDir = openHfCheckpoint(dir).weights;
+      for (const name of ['layers.1.moe.router.weight', 'layers.1.moe.experts.down']) {
+        const shape = name.endsWith('router.weight') ? [4, 8] : [4, 8, 6];
+        expect(await fromUrl.readF32(name, shape)).toEqual(await fromDir.readF32(name, shape));
+      }
+    });
+  }
+
+  it('names the URL of a file that cannot be fetched', async () => {
+    const dir = tempDir();
+    writeRandomCheckpoint(dir, 'mixtral', s, { seed: 4, shards: 2 });
+    rmSync(join(dir, 'model-00002-of-00002.safetensors'));
+    await expect(fetchHfCheckpoint('http://127.0.0.1:1/ckpt/', fetchFrom(dir, [])))
+      .rejects.toThrow('http://127.0.0.1:1/ckpt/model-00002-of-00002.safetensors: HTTP 404 Not Found');
   });
 });

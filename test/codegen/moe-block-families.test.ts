@@ -9,7 +9,7 @@ import { readBackBytes } from '../../runtime/buffer-pool.js';
 import { openDevice, type GpuRuntime } from '../../runtime/device.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
-import { blockGraphOf, families, HIDDEN, normals, randomWeights, reference, referenceRoute, relativeError, seededRandom } from './moe-fixtures.js';
+import { blockGraphOf, families, hiddenOf, normals, randomWeights, reference, referenceRoute, relativeError, seededRandom } from './moe-fixtures.js';
 import { decisionMargin } from './route-margins.js';
 
 const TOKEN_COUNTS = [1, 7, 64, 300];
@@ -50,6 +50,7 @@ async function checkRouting(executor: MoeBlockExecutor, graph: Graph, x: Float32
   const routerBias = bias && bias.name.endsWith('router.bias') ? weights.get(bias.name) : undefined;
   const correctionBias = [bias, correction].find((v) => v?.name.endsWith('correction_bias'));
   const E = w.type.shape[0] as number;
+  const H = w.type.shape[1] as number;
   const check: RouteCheck = { excluded: [], unexplained: [] };
   for (let t = 0; t < tokens; t++) {
     const slots = Array.from({ length: K }, (_, k) => t * K + k);
@@ -60,7 +61,7 @@ async function checkRouting(executor: MoeBlockExecutor, graph: Graph, x: Float32
     if (same) continue;
     const logits = Array.from({ length: E }, (_, e) => {
       let acc = routerBias ? routerBias[e]! : 0;
-      for (let h = 0; h < HIDDEN; h++) acc += x[t * HIDDEN + h]! * routerWeight[e * HIDDEN + h]!;
+      for (let h = 0; h < H; h++) acc += x[t * H + h]! * routerWeight[e * H + h]!;
       return acc;
     });
     const margin = decisionMargin(logits, router, K, correctionBias && weights.get(correctionBias.name));
@@ -73,6 +74,7 @@ async function checkRouting(executor: MoeBlockExecutor, graph: Graph, x: Float32
 families.forEach((family, index) => {
   describe(family.name, () => {
     const { config, graph } = blockGraphOf(family);
+    const H = hiddenOf(family);
     let executor: MoeBlockExecutor;
     let weights: Map<string, Float32Array>;
     let random: () => number;
@@ -87,7 +89,7 @@ families.forEach((family, index) => {
 
     for (const tokens of TOKEN_COUNTS) {
       it(`${tokens} token${tokens > 1 ? 's' : ''} match the reference interpreter`, async () => {
-        const x = normals(random, tokens * HIDDEN, 1);
+        const x = normals(random, tokens * H, 1);
         executor.poisonScratch(tokens);
         const out = await executor.run(x, tokens);
         await rt.settle();
@@ -95,7 +97,7 @@ families.forEach((family, index) => {
         const routing = await checkRouting(executor, graph, x, tokens, weights);
         expect(routing.unexplained, 'routing differs from the reference without a near-tie').toEqual([]);
         const kept = Array.from({ length: tokens }, (_, t) => t).filter((t) => !routing.excluded.includes(t));
-        const error = relativeError(out, ref, HIDDEN, kept);
+        const error = relativeError(out, ref, H, kept);
         const path = tokens <= executor.plan.decodeMaxTokens ? 'decode' : 'prefill';
         results.push(`${family.name.padEnd(20)} ${String(tokens).padStart(6)}  ${path.padEnd(8)} ${error.toExponential(2).padStart(9)}   ${routing.excluded.length}`);
         expect(out.every(Number.isFinite), 'an output is NaN: some element was never written').toBe(true);

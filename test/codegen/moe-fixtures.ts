@@ -10,10 +10,16 @@ export interface Family {
   name: string;
   /** The `moe { }` block body. */
   moe: string;
+  /** Model width; HIDDEN unless given. */
+  hidden?: number;
 }
 
-/** hidden 72 and intermediates that are not multiples of any tile; 8..16 experts, top_k 2..4. */
+/**
+ * Hidden 72 (70 for one family) and intermediates that are not multiples of any tile, some not
+ * even of 4 (the kernels' scalar-load paths); 8..16 experts, top_k 2..4.
+ */
 export const HIDDEN = 72;
+export const hiddenOf = (family: Family): number => family.hidden ?? HIDDEN;
 
 export const families: Family[] = [
   { name: 'mixtral', moe: 'experts = 8\n top_k = 2\n router = softmax_topk(renormalize = true)\n expert = swiglu(intermediate = 40)' },
@@ -21,10 +27,10 @@ export const families: Family[] = [
     name: 'qwen2-moe',
     moe: 'experts = 12\n top_k = 4\n router = softmax_topk(renormalize = false)\n expert = swiglu(intermediate = 56)\n shared = swiglu(intermediate = 100)\n shared_gate = sigmoid',
   },
-  { name: 'olmoe', moe: 'experts = 16\n top_k = 3\n router = softmax_topk(renormalize = false)\n expert = swiglu(intermediate = 48)' },
+  { name: 'olmoe', moe: 'experts = 16\n top_k = 3\n router = softmax_topk(renormalize = false)\n expert = swiglu(intermediate = 50)' },
   {
     name: 'deepseek-v2',
-    moe: 'experts = 16\n top_k = 3\n router = softmax_topk(renormalize = false, groups = 4, topk_groups = 2, scale = 2.5)\n expert = swiglu(intermediate = 44)\n shared = swiglu(intermediate = 88)',
+    moe: 'experts = 16\n top_k = 3\n router = softmax_topk(renormalize = false, groups = 4, topk_groups = 2, scale = 2.5)\n expert = swiglu(intermediate = 45)\n shared = swiglu(intermediate = 90)',
   },
   {
     name: 'deepseek-v3',
@@ -32,17 +38,17 @@ export const families: Family[] = [
   },
   { name: 'gpt-oss', moe: 'experts = 8\n top_k = 4\n router = topk_softmax(bias = true)\n expert = clamped_swiglu(intermediate = 60, limit = 7, alpha = 1.702, bias = true)' },
   { name: 'phimoe', moe: 'experts = 16\n top_k = 2\n router = sparsemixer(jitter_eps = 0.01)\n expert = swiglu(intermediate = 120)' },
-  { name: 'relu-gate', moe: 'experts = 8\n top_k = 4\n router = relu_gate\n expert = swiglu(intermediate = 40)' },
+  { name: 'relu-gate', hidden: 70, moe: 'experts = 8\n top_k = 4\n router = relu_gate\n expert = swiglu(intermediate = 42)' },
   { name: 'adamoe-null-experts', moe: 'experts = 8\n top_k = 3\n router = softmax_topk(renormalize = true, null_experts = 4)\n expert = swiglu(intermediate = 36)' },
 ];
 
 export function specOf(family: Family, compile = 'target = webgpu\n dtype = f32'): string {
   return `model "${family.name}" {
-  hidden = ${HIDDEN}
+  hidden = ${hiddenOf(family)}
   vocab = 64
   layers = 1
   norm = rmsnorm(eps = 1e-6)
-  attention = gqa(heads = 4)
+  attention = gqa(heads = 2)
   moe {
     ${family.moe}
   }
@@ -91,7 +97,7 @@ export function normals(random: () => number, n: number, std: number): Float32Ar
  */
 export function randomWeights(graph: Graph, random: () => number): Map<string, Float32Array> {
   const weights = new Map<string, Float32Array>();
-  const hidden = HIDDEN;
+  const hidden = graph.inputs[0]!.type.shape[1] as number;
   for (const p of graph.params) {
     const shape = p.type.shape as number[];
     const n = shape.reduce((a, d) => a * d, 1);
@@ -110,8 +116,10 @@ export function randomWeights(graph: Graph, random: () => number): Map<string, F
   return weights;
 }
 
+const hiddenOfGraph = (graph: Graph): number => graph.inputs[0]!.type.shape[1] as number;
+
 export function reference(graph: Graph, x: Float32Array, tokens: number, weights: Map<string, Float32Array>): Float32Array {
-  const out = interpretGraph(graph, { hidden_states: { shape: [tokens, HIDDEN], data: x } }, (p: Value) => weights.get(p.name)!);
+  const out = interpretGraph(graph, { hidden_states: { shape: [tokens, hiddenOfGraph(graph)], data: x } }, (p: Value) => weights.get(p.name)!);
   return out[graph.outputs[0]!.name]!.data as Float32Array;
 }
 
@@ -119,7 +127,7 @@ export function reference(graph: Graph, x: Float32Array, tokens: number, weights
 export function referenceRoute(graph: Graph, x: Float32Array, tokens: number, weights: Map<string, Float32Array>): { ids: Int32Array; weights: Float32Array } {
   const route = graph.ops.find((op) => op.opcode === 'moe.route')!;
   const routeGraph: Graph = { ...graph, ops: [route], outputs: route.outputs };
-  const out = interpretGraph(routeGraph, { hidden_states: { shape: [tokens, HIDDEN], data: x } }, (p: Value) => weights.get(p.name)!);
+  const out = interpretGraph(routeGraph, { hidden_states: { shape: [tokens, hiddenOfGraph(graph)], data: x } }, (p: Value) => weights.get(p.name)!);
   return { ids: out[route.outputs[0]!.name]!.data as Int32Array, weights: out[route.outputs[1]!.name]!.data as Float32Array };
 }
 
