@@ -201,7 +201,8 @@ export function parseSafetensors(bytes: Uint8Array | ArrayBuffer, fileName: stri
  * Typed arrays use host byte order; every WebGPU host is little-endian, like the format.
  */
 export function decodeTensorF32(raw: Uint8Array, tensor: TensorInfo, fileName: string): Float32Array {
-  const copy = raw.slice(0, tensor.byteLength).buffer;
+  // Uint8Array.prototype.slice copies even for a Node Buffer, whose own slice() shares its pool.
+  const copy = Uint8Array.prototype.slice.call(raw, 0, tensor.byteLength).buffer;
   switch (tensor.dtype) {
     case 'F32':
       return new Float32Array(copy);

@@ -241,3 +241,13 @@ describe('safetensors corruption', () => {
     expect(error.message).toContain('lm_head.weight');
   });
 });
+
+describe('safetensors read from a Node Buffer', () => {
+  it('decodes a tensor from a Buffer that is a view into a larger pool', () => {
+    const values = Float32Array.from({ length: 5 }, () => Math.random());
+    const encoded = encodeSafetensors({ t: { dtype: 'F32', shape: [5], data: values } });
+    // readFileSync returns Buffers that share a pool, like this one with 7 foreign bytes in front.
+    const pooled = Buffer.concat([Buffer.alloc(7, 0xff), Buffer.from(encoded)]).subarray(7);
+    expect(Array.from(readTensorF32(parseSafetensors(pooled, 'pooled.safetensors'), 't'))).toEqual(Array.from(values));
+  });
+});
