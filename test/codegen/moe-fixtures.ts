@@ -5,6 +5,9 @@ import { checkSpec } from '../../compiler/spec/check.js';
 import type { Graph, Value } from '../../ir/graph.js';
 import { interpretGraph } from '../../ir/interpret/interpret.js';
 import type { ModelConfig } from '../../ir/model-config.js';
+import { seededRandom } from '../support/seeded-random.js';
+
+export { seededRandom };
 
 export interface Family {
   name: string;
@@ -68,18 +71,6 @@ export function configOf(family: Family, compile?: string): ModelConfig {
 export function blockGraphOf(family: Family, compile?: string): { config: ModelConfig; graph: Graph } {
   const config = configOf(family, compile);
   return { config, graph: compileMoeBlockGraph(config, 0) };
-}
-
-/** mulberry32: small, seedable, good enough for test data. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function normals(random: () => number, n: number, std: number): Float32Array {

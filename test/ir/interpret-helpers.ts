@@ -6,6 +6,9 @@ import { GraphBuilder } from '../../ir/graph-builder.js';
 import { interpretGraph, type HostTensor } from '../../ir/interpret/interpret.js';
 import type { KindRef, ParamValue } from '../../ir/model-config.js';
 import { TOKENS } from '../../ir/types.js';
+import { seededRandom } from '../support/seeded-random.js';
+
+export { seededRandom };
 
 /** A kind with the registry's defaults, overridden by `params` (as the spec front end resolves it). */
 export function kind(category: KindCategory, name: string, params: Record<string, ParamValue> = {}): KindRef {
@@ -51,18 +54,6 @@ export function route(router: KindRef, topK: number, logits: number[][], extra: 
   };
   const out = interpretGraph(graph, { x: { shape: [tokens, tokens], data: identity } }, (p) => params[p.name]!);
   return { ids: rows(out['route.ids']!), weights: rows(out['route.weights']!) };
-}
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** n values uniform in [-scale, scale). */

@@ -10,19 +10,10 @@ import { formatDiagnostic, hasErrors, spanAt, type Diagnostic } from '../../comp
 import { formatSpec } from '../../compiler/spec/format.js';
 import { defaultRegistry } from '../../compiler/spec/kinds/builtin.js';
 import { topLevelBlocks, type BlockSchema } from '../../compiler/spec/schema.js';
+import { seededRandom as prng } from '../support/seeded-random.js';
 
 const seed = process.env['MOEC_FUZZ_SEED'] ? Number(process.env['MOEC_FUZZ_SEED']) : Math.floor(Math.random() * 2 ** 31);
 console.log(`spec fuzz seed: ${seed} (rerun with MOEC_FUZZ_SEED=${seed})`);
-
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function prng(state: number): () => number {
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const examplesDir = fileURLToPath(new URL('../../examples', import.meta.url));
 const examples = readdirSync(examplesDir).filter((f) => f.endsWith('.moe')).sort().map((f) => readFileSync(join(examplesDir, f), 'utf8'));
