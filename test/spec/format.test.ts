@@ -172,6 +172,8 @@ describe('formatSpec keeps the meaning of every example', () => {
       expect(after.diagnostics.map((d) => d.message)).toEqual(before.diagnostics.map((d) => d.message));
       expect(after.config).toEqual(before.config);
       expect(after.ast.comments.map((c) => c.text.trimEnd())).toEqual(before.ast.comments.map((c) => c.text.trimEnd()));
+      expect(fmt(text)).toBe(text);
+      expect(source, `${name} is not in canonical form: run moec fmt --write examples/${name}`).toBe(text);
     });
   }
 });
