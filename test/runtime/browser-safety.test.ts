@@ -52,3 +52,13 @@ describe('runtime browser safety', () => {
     }
   });
 });
+
+describe('GPU -> CPU reads', () => {
+  it('go through readBackBytes only, so readbackCount() sees every one', () => {
+    const allFiles = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? allFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+    const mapping = allFiles(runtimeDir).filter((f) => /\bmapAsync\s*\(/.test(readFileSync(f, 'utf8')));
+    expect(mapping.map((f) => relative(runtimeDir, f))).toEqual(['buffer-pool.ts']);
+    expect(readFileSync(join(runtimeDir, 'buffer-pool.ts'), 'utf8').match(/\bmapAsync\s*\(/g)).toHaveLength(1);
+  });
+});
