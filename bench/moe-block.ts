@@ -1,21 +1,25 @@
-// Benchmark: the compiled (fused) MoE block against a naive baseline in the same runtime, on
-// whatever WebGPU adapter is at hand. Prints one table; never passes or fails on time.
+// Benchmark: the compiled (fused) MoE block against a naive baseline in the same runtime, and the
+// same block with int4 experts against f32 ones, on whatever WebGPU adapter is at hand. Prints two
+// tables; never passes or fails on time.
 //   npm run build && npm run bench        (MOEC_BENCH_ITERS=n to change iterations per row)
+import { DEFAULT_GEMM_TILE } from '../codegen/kernels/grouped-gemm/grouped-gemm.js';
 import { compileMoeBlockPlan } from '../codegen/moe-block/compile-moe-block.js';
 import { readMoeBlock } from '../codegen/moe-block/read-moe-block.js';
 import { compileMoeBlockGraph } from '../compiler/pipeline.js';
 import { checkSpec } from '../compiler/spec/check.js';
-import { readBackF32, readbackCount, uploadF32 } from '../runtime/buffer-pool.js';
-import { openDevice } from '../runtime/device.js';
-import { createMoeBlockExecutor } from '../runtime/moe-executor.js';
+import { readBackBytes, readBackF32, readbackCount, uploadF32 } from '../runtime/buffer-pool.js';
+import { openDevice, type GpuRuntime } from '../runtime/device.js';
+import { createMoeBlockExecutor, type MoeBlockExecutor } from '../runtime/moe-executor.js';
 import { createNodeGpu } from '../runtime/node/dawn.js';
+import type { MoeBlockPlan } from '../runtime/plan.js';
+import { packedBytes } from '../runtime/quant/weight-format.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createNaiveMoe } from './naive-moe.js';
 
 // Mixtral-shaped, scaled to run in seconds on a software rasterizer.
-const SPEC = `
+const specWith = (quantize = ''): string => `
 model "bench-moe" {
   hidden = 256
   vocab = 64
@@ -32,8 +36,10 @@ model "bench-moe" {
 compile {
   target = webgpu
   dtype = f32
+  ${quantize}
 }
 `;
+const QUANTIZED = 'quantize experts = int4(group = 32)';
 const TOKEN_COUNTS = [1, 8, 64, 256];
 const ITERATIONS = Number(process.env.MOEC_BENCH_ITERS ?? 5);
 
@@ -73,7 +79,7 @@ async function useSoftwareVulkanIfNeeded(): Promise<void> {
 
 async function main(): Promise<void> {
   await useSoftwareVulkanIfNeeded();
-  const checked = checkSpec(SPEC, 'bench-moe.moe');
+  const checked = checkSpec(specWith(), 'bench-moe.moe');
   if (!checked.config) throw new Error(checked.diagnostics.map((d) => d.message).join('\n'));
   const config = checked.config;
   const graph = compileMoeBlockGraph(config, 0);
@@ -138,11 +144,70 @@ async function main(): Promise<void> {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
   console.log('\nfused/naive = naive time / fused time (higher is better for fused). Times on a software adapter say little about a real GPU.');
+  await compareInt4(rt, fused, weights, input, outFused);
   fused.destroy();
   naive.destroy();
   for (const buffer of [input, outFused, outNaive]) buffer.destroy();
   await rt.settle();
   rt.destroy();
+}
+
+/** Expert weight bytes the fused path reads for the last run's routing: each chosen expert once (decode), once per BM-row block (prefill). */
+async function expertBytesPerToken(rt: GpuRuntime, executor: MoeBlockExecutor, tokens: number): Promise<number> {
+  const plan: MoeBlockPlan = executor.plan;
+  const perExpert = plan.weights.filter((w) => w.name.includes('.experts.')).reduce((n, w) => n + packedBytes(w.format, w.shape.slice(1)), 0);
+  const ids = new Int32Array(await readBackBytes(rt.device, executor.scratchBuffer('route_ids'), tokens * plan.topK * 4));
+  const counts = new Map<number, number>();
+  for (const e of ids) if (e >= 0) counts.set(e, (counts.get(e) ?? 0) + 1);
+  const reads = tokens <= plan.decodeMaxTokens ? counts.size : [...counts.values()].reduce((n, c) => n + Math.ceil(c / DEFAULT_GEMM_TILE.bm), 0);
+  return (reads * perExpert) / tokens;
+}
+
+/** The same block with int4 (group 32) experts, timed in this run against the f32 one. */
+async function compareInt4(rt: GpuRuntime, f32: MoeBlockExecutor, weights: Map<string, Float32Array>, input: GPUBuffer, outF32: GPUBuffer): Promise<void> {
+  const { device } = rt;
+  const config = checkSpec(specWith(QUANTIZED), 'bench-moe-int4.moe').config!;
+  const int4 = await createMoeBlockExecutor(rt, compileMoeBlockPlan(compileMoeBlockGraph(config, 0), config), { readF32: (name) => weights.get(name)! });
+  const outInt4 = device.createBuffer({ size: outF32.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  const H = f32.plan.hidden;
+  const timeFused = (executor: MoeBlockExecutor, output: GPUBuffer, tokens: number) =>
+    timeIt(ITERATIONS, async () => {
+      const encoder = device.createCommandEncoder();
+      executor.encode(encoder, input, output, tokens);
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+    });
+  console.log(`\nexperts int4 (group 32) vs f32, same block and inputs (${QUANTIZED}; router f32):`);
+  const rows: string[][] = [['tokens', 'path', 'f32 ms', 'f32 tok/s', 'int4 ms', 'int4 tok/s', 'int4/f32 speed', 'f32 expert B/tok', 'int4 expert B/tok', 'int4 vs f32 out']];
+  for (const tokens of TOKEN_COUNTS) {
+    const f32Ms = await timeFused(f32, outF32, tokens);
+    const f32Bytes = await expertBytesPerToken(rt, f32, tokens);
+    const int4Ms = await timeFused(int4, outInt4, tokens);
+    const int4Bytes = await expertBytesPerToken(rt, int4, tokens);
+    const a = await readBackF32(device, outInt4, tokens * H * 4);
+    const b = await readBackF32(device, outF32, tokens * H * 4);
+    let diff = 0;
+    let norm = 0;
+    a.forEach((v, i) => ((diff += (v - b[i]!) ** 2), (norm += b[i]! ** 2)));
+    rows.push([
+      String(tokens),
+      tokens <= f32.plan.decodeMaxTokens ? 'decode' : 'prefill',
+      f32Ms.toFixed(2),
+      ((tokens / f32Ms) * 1000).toFixed(0),
+      int4Ms.toFixed(2),
+      ((tokens / int4Ms) * 1000).toFixed(0),
+      `${(f32Ms / int4Ms).toFixed(2)}x`,
+      f32Bytes.toFixed(0),
+      int4Bytes.toFixed(0),
+      Math.sqrt(diff / norm).toExponential(1),
+    ]);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  console.log('expert B/tok: gate, up and down bytes of the chosen experts read per token (decode: once per expert; prefill: once per 16-row block).');
+  console.log('int4 vs f32 out: the quantization error of the block itself (random weights), not a kernel error.');
+  int4.destroy();
+  outInt4.destroy();
 }
 
 await main();

@@ -26,6 +26,11 @@ export function float16BitsToFloat32(bits: Uint16Array): Float32Array {
   return out;
 }
 
+/** One binary16 bit pattern (0..0xffff) as a number. */
+export function float16BitToFloat32(bits: number): number {
+  return (halfToFloatTable ??= buildHalfToFloatTable())[bits & 0xffff]!;
+}
+
 /** Rounds one f32 to the nearest binary16 bit pattern (ties to even; overflow to infinity). */
 export function float32ToFloat16Bit(value: number): number {
   scratchF32[0] = value;

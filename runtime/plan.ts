@@ -2,6 +2,7 @@
 // the token count), the weights to load and the dispatch steps of the prefill and decode paths.
 // codegen/moe-block/compile-moe-block.ts writes it; runtime/moe-executor.ts runs it. It is
 // JSON-serializable so a bundle can ship it as is.
+import type { WeightFormat } from './quant/weight-format.js';
 
 /** A count that grows with the token count T: min(ceil((perToken * T + constant) / (divisor ?? 1)), max ?? inf). */
 export interface TokenExpr {
@@ -19,7 +20,7 @@ export type PlanDType = 'f32' | 'i32' | 'u32';
  * indirect: GPU-written dispatchWorkgroupsIndirect arguments (never poisoned: NaN bits would
  * read as a huge workgroup count).
  * weight: a slice [rowBegin, rowEnd) along dim 0 of one IR param (a shard of stacked experts,
- * or the whole param).
+ * or the whole param), in its PlanWeight's storage (u32 words when packed in a non-f32 format).
  */
 export type PlanBufferRole = 'input' | 'output' | 'scratch' | 'indirect' | 'weight';
 
@@ -27,7 +28,7 @@ export interface PlanBuffer {
   name: string;
   role: PlanBufferRole;
   dtype: PlanDType;
-  /** Elements (4 bytes each) as a function of the token count. Weights: constant. */
+  /** Elements (4 bytes each) as a function of the token count. Weights: constant (words when packed). */
   elements: TokenExpr;
   weight?: { param: string; rowBegin: number; rowEnd: number };
 }
@@ -37,6 +38,14 @@ export interface PlanWeight {
   name: string;
   /** The IR layout, e.g. [E, I, H]. */
   shape: number[];
+  /** The format the spec asked for (runtime/quant/weight-format.ts); the kernels compute with its values. */
+  format: WeightFormat;
+  /**
+   * packed: uploaded in `format`'s words and decoded by the kernels. dequantized: uploaded as the
+   * f32 values of a round trip through `format` (small weights read by f32-only kernels).
+   * Either way the executor packs from the f32 values a WeightSource gives.
+   */
+  storage: 'packed' | 'dequantized';
 }
 
 export interface PlanKernel {

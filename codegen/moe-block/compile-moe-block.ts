@@ -1,15 +1,16 @@
-// MoE block graph -> MoeBlockPlan: picks and renders the kernels of both paths, shards the
-// expert weights to fit a storage binding, sizes every buffer as a function of the token count
-// and lists the dispatch steps.
+// MoE block graph -> MoeBlockPlan: picks and renders the kernels of both paths (decoding each
+// weight's storage format), shards the expert weights to fit a storage binding at their packed
+// size, sizes every buffer as a function of the token count and lists the dispatch steps.
 //
 //   prefill: router -> route-align -> grouped gate/up (per shard, indirect) -> grouped down
 //            (per shard, indirect) [-> shared gate/up -> shared down] -> combine
 //   decode:  router -> expert gate/up GEMV (per shard) -> expert down GEMV (per shard)
 //            [-> shared gate/up GEMV -> shared down GEMV] -> combine
-import type { Graph } from '../../ir/graph.js';
+import type { Graph, Value } from '../../ir/graph.js';
 import type { ModelConfig } from '../../ir/model-config.js';
 import type { MoeBlockPlan, PlanBinding, PlanBuffer, PlanDType, PlanGrid, PlanKernel, PlanStep, PlanWeight, TokenExpr } from '../../runtime/plan.js';
 import { tokenExpr } from '../../runtime/plan.js';
+import { packedBytes, type WeightFormat } from '../../runtime/quant/weight-format.js';
 import { COMBINE_GRID_WIDTH, renderCombineKernel } from '../kernels/combine/combine.js';
 import { GEMV_ROWS, renderGemvKernel } from '../kernels/expert-gemv/expert-gemv.js';
 import { DEFAULT_GEMM_TILE, gemmThreads, renderGemmKernel, type GemmTile } from '../kernels/grouped-gemm/grouped-gemm.js';
@@ -17,6 +18,7 @@ import type { RenderedKernel } from '../kernels/kernel.js';
 import { renderRouteAlignKernel } from '../kernels/route-align/route-align.js';
 import { renderRouterKernel, routerTokensPerWorkgroup } from '../kernels/router/router.js';
 import { readMoeBlock, type MlpParams, type MoeBlockParts } from './read-moe-block.js';
+import { planWeightOf, weightFormatOf } from './weight-formats.js';
 
 /** WebGPU's default limits, which a plan must fit unless told otherwise. */
 const DEFAULT_MAX_BINDING = 134217728;
@@ -56,17 +58,27 @@ class PlanBuilder {
     return name;
   }
 
-  /** A buffer holding rows [rowBegin, rowEnd) of an IR param (all rows by default). */
-  weight(param: { name: string; type: { shape: (number | string)[] } }, rowBegin?: number, rowEnd?: number): string {
-    const shape = param.type.shape as number[];
-    if (!this.weights.some((w) => w.name === param.name)) this.weights.push({ name: param.name, shape });
+  /**
+   * A buffer holding rows [rowBegin, rowEnd) of an IR param (all rows by default): packed in the
+   * param's format for kernels that decode it, or dequantized f32 for those that read f32.
+   */
+  weight(param: Value, storage: PlanWeight['storage'], rowBegin?: number, rowEnd?: number): string {
+    const planWeight = planWeightOf(param, storage);
+    const existing = this.weights.find((w) => w.name === param.name);
+    if (existing && existing.storage !== planWeight.storage) throw new Error(`internal: ${param.name} is read both packed and dequantized`);
+    if (!existing) this.weights.push(planWeight);
+    const { shape, format } = planWeight;
     const begin = rowBegin ?? 0;
     const end = rowEnd ?? shape[0]!;
     const whole = begin === 0 && end === shape[0];
     const name = whole ? param.name : `${param.name}[${begin}:${end}]`;
+    const packed = planWeight.storage === 'packed' && format.format !== 'f32';
+    // Packed words come per matrix (the last two dims), so only stacked matrices are sliced.
+    if (packed && !whole && shape.length < 3) throw new Error(`internal: ${param.name} is packed as one matrix and cannot be sliced`);
     if (!this.buffers.some((b) => b.name === name)) {
-      const rowElements = shape.slice(1).reduce((n, d) => n * d, 1);
-      this.buffers.push({ name, role: 'weight', dtype: 'f32', elements: constant((end - begin) * rowElements), weight: { param: param.name, rowBegin: begin, rowEnd: end } });
+      const slice = [end - begin, ...shape.slice(1)];
+      const elements = packed ? packedBytes(format, slice) / 4 : slice.reduce((n, d) => n * d, 1);
+      this.buffers.push({ name, role: 'weight', dtype: packed ? 'u32' : 'f32', elements: constant(elements), weight: { param: param.name, rowBegin: begin, rowEnd: end } });
     }
     return name;
   }
@@ -106,8 +118,15 @@ function shardWords(shard: ExpertShard): TokenExpr[] {
 }
 
 function mlpBuffers(b: PlanBuilder, mlp: MlpParams): { gate: string; up: string; down: string; bias?: { gate: string; up: string; down: string } } {
-  const buffers = { gate: b.weight(mlp.gate), up: b.weight(mlp.up), down: b.weight(mlp.down) };
-  return mlp.bias ? { ...buffers, bias: { gate: b.weight(mlp.bias.gate), up: b.weight(mlp.bias.up), down: b.weight(mlp.bias.down) } } : buffers;
+  const buffers = { gate: b.weight(mlp.gate, 'packed'), up: b.weight(mlp.up, 'packed'), down: b.weight(mlp.down, 'packed') };
+  return mlp.bias ? { ...buffers, bias: { gate: b.weight(mlp.bias.gate, 'packed'), up: b.weight(mlp.bias.up, 'packed'), down: b.weight(mlp.bias.down, 'packed') } } : buffers;
+}
+
+/** The one storage format of an MLP's matrices (gate and up share a kernel's binding type). */
+export function mlpFormat(mlp: MlpParams): WeightFormat {
+  const formats = [mlp.gate, mlp.up, mlp.down].map(weightFormatOf);
+  if (new Set(formats.map((f) => JSON.stringify(f))).size > 1) throw new Error(`internal: ${mlp.gate.name}, ${mlp.up.name} and ${mlp.down.name} differ in format`);
+  return formats[0]!;
 }
 
 export function compileMoeBlockPlan(graph: Graph, config: ModelConfig, options: CompileMoeBlockOptions = {}): MoeBlockPlan {
@@ -119,20 +138,24 @@ export function compileMoeBlockPlan(graph: Graph, config: ModelConfig, options: 
   const BM = tile.bm;
   const b = new PlanBuilder();
 
-  // Weights. Expert matrices are sharded along E; everything else must fit one binding.
-  const shardBegins = shardExperts(E, I * H * 4, maxBinding, `${parts.routed.gate.name} [${E}, ${I}, ${H}]`);
+  // Weights. Expert matrices are sharded along E (at their packed size); everything else must fit one binding.
+  const expertFormat = mlpFormat(parts.routed);
+  const expertBytes = Math.max(packedBytes(expertFormat, [1, I, H]), packedBytes(expertFormat, [1, H, I]));
+  const shardBegins = shardExperts(E, expertBytes, maxBinding, `${parts.routed.gate.name} [${E}, ${I}, ${H}] ${expertFormat.format}`);
   const shards: ExpertShard[] = shardBegins.map((begin, index) => {
     const end = shardBegins[index + 1] ?? E;
     const r = parts.routed;
-    const shard: ExpertShard = { index, begin, end, gate: b.weight(r.gate, begin, end), up: b.weight(r.up, begin, end), down: b.weight(r.down, begin, end) };
-    if (r.bias) shard.bias = { gate: b.weight(r.bias.gate, begin, end), up: b.weight(r.bias.up, begin, end), down: b.weight(r.bias.down, begin, end) };
+    const slice = (v: Value) => b.weight(v, 'packed', begin, end);
+    const shard: ExpertShard = { index, begin, end, gate: slice(r.gate), up: slice(r.up), down: slice(r.down) };
+    if (r.bias) shard.bias = { gate: slice(r.bias.gate), up: slice(r.bias.up), down: slice(r.bias.down) };
     return shard;
   });
-  const routerWeight = b.weight(parts.routerWeight);
-  const routerBias = parts.routerBias && b.weight(parts.routerBias);
-  const correctionBias = parts.correctionBias && b.weight(parts.correctionBias);
+  // The router and shared-expert gate kernels read f32: a quantized one is uploaded dequantized.
+  const routerWeight = b.weight(parts.routerWeight, 'dequantized');
+  const routerBias = parts.routerBias && b.weight(parts.routerBias, 'packed');
+  const correctionBias = parts.correctionBias && b.weight(parts.correctionBias, 'packed');
   const shared = parts.shared && mlpBuffers(b, parts.shared);
-  const sharedGate = parts.sharedGate && b.weight(parts.sharedGate);
+  const sharedGate = parts.sharedGate && b.weight(parts.sharedGate, 'dequantized');
   for (const w of b.buffers.filter((w) => w.role === 'weight')) {
     if (w.elements.constant * 4 > maxBinding) throw new Error(`${w.name} is ${w.elements.constant * 4} bytes, more than the ${maxBinding}-byte storage binding limit; only routed experts are sharded`);
   }
@@ -215,8 +238,9 @@ function prefillExpertSteps(
   const I = routed.intermediate;
   const bias = !!routed.bias;
   const align = renderRouteAlignKernel({ experts: E, topK: K, blockRows: tile.bm, shardBegins: shards.map((s) => s.begin), gateUpTiles: ceilDiv(I, tile.bn), downTiles: ceilDiv(H, tile.bn) });
-  const gateUp = renderGemmKernel({ gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, shards: shards.length, activation: routed.activation, tile });
-  const down = renderGemmKernel({ gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, shards: shards.length, tile });
+  const weights = mlpFormat(routed);
+  const gateUp = renderGemmKernel({ gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, shards: shards.length, activation: routed.activation, tile, weights });
+  const down = renderGemmKernel({ gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, shards: shards.length, tile, weights });
   const steps = [
     b.step('route-align', align, { route_ids: buf.routeIds, sorted_slots: buf.sortedSlots, route_meta: buf.routeMeta, dispatch_args: buf.dispatchArgs }, fixedGrid(constant(1))),
   ];
@@ -242,8 +266,9 @@ function decodeExpertSteps(
   const { hidden: H, topK: K, routed } = parts;
   const I = routed.intermediate;
   const bias = !!routed.bias;
-  const gateUp = renderGemvKernel({ gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, activation: routed.activation, maxRows: DECODE_MAX_TOKENS });
-  const down = renderGemvKernel({ gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, maxRows: DECODE_MAX_TOKENS });
+  const weights = mlpFormat(routed);
+  const gateUp = renderGemvKernel({ gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, activation: routed.activation, maxRows: DECODE_MAX_TOKENS, weights });
+  const down = renderGemvKernel({ gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, maxRows: DECODE_MAX_TOKENS, weights });
   const steps: PlanStep[] = [];
   for (const shard of shards) {
     const buffers: Record<string, string> = { a: buf.input, route_ids: buf.routeIds, w0: shard.gate, w1: shard.up, out: buf.expertInter };
@@ -263,8 +288,9 @@ type SharedBuffers = { gate: string; up: string; down: string; bias?: { gate: st
 function sharedGemmSteps(b: PlanBuilder, mlp: MlpParams, H: number, K: number, tile: GemmTile, w: SharedBuffers, buf: { input: string; sharedInter: string; sharedOut: string }): PlanStep[] {
   const Is = mlp.intermediate;
   const bias = !!mlp.bias;
-  const gateUp = renderGemmKernel({ gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, shards: 1, activation: mlp.activation, tile });
-  const down = renderGemmKernel({ gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, shards: 1, tile });
+  const weights = mlpFormat(mlp);
+  const gateUp = renderGemmKernel({ gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, shards: 1, activation: mlp.activation, tile, weights });
+  const down = renderGemmKernel({ gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, shards: 1, tile, weights });
   const gateUpBuffers: Record<string, string> = { a: buf.input, w0: w.gate, w1: w.up, out: buf.sharedInter };
   if (w.bias) Object.assign(gateUpBuffers, { b0: w.bias.gate, b1: w.bias.up });
   const downBuffers: Record<string, string> = { a: buf.sharedInter, w0: w.down, out: buf.sharedOut };
@@ -279,8 +305,9 @@ function sharedGemmSteps(b: PlanBuilder, mlp: MlpParams, H: number, K: number, t
 function sharedGemvSteps(b: PlanBuilder, mlp: MlpParams, H: number, K: number, w: SharedBuffers, buf: { input: string; sharedInter: string; sharedOut: string }): PlanStep[] {
   const Is = mlp.intermediate;
   const bias = !!mlp.bias;
-  const gateUp = renderGemvKernel({ gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, activation: mlp.activation, maxRows: DECODE_MAX_TOKENS });
-  const down = renderGemvKernel({ gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, maxRows: DECODE_MAX_TOKENS });
+  const weights = mlpFormat(mlp);
+  const gateUp = renderGemvKernel({ gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, activation: mlp.activation, maxRows: DECODE_MAX_TOKENS, weights });
+  const down = renderGemvKernel({ gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, maxRows: DECODE_MAX_TOKENS, weights });
   const gateUpBuffers: Record<string, string> = { a: buf.input, w0: w.gate, w1: w.up, out: buf.sharedInter };
   if (w.bias) Object.assign(gateUpBuffers, { b0: w.bias.gate, b1: w.bias.up });
   const downBuffers: Record<string, string> = { a: buf.sharedInter, w0: w.down, out: buf.sharedOut };

@@ -1,11 +1,11 @@
 // Reads an MoE block graph (ir/build-model.ts buildMoeBlockGraph, after the passes) into the
 // few facts the kernels need: sizes, router kind, and which IR param plays which part. Anything
 // the GPU backend cannot run yet is refused here with a message that says what to change.
-import type { Graph, Op, Value, WeightRole } from '../../ir/graph.js';
+import type { Graph, Op, Value } from '../../ir/graph.js';
 import { isKindRef } from '../../ir/graph.js';
 import { boolParam, numParam, type KindRef, type ModelConfig } from '../../ir/model-config.js';
 import { opDefinitions } from '../../ir/ops.js';
-import { dtypeName } from '../../ir/types.js';
+import { weightFormatOf } from './weight-formats.js';
 
 export interface MlpParams {
   activation: KindRef;
@@ -32,8 +32,6 @@ export interface MoeBlockParts {
   /** Qwen2-MoE: the shared expert's output times sigmoid(x . w). */
   sharedGate?: Value;
 }
-
-const quantTargetOfRole: Partial<Record<WeightRole, string>> = { expert: 'experts', shared: 'shared', router: 'router', dense: 'dense' };
 
 function namedInputs(op: Op): Record<string, Value> {
   const names = opDefinitions[op.opcode]!.inputNames(op.attrs);
@@ -64,14 +62,9 @@ function checkCompileOptions(config: ModelConfig): void {
   }
 }
 
+/** Every weight in a format the kernels read (f32, f16, bf16, int8, int4, mxfp4, groups dividing the reduced dim). */
 function checkWeightDtypes(graph: Graph): void {
-  for (const p of graph.params) {
-    if (p.type.dtype === 'f32') continue;
-    const target = (p.role && quantTargetOfRole[p.role]) ?? p.role ?? 'weights';
-    throw new Error(
-      `${p.name} is stored as ${dtypeName(p.type.dtype)}: the WebGPU backend runs f32 weights only; remove \`quantize ${target} = ...\` from the compile block`,
-    );
-  }
+  for (const p of graph.params) weightFormatOf(p);
 }
 
 export function readMoeBlock(graph: Graph, config: ModelConfig): MoeBlockParts {

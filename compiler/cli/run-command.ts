@@ -3,11 +3,14 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../../codegen/bundle/package-info.js';
+import { quantTargetOf, weightFormatOf } from '../../codegen/moe-block/weight-formats.js';
 import { interpretGraph } from '../../ir/interpret/interpret.js';
 import { moeLayerIndices, type ModelConfig } from '../../ir/model-config.js';
 import type { LoadOptions, Model } from '../../runtime/bundle.js';
 import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
 import type { WeightSource } from '../../runtime/plan.js';
+import { dequantize } from '../../runtime/quant/weight-codec.js';
+import { describeFormat } from '../../runtime/quant/weight-format.js';
 import { encodeSafetensors, parseSafetensors, readTensorF32 } from '../../runtime/safetensors.js';
 import { compileMoeBlockGraph } from '../pipeline.js';
 import { loadSpec, UsageError, writeFileAtomic, type Command } from './command.js';
@@ -16,7 +19,7 @@ import { loadSpec, UsageError, writeFileAtomic, type Command } from './command.j
  * Errors whose message says what and where (file and tensor, or the device limit): printed as one
  * line, exit status 1. Matched by name, since a bundle's model.js has its own copies of the classes.
  */
-const REPORTED_ERRORS = new Set(['CheckpointError', 'SafetensorsError', 'HfWeightsError', 'ModelError', 'BundlePlanError', 'GpuError', 'RunInputError']);
+const REPORTED_ERRORS = new Set(['CheckpointError', 'SafetensorsError', 'HfWeightsError', 'ModelError', 'BundlePlanError', 'GpuError', 'RunInputError', 'WeightCodecError']);
 
 class RunInputError extends Error {
   override readonly name = 'RunInputError';
@@ -41,7 +44,8 @@ export const runCommand: Command = {
     '  --input FILE       safetensors holding `hidden_states` [tokens, hidden] (F32, F16, BF16 or F64)',
     '  --output FILE      safetensors to write `hidden_states` (the block\'s output, F32) to, atomically',
     '  --check            also run the CPU reference interpreter and print the relative error (L2); exit',
-    '                     status 1 (and no output written) when it exceeds --tolerance',
+    '                     status 1 (and no output written) when it exceeds --tolerance. Quantized weights',
+    '                     reach the reference dequantized, as the GPU decodes them',
     '  --tolerance X      default 1e-4 (f32 kernels) or 1e-2 (f16 kernels)',
     '  --default-limits   request WebGPU\'s default limits only',
   ].join('\n'),
@@ -80,8 +84,11 @@ export const runCommand: Command = {
       model = await runnable.load({ gpu: createNodeGpu(), weights, defaultLimits: values['default-limits'] ?? false });
       const output = await model.runMoeBlock(layer, hidden, tokens);
       if (values.check) {
-        const error = await compareWithReference(config, layer, hidden, tokens, weights, output);
+        const { error, quantized } = await compareWithReference(config, layer, hidden, tokens, weights, output);
         const limit = tolerance ?? (config.compile.dtype === 'f16' ? 1e-2 : 1e-4);
+        if (quantized.length) {
+          process.stdout.write(`CPU reference used the quantized weights (${quantized.join(', ')}), dequantized exactly as the GPU decodes them\n`);
+        }
         process.stdout.write(`relative error vs CPU reference: ${error.toExponential(1)}\n`);
         if (!(error <= limit)) {
           process.stderr.write(`moec run: layer ${layer}: the GPU output differs from the CPU reference (relative error ` +
@@ -186,14 +193,24 @@ function readHiddenStates(path: string, hidden: number): { hidden: Float32Array;
   return { hidden: readTensorF32(file, 'hidden_states'), tokens: shape[0]! };
 }
 
-/** Runs the CPU reference interpreter on the same inputs and weights; returns ||gpu - cpu|| / ||cpu||. */
+/**
+ * Runs the CPU reference interpreter on the same inputs and weights, each quantized weight
+ * dequantized to the values the GPU decodes; returns ||gpu - cpu|| / ||cpu|| and the quantized
+ * targets (e.g. `experts int4(group = 32)`).
+ */
 async function compareWithReference(config: ModelConfig, layer: number, hidden: Float32Array, tokens: number,
-  weights: WeightSource, output: Float32Array): Promise<number> {
+  weights: WeightSource, output: Float32Array): Promise<{ error: number; quantized: string[] }> {
   const graph = compileMoeBlockGraph(config, layer);
   const values = new Map<string, Float32Array>();
-  for (const p of graph.params) values.set(p.name, await weights.readF32(p.name, p.type.shape as number[]));
+  const quantized = new Set<string>();
+  for (const p of graph.params) {
+    const format = weightFormatOf(p);
+    const shape = p.type.shape as number[];
+    values.set(p.name, dequantize(format, await weights.readF32(p.name, shape), shape, p.name));
+    if (format.format !== 'f32') quantized.add(`${quantTargetOf(p)} ${describeFormat(format)}`);
+  }
   const outputs = interpretGraph(graph, { hidden_states: { shape: [tokens, config.hidden], data: hidden } }, (p) => values.get(p.name)!);
-  return relativeError(output, outputs[graph.outputs[0]!.name]!.data as Float32Array);
+  return { error: relativeError(output, outputs[graph.outputs[0]!.name]!.data as Float32Array), quantized: [...quantized] };
 }
 
 /** ||actual - expected||_2 / ||expected||_2 in float64; NaN anywhere gives NaN. */

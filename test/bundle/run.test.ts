@@ -112,6 +112,25 @@ describe('moec run: every family on WebGPU vs the CPU interpreter', () => {
   });
 });
 
+describe('moec run --check with quantized weights', () => {
+  it('the CPU reference computes with the dequantized values the GPU decodes', async () => {
+    const c = makeCase('qwen2_moe', 103); // 13 tokens: the grouped-GEMM path
+    // hidden 24, intermediate 20, shared 28: group 4 divides every reduced dimension.
+    const spec = readFileSync(c.spec, 'utf8').replace('  dtype = f32\n', '  dtype = f32\n  quantize experts = int4(group = 4)\n  quantize shared = int8(group = 4)\n');
+    writeFileSync(c.spec, spec);
+    const output = join(work, 'quantized.out.safetensors');
+    const result = await moec([...runArgs(c, output), '--check']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('CPU reference used the quantized weights (experts int4(group = 4), shared int8(group = 4)), dequantized exactly as the GPU decodes them');
+    const reported = Number(/relative error vs CPU reference: (\S+)/.exec(result.stdout)?.[1]);
+    console.log(`qwen2_moe, int4 experts and int8 shared expert, ${c.tokens} tokens: --check relative error ${reported}`);
+    expect(reported).toBeLessThan(1e-4);
+    // The f32 reference is far off: the run really used the quantized values.
+    expect(relativeError(readOutput(output, c.tokens, 24), await reference(c))).toBeGreaterThan(1e-3);
+  });
+});
+
 describe('the bundle README', () => {
   it('its Node example runs as written', async () => {
     const c = makeCase('mixtral', 60);

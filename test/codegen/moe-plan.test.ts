@@ -83,11 +83,53 @@ describe('plan structure', () => {
   });
 });
 
+describe('quantized weights in the plan', () => {
+  const mixtral = family('mixtral');
+  const quantized = (compile: string, options = {}) => planOf(family('qwen2-moe'), options, `target = webgpu\n dtype = f32\n ${compile}`);
+
+  it('expert and shared matrices are packed u32 words; the router and shared gate are uploaded dequantized', () => {
+    const plan = quantized('quantize experts = int4(group = 8)\n quantize shared = int8(group = 4)\n quantize router = int8(group = 8)');
+    const weight = (suffix: string) => plan.weights.find((w) => w.name.endsWith(suffix))!;
+    expect(weight('experts.gate')).toMatchObject({ format: { format: 'int4', group: 8 }, storage: 'packed' });
+    expect(weight('shared.down')).toMatchObject({ format: { format: 'int8', group: 4 }, storage: 'packed' });
+    expect(weight('router.weight')).toMatchObject({ format: { format: 'int8', group: 8 }, storage: 'dequantized' });
+    expect(weight('shared_gate.weight')).toMatchObject({ format: { format: 'int8', group: 4 }, storage: 'dequantized' });
+    const buffer = (name: string) => plan.buffers.find((b) => b.name === name)!;
+    // int4 [12, 56, 72], group 8: 4032 elements a matrix = 504 value words + 252 scale words.
+    expect(buffer('layers.0.moe.experts.gate')).toMatchObject({ dtype: 'u32', elements: { constant: 12 * 756 } });
+    // int8 [100, 72], group 4: 1800 value words + 1800 f32 scales.
+    expect(buffer('layers.0.moe.shared.gate')).toMatchObject({ dtype: 'u32', elements: { constant: 3600 } });
+    expect(buffer('layers.0.moe.router.weight')).toMatchObject({ dtype: 'f32', elements: { constant: 12 * 72 } });
+    expect(plan.kernels.map((k) => k.name)).toEqual(expect.arrayContaining(['grouped_gemm_gateup_72x56_int4g8', 'expert_gemv_down_weighted_56x72_int4g8', 'dense_gemm_single_100x72_int8g4']));
+  });
+
+  it('experts are sharded by their packed size', () => {
+    // mixtral [8, 40, 72]: 11520 bytes per f32 expert matrix, 2160 in int4 group 8 (360 value + 180 scale words).
+    const gateShards = (plan: MoeBlockPlan) => plan.buffers.filter((b) => b.weight?.param.endsWith('experts.gate')).map((b) => b.elements.constant);
+    const maxStorageBufferBindingSize = 3 * 11520;
+    expect(gateShards(planOf(mixtral, { maxStorageBufferBindingSize }))).toEqual([3 * 2880, 3 * 2880, 2 * 2880]);
+    expect(gateShards(planOf(mixtral, { maxStorageBufferBindingSize }, 'target = webgpu\n dtype = f32\n quantize experts = int4(group = 8)'))).toEqual([8 * 540]);
+  });
+
+  it('each format renders its own decode, and f32 kernels keep their names', () => {
+    for (const format of ['int4(group = 8)', 'int8(group = 8)', 'mxfp4(group = 8)', 'f16', 'bf16']) {
+      const plan = planOf(mixtral, {}, `target = webgpu\n dtype = f32\n quantize experts = ${format}`);
+      const gemm = plan.kernels.find((k) => k.name.startsWith('grouped_gemm_gateup'))!;
+      expect(gemm.wgsl, format).toMatch(/fn w1_at4\(m: u32, i: u32\) -> vec4<f32>/);
+      expect(gemm.wgsl).toContain('var<storage, read> w0: array<u32>;');
+    }
+    expect(planOf(mixtral).kernels.map((k) => k.name)).toContain('grouped_gemm_gateup_72x40');
+  });
+});
+
 describe('what the WebGPU backend refuses, and how it says so', () => {
   const mixtral = family('mixtral');
-  it('quantized expert weights', () => {
-    expect(() => planOf(mixtral, {}, 'target = webgpu\n dtype = f32\n quantize experts = int4(group = 8)')).toThrow(
-      /runs f32 weights only; remove `quantize experts = \.\.\.` from the compile block/,
+  it('a weight format no kernel reads', () => {
+    const { config, graph } = blockGraphOf(mixtral, 'target = webgpu\n dtype = f32\n quantize experts = int4(group = 8)');
+    const nf4 = { format: 'nf4', group: 8, bitsPerWeight: 4.5 };
+    const params = graph.params.map((p) => (p.name.endsWith('experts.up') ? { ...p, type: { ...p.type, dtype: nf4 } } : p));
+    expect(() => compileMoeBlockPlan({ ...graph, params }, config)).toThrow(
+      /layers\.0\.moe\.experts\.up is stored as nf4<g8>, which the WebGPU kernels cannot read; use f32, f16, bf16, int8, int4 or mxfp4 in `quantize experts = \.\.\.`/,
     );
   });
   it('compile dtype f16', () => {

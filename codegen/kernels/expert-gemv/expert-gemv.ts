@@ -3,8 +3,10 @@
 // Same modes as the grouped GEMM: gate/up + activation, or one matrix with optional bias and
 // routing weight.
 import type { KindRef } from '../../../ir/model-config.js';
+import { F32, type WeightFormat } from '../../../runtime/quant/weight-format.js';
 import { declareBindings, f32Array, i32Array, renderActivation, vec4Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
 import { renderTemplate } from '../template.js';
+import { formatTag, renderWeightLoads, weightArrayType } from '../weights/weight-loads.js';
 
 export interface GemvKernelShape {
   gateup: boolean;
@@ -17,6 +19,8 @@ export interface GemvKernelShape {
   activation?: KindRef;
   /** Most activation rows one workgroup serves: the decode path's largest token count. */
   maxRows: number;
+  /** Storage of w0 (and w1), decoded as it is read. Default f32. */
+  weights?: WeightFormat;
 }
 
 /**
@@ -34,11 +38,15 @@ export function renderGemvKernel(shape: GemvKernelShape): RenderedKernel {
   if (shape.weighted && !shape.grouped) throw new Error('only a grouped GEMV applies routing weights');
   const vec4 = shape.kdim % 4 === 0;
   const matrixType = vec4 ? vec4Array : f32Array;
+  const format = shape.weights ?? F32;
+  const weightType = weightArrayType(format, vec4);
+  const weightNames = shape.gateup ? ['w0', 'w1'] : ['w0'];
+  const weightLoads = weightNames.map((name) => renderWeightLoads({ name, format, rows: shape.ndim, cols: shape.kdim }, vec4)).join('\n');
   const storage: StorageDecl[] = [
     { name: 'a', access: 'read', type: matrixType },
     ...(shape.grouped ? [{ name: 'route_ids', access: 'read', type: i32Array } as const] : []),
-    { name: 'w0', access: 'read', type: matrixType },
-    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: matrixType } as const] : []),
+    { name: 'w0', access: 'read', type: weightType },
+    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: weightType } as const] : []),
     ...(shape.bias ? [{ name: 'b0', access: 'read', type: f32Array } as const] : []),
     ...(shape.bias && shape.gateup ? [{ name: 'b1', access: 'read', type: f32Array } as const] : []),
     ...(shape.weighted ? [{ name: 'routing_weights', access: 'read', type: f32Array } as const] : []),
@@ -47,7 +55,7 @@ export function renderGemvKernel(shape: GemvKernelShape): RenderedKernel {
   const { header, bindings, uniformBinding } = declareBindings(storage);
   const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';
   const wgsl = renderTemplate('expert-gemv/expert-gemv.wgsl.hbs', {
-    title: `${shape.grouped ? 'Routed-expert' : 'Dense'} GEMV, ${what}: K = ${shape.kdim}, N = ${shape.ndim}.`,
+    title: `${shape.grouped ? 'Routed-expert' : 'Dense'} GEMV, ${what}: K = ${shape.kdim}, N = ${shape.ndim}, ${format.format} weights.`,
     header,
     rows: GEMV_ROWS,
     lanes: GEMV_LANES,
@@ -63,8 +71,9 @@ export function renderGemvKernel(shape: GemvKernelShape): RenderedKernel {
     chunk: GEMV_CHUNK,
     // gate/up reads the token's hidden state (slot / K when routed); down reads the row it writes.
     aRow: shape.gateup && shape.grouped ? '(out_rows[base + j] / TOPK)' : 'out_rows[base + j]',
+    weightLoads,
     activation: shape.activation ? renderActivation(shape.activation) : '',
   });
-  const name = `${shape.grouped ? 'expert' : 'dense'}_gemv_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}`;
+  const name = `${shape.grouped ? 'expert' : 'dense'}_gemv_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [GEMV_ROWS * GEMV_LANES, 1, 1], bindings, uniformBinding };
 }

@@ -3,8 +3,10 @@
 // `gateup` computes gate and up together and applies the activation in the epilogue; otherwise
 // one matrix, optional bias and (grouped) the routing weight, stored to the slot's row.
 import type { KindRef } from '../../../ir/model-config.js';
+import { F32, type WeightFormat } from '../../../runtime/quant/weight-format.js';
 import { declareBindings, f32Array, i32Array, renderActivation, u32Array, vec4Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
 import { renderTemplate } from '../template.js';
+import { formatTag, renderWeightLoads, weightArrayType } from '../weights/weight-loads.js';
 
 export interface GemmTile {
   bm: number;
@@ -31,6 +33,8 @@ export interface GemmKernelShape {
   shards: number;
   activation?: KindRef;
   tile?: GemmTile;
+  /** Storage of w0 (and w1): decoded to f32 as the tile loads it. Default f32. */
+  weights?: WeightFormat;
 }
 
 export function gemmThreads(tile: GemmTile): number {
@@ -46,6 +50,10 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
   // vec4 loads need KDIM and BK to be multiples of 4 (the weight rows then start 16-byte aligned).
   const vec4 = shape.kdim % 4 === 0 && tile.bk % 4 === 0;
   const matrixType = vec4 ? vec4Array : f32Array;
+  const format = shape.weights ?? F32;
+  const weightType = weightArrayType(format, vec4);
+  const weightNames = shape.gateup ? ['w0', 'w1'] : ['w0'];
+  const weightLoads = weightNames.map((name) => renderWeightLoads({ name, format, rows: shape.ndim, cols: shape.kdim }, vec4)).join('\n');
   const storage: StorageDecl[] = [
     { name: 'a', access: 'read', type: matrixType },
     ...(shape.grouped
@@ -54,8 +62,8 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
           { name: 'route_meta', access: 'read', type: u32Array },
         ] as const)
       : []),
-    { name: 'w0', access: 'read', type: matrixType },
-    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: matrixType } as const] : []),
+    { name: 'w0', access: 'read', type: weightType },
+    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: weightType } as const] : []),
     ...(shape.bias ? [{ name: 'b0', access: 'read', type: f32Array } as const] : []),
     ...(shape.bias && shape.gateup ? [{ name: 'b1', access: 'read', type: f32Array } as const] : []),
     ...(shape.weighted ? [{ name: 'routing_weights', access: 'read', type: f32Array } as const] : []),
@@ -63,7 +71,7 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
   ];
   const { header, bindings, uniformBinding } = declareBindings(storage);
   const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';
-  const title = `${shape.grouped ? 'Grouped' : 'Dense'} GEMM, ${what}: K = ${shape.kdim}, N = ${shape.ndim}.`;
+  const title = `${shape.grouped ? 'Grouped' : 'Dense'} GEMM, ${what}: K = ${shape.kdim}, N = ${shape.ndim}, ${format.format} weights.`;
   const wgsl = renderTemplate('grouped-gemm/grouped-gemm.wgsl.hbs', {
     title,
     header,
@@ -77,8 +85,9 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
     bias: shape.bias,
     weighted: shape.weighted,
     vec4,
+    weightLoads,
     activation: shape.activation ? renderActivation(shape.activation) : '',
   });
-  const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}`;
+  const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [gemmThreads(tile), 1, 1], bindings, uniformBinding };
 }

@@ -1,0 +1,42 @@
+// IR param dtype (set by passes/quantize-weights.ts) -> the runtime's storage format, and which
+// weights the kernels read packed. The router and the shared-expert gate are small vectors read
+// by f32-only kernels: a quantized one is uploaded as its dequantized f32 values, so the numbers
+// match the IR (and the reference) without the router kernel decoding formats.
+import type { Value } from '../../ir/graph.js';
+import { dtypeName, type DType } from '../../ir/types.js';
+import type { PlanWeight } from '../../runtime/plan.js';
+import { checkFormatFits, type WeightFormat } from '../../runtime/quant/weight-format.js';
+
+const quantTargetOfRole: Record<string, string> = { expert: 'experts', shared: 'shared', router: 'router', dense: 'dense' };
+
+/** The `quantize <target>` a param's format comes from, for messages. */
+export function quantTargetOf(param: Value): string {
+  return (param.role && quantTargetOfRole[param.role]) ?? param.role ?? 'weights';
+}
+
+function formatOfDtype(dtype: DType): WeightFormat | undefined {
+  if (dtype === 'f32' || dtype === 'f16' || dtype === 'bf16') return { format: dtype };
+  if (typeof dtype === 'string') return undefined;
+  const { format, group } = dtype;
+  if (format === 'int8' || format === 'int4' || format === 'mxfp4') return { format, group };
+  return undefined;
+}
+
+/** The storage format of an IR weight; throws for a dtype no kernel can read. */
+export function weightFormatOf(param: Value): WeightFormat {
+  const format = formatOfDtype(param.type.dtype);
+  if (!format) {
+    throw new Error(`${param.name} is stored as ${dtypeName(param.type.dtype)}, which the WebGPU kernels cannot read; ` +
+      `use f32, f16, bf16, int8, int4 or mxfp4 in \`quantize ${quantTargetOf(param)} = ...\``);
+  }
+  const shape = param.type.shape;
+  const cols = shape[shape.length - 1];
+  if (typeof cols === 'number') checkFormatFits(format, cols, `${param.name} (\`quantize ${quantTargetOf(param)} = ...\`)`);
+  return format;
+}
+
+/** The plan's description of a weight: its format, and whether kernels decode it (packed) or read dequantized f32. */
+export function planWeightOf(param: Value, storage: PlanWeight['storage']): PlanWeight {
+  const format = weightFormatOf(param);
+  return { name: param.name, shape: param.type.shape as number[], format, storage: format.format === 'f32' ? 'packed' : storage };
+}
