@@ -3,10 +3,11 @@
 // Same modes as the grouped GEMM: gate/up + activation, or one matrix with optional bias and
 // routing weight.
 import type { KindRef } from '../../../ir/model-config.js';
-import { F32, type WeightFormat } from '../../../runtime/quant/weight-format.js';
-import { declareBindings, f32Array, i32Array, renderActivation, vec4Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import type { WeightFormat } from '../../../runtime/quant/weight-format.js';
+import { declareBindings, i32Array, renderActivation, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import { matrixBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
-import { formatTag, renderWeightLoads, weightArrayType } from '../weights/weight-loads.js';
+import { formatTag } from '../weights/weight-loads.js';
 
 export interface GemvKernelShape {
   gateup: boolean;
@@ -37,21 +38,8 @@ export function renderGemvKernel(shape: GemvKernelShape): RenderedKernel {
   if (shape.gateup && !shape.activation) throw new Error('a gate/up GEMV needs an activation');
   if (shape.weighted && !shape.grouped) throw new Error('only a grouped GEMV applies routing weights');
   const vec4 = shape.kdim % 4 === 0;
-  const matrixType = vec4 ? vec4Array : f32Array;
-  const format = shape.weights ?? F32;
-  const weightType = weightArrayType(format, vec4);
-  const weightNames = shape.gateup ? ['w0', 'w1'] : ['w0'];
-  const weightLoads = weightNames.map((name) => renderWeightLoads({ name, format, rows: shape.ndim, cols: shape.kdim }, vec4)).join('\n');
-  const storage: StorageDecl[] = [
-    { name: 'a', access: 'read', type: matrixType },
-    ...(shape.grouped ? [{ name: 'route_ids', access: 'read', type: i32Array } as const] : []),
-    { name: 'w0', access: 'read', type: weightType },
-    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: weightType } as const] : []),
-    ...(shape.bias ? [{ name: 'b0', access: 'read', type: f32Array } as const] : []),
-    ...(shape.bias && shape.gateup ? [{ name: 'b1', access: 'read', type: f32Array } as const] : []),
-    ...(shape.weighted ? [{ name: 'routing_weights', access: 'read', type: f32Array } as const] : []),
-    { name: 'out', access: 'read_write', type: f32Array },
-  ];
+  const routing: StorageDecl[] = shape.grouped ? [{ name: 'route_ids', access: 'read', type: i32Array }] : [];
+  const { storage, weightLoads, format } = matrixBindings(shape, vec4, routing);
   const { header, bindings, uniformBinding } = declareBindings(storage);
   const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';
   const wgsl = renderTemplate('expert-gemv/expert-gemv.wgsl.hbs', {

@@ -3,10 +3,11 @@
 // `gateup` computes gate and up together and applies the activation in the epilogue; otherwise
 // one matrix, optional bias and (grouped) the routing weight, stored to the slot's row.
 import type { KindRef } from '../../../ir/model-config.js';
-import { F32, type WeightFormat } from '../../../runtime/quant/weight-format.js';
-import { declareBindings, f32Array, i32Array, renderActivation, u32Array, vec4Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import type { WeightFormat } from '../../../runtime/quant/weight-format.js';
+import { declareBindings, i32Array, renderActivation, u32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import { matrixBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
-import { formatTag, renderWeightLoads, weightArrayType } from '../weights/weight-loads.js';
+import { formatTag } from '../weights/weight-loads.js';
 
 export interface GemmTile {
   bm: number;
@@ -49,26 +50,13 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
   if (shape.weighted && !shape.grouped) throw new Error('only a grouped GEMM applies routing weights');
   // vec4 loads need KDIM and BK to be multiples of 4 (the weight rows then start 16-byte aligned).
   const vec4 = shape.kdim % 4 === 0 && tile.bk % 4 === 0;
-  const matrixType = vec4 ? vec4Array : f32Array;
-  const format = shape.weights ?? F32;
-  const weightType = weightArrayType(format, vec4);
-  const weightNames = shape.gateup ? ['w0', 'w1'] : ['w0'];
-  const weightLoads = weightNames.map((name) => renderWeightLoads({ name, format, rows: shape.ndim, cols: shape.kdim }, vec4)).join('\n');
-  const storage: StorageDecl[] = [
-    { name: 'a', access: 'read', type: matrixType },
-    ...(shape.grouped
-      ? ([
-          { name: 'sorted_slots', access: 'read', type: i32Array },
-          { name: 'route_meta', access: 'read', type: u32Array },
-        ] as const)
-      : []),
-    { name: 'w0', access: 'read', type: weightType },
-    ...(shape.gateup ? [{ name: 'w1', access: 'read', type: weightType } as const] : []),
-    ...(shape.bias ? [{ name: 'b0', access: 'read', type: f32Array } as const] : []),
-    ...(shape.bias && shape.gateup ? [{ name: 'b1', access: 'read', type: f32Array } as const] : []),
-    ...(shape.weighted ? [{ name: 'routing_weights', access: 'read', type: f32Array } as const] : []),
-    { name: 'out', access: 'read_write', type: f32Array },
-  ];
+  const routing: StorageDecl[] = shape.grouped
+    ? [
+        { name: 'sorted_slots', access: 'read', type: i32Array },
+        { name: 'route_meta', access: 'read', type: u32Array },
+      ]
+    : [];
+  const { storage, weightLoads, format } = matrixBindings(shape, vec4, routing);
   const { header, bindings, uniformBinding } = declareBindings(storage);
   const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';
   const title = `${shape.grouped ? 'Grouped' : 'Dense'} GEMM, ${what}: K = ${shape.kdim}, N = ${shape.ndim}, ${format.format} weights.`;

@@ -1,0 +1,39 @@
+// The bindings the GEMM and the GEMV share: activation rows, the kernel's own routing tables,
+// the weight matrices (w0, and w1 for gate/up) with their decode functions, biases, routing
+// weights and the output.
+import { F32, type WeightFormat } from '../../runtime/quant/weight-format.js';
+import { f32Array, vec4Array, type StorageDecl } from './kernel.js';
+import { renderWeightLoads, weightArrayType } from './weights/weight-loads.js';
+
+export interface MatrixKernelShape {
+  gateup: boolean;
+  bias: boolean;
+  weighted: boolean;
+  kdim: number;
+  ndim: number;
+  weights?: WeightFormat;
+}
+
+export interface MatrixBindings {
+  storage: StorageDecl[];
+  /** WGSL `fn w0_at(m, i)` (and w1) decoding the weight format. */
+  weightLoads: string;
+  format: WeightFormat;
+}
+
+export function matrixBindings(shape: MatrixKernelShape, vec4: boolean, routing: readonly StorageDecl[]): MatrixBindings {
+  const format = shape.weights ?? F32;
+  const weightType = weightArrayType(format, vec4);
+  const weightNames = shape.gateup ? ['w0', 'w1'] : ['w0'];
+  const weightLoads = weightNames.map((name) => renderWeightLoads({ name, format, rows: shape.ndim, cols: shape.kdim }, vec4)).join('\n');
+  const storage: StorageDecl[] = [
+    { name: 'a', access: 'read', type: vec4 ? vec4Array : f32Array },
+    ...routing,
+    ...weightNames.map((name): StorageDecl => ({ name, access: 'read', type: weightType })),
+    ...(shape.bias ? [{ name: 'b0', access: 'read', type: f32Array } as const] : []),
+    ...(shape.bias && shape.gateup ? [{ name: 'b1', access: 'read', type: f32Array } as const] : []),
+    ...(shape.weighted ? [{ name: 'routing_weights', access: 'read', type: f32Array } as const] : []),
+    { name: 'out', access: 'read_write', type: f32Array },
+  ];
+  return { storage, weightLoads, format };
+}
