@@ -2,7 +2,7 @@
 // test wrote them), and fetching one from a URL. Browser-safe; Node reads directories with
 // runtime/node/checkpoint-dir.ts instead.
 import { hfWeightSource, HfWeightsError, type HfWeightSource, type TensorReader } from './hf-weights.js';
-import { parseSafetensors, readTensorF32, type SafetensorsFile } from './safetensors.js';
+import { parseSafetensors, readTensorF32, readTensorU8, type SafetensorsFile } from './safetensors.js';
 
 export interface SafetensorsBytes {
   /** File name, used in error messages (e.g. model-00001-of-00002.safetensors). */
@@ -34,7 +34,8 @@ export function safetensorsReader(files: readonly SafetensorsBytes[]): TensorRea
   return {
     has: (tensor) => fileOf.has(tensor),
     shape: (tensor) => locate(tensor).tensors.get(tensor)!.shape,
-    readF32: (tensor) => readTensorF32(locate(tensor), tensor),
+    readF32: (tensor, rows) => readTensorF32(locate(tensor), tensor, rows),
+    readU8: (tensor, rows) => readTensorU8(locate(tensor), tensor, rows),
     fileOf: (tensor) => locate(tensor).fileName,
     location: files.map((f) => f.name).join(', ') || '(no safetensors files)',
   };

@@ -1,14 +1,22 @@
 // Hugging Face checkpoints -> the IR's weights. Each model family names and lays out its MoE
 // tensors differently; this table maps every IR weight of a MoE block (layers.L.moe.*) to the
 // tensors of one family and converts them to the IR layout (experts stacked on a leading [E] dim,
-// gpt-oss's fused, interleaved gate/up split and transposed). Browser-safe.
-import type { WeightSource } from './plan.js';
+// gpt-oss's fused, interleaved gate/up split and transposed, or decoded from MXFP4). A read of
+// some experts (rows of the leading dim) reads only those experts' tensors or bytes. Browser-safe.
+import { decodeMxfp4, MXFP4_BLOCK, mxfp4TensorShapes } from './hf-mxfp4.js';
+import { checkRowRange, rowsOf, type RowRange, type WeightSource } from './plan.js';
 
 /** What a checkpoint offers: a directory of shards in Node, fetched files in a browser. */
 export interface TensorReader {
   has(name: string): boolean;
   shape(name: string): readonly number[];
-  readF32(name: string): Float32Array | Promise<Float32Array>;
+  /**
+   * A tensor as f32; with `rows`, only rows [begin, end) of its leading dim. A reader may ignore
+   * `rows` and return the whole tensor (it is sliced then).
+   */
+  readF32(name: string, rows?: RowRange): Float32Array | Promise<Float32Array>;
+  /** A U8 tensor's bytes (MXFP4 blocks and scales), `rows` as for readF32. Without it MXFP4 checkpoints cannot be read. */
+  readU8?(name: string, rows?: RowRange): Uint8Array | Promise<Uint8Array>;
   /** The file that holds `name`, for error messages. */
   fileOf?(name: string): string;
   /** Where a missing tensor was looked for (a directory, a file list), for error messages. */
@@ -25,11 +33,14 @@ type Recipe =
   | { kind: 'tensor'; name: string }
   /** One tensor per expert, stacked on a new leading dim. */
   | { kind: 'stack'; name: (expert: number) => string; pattern: string }
-  /** gpt-oss gate_up_proj [E, H, 2I] (x @ W, gate/up interleaved on the last dim) -> gate or up [E, I, H]. */
+  /**
+   * gpt-oss gate_up_proj [E, H, 2I] (x @ W, gate/up interleaved on the last dim) -> gate or up
+   * [E, I, H]; or MXFP4 gate_up_proj_blocks [E, 2I, H/32, 16] + _scales (gate rows 2i, up 2i + 1).
+   */
   | { kind: 'deinterleave-transpose'; name: string; half: 0 | 1 }
   /** gpt-oss gate_up_proj_bias [E, 2I] -> gate or up bias [E, I]. */
   | { kind: 'deinterleave'; name: string; half: 0 | 1 }
-  /** gpt-oss down_proj [E, I, H] (x @ W) -> [E, H, I]. */
+  /** gpt-oss down_proj [E, I, H] (x @ W) -> [E, H, I]; or MXFP4 down_proj_blocks [E, H, I/32, 16] + _scales, as is. */
   | { kind: 'transpose'; name: string };
 
 /** A family's recipes for the weights of layer `layer`'s MoE block, by IR name suffix (after `layers.L.moe.`). */
@@ -124,9 +135,12 @@ export function describeHfNaming(modelType: string, irName: string): string | un
   switch (recipe.kind) {
     case 'tensor': return recipe.name;
     case 'stack': return `${recipe.pattern} stacked over experts e`;
-    case 'deinterleave-transpose': return `${recipe.name} [E, H, 2I]: ${recipe.half ? 'up = [..., 1::2]' : 'gate = [..., ::2]'}, transposed to [E, I, H]`;
+    case 'deinterleave-transpose':
+      return `${recipe.name} [E, H, 2I]: ${recipe.half ? 'up = [..., 1::2]' : 'gate = [..., ::2]'}, transposed to [E, I, H]; ` +
+        `or MXFP4 ${recipe.name}_blocks [E, 2I, H/32, 16] + ${recipe.name}_scales [E, 2I, H/32]: ${recipe.half ? 'up = rows 1::2' : 'gate = rows ::2'}`;
     case 'deinterleave': return `${recipe.name} [E, 2I]: ${recipe.half ? 'up = [..., 1::2]' : 'gate = [..., ::2]'}`;
-    case 'transpose': return `${recipe.name} [E, I, H] transposed to [E, H, I]`;
+    case 'transpose':
+      return `${recipe.name} [E, I, H] transposed to [E, H, I]; or MXFP4 ${recipe.name}_blocks [E, H, I/32, 16] + ${recipe.name}_scales [E, H, I/32]`;
   }
 }
 
@@ -153,9 +167,11 @@ export function modelTypesMatching(irNames: readonly string[]): string[] {
   }));
 }
 
-/** The HF tensors a recipe reads (expert 0 only, for stacked ones). */
+/** The HF tensors a recipe may read (expert 0 only, for stacked ones; both forms of gpt-oss's fused experts). */
 function tensorsOf(recipe: Recipe): string[] {
-  return [recipe.kind === 'stack' ? recipe.name(0) : recipe.name];
+  if (recipe.kind === 'stack') return [recipe.name(0)];
+  if (recipe.kind === 'deinterleave-transpose' || recipe.kind === 'transpose') return [recipe.name, `${recipe.name}_blocks`, `${recipe.name}_scales`];
+  return [recipe.name];
 }
 
 const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
@@ -178,21 +194,75 @@ export interface HfWeightSource extends WeightSource {
 export function hfWeightSource(modelType: string, reader: TensorReader): HfWeightSource {
   recipesOf(modelType, 0); // fail early on an unknown model type
   const where = (name: string): string => reader.fileOf?.(name) ?? reader.location ?? 'checkpoint';
+  const fail = (name: string, message: string): never => {
+    throw new HfWeightsError(`${where(name)}: tensor "${name}" ${message}`);
+  };
+
+  const requireShape = (name: string, expected: readonly number[], what: string): void => {
+    const actual = reader.shape(name);
+    if (!sameShape(actual, expected)) fail(name, `has shape ${formatShape(actual)}, expected ${formatShape(expected)} (${what})`);
+  };
 
   const requireTensor = (name: string, expected: readonly number[], irName: string): void => {
     if (!reader.has(name)) {
       const mxfp4 = reader.has(`${name}_blocks`) ? `${name}_blocks` : undefined;
       if (mxfp4) {
-        throw new HfWeightsError(`${where(mxfp4)}: tensor "${mxfp4}" is MXFP4-quantized (_blocks/_scales); ` +
-          `moec reads the dequantized bf16/f32 layout ("${name}"): load the checkpoint dequantized and save it again`);
+        fail(mxfp4, `is MXFP4-quantized (_blocks/_scales); moec reads ${irName} from "${name}" in bf16/f32 only: ` +
+          'load the checkpoint dequantized and save it again');
       }
       throw new HfWeightsError(`${reader.location ?? 'checkpoint'}: tensor "${name}" not found ` +
         `(needed for ${irName} of a ${modelType} checkpoint)`);
     }
-    const actual = reader.shape(name);
-    if (!sameShape(actual, expected)) {
-      throw new HfWeightsError(`${where(name)}: tensor "${name}" has shape ${formatShape(actual)}, ` +
-        `expected ${formatShape(expected)} (for ${irName})`);
+    requireShape(name, expected, `for ${irName}`);
+  };
+
+  /** Whether gpt-oss's fused `name` is stored as MXFP4 (`name`_blocks + `name`_scales) of `experts` x rows x cols, after checking either form. */
+  const fusedIsMxfp4 = (name: string, irName: string, dense: number[], experts: number, rows: number, cols: number): boolean => {
+    const blocks = `${name}_blocks`;
+    const scales = `${name}_scales`;
+    if (reader.has(name) || !reader.has(blocks)) {
+      if (!reader.has(name)) {
+        throw new HfWeightsError(`${reader.location ?? 'checkpoint'}: tensor "${name}" (or MXFP4 "${blocks}" + "${scales}") not found ` +
+          `(needed for ${irName} of a ${modelType} checkpoint)`);
+      }
+      requireShape(name, dense, `for ${irName}`);
+      return false;
+    }
+    if (cols % MXFP4_BLOCK !== 0) fail(blocks, `is MXFP4 (blocks of ${MXFP4_BLOCK} inputs), but ${irName} has ${cols} inputs per row, not a multiple of ${MXFP4_BLOCK}`);
+    const shapes = mxfp4TensorShapes(experts, rows, cols);
+    requireShape(blocks, shapes.blocks, `MXFP4 blocks [E, rows, inputs/32, 16] for ${irName}`);
+    if (!reader.has(scales)) {
+      throw new HfWeightsError(`${reader.location ?? 'checkpoint'}: tensor "${scales}" not found (the MXFP4 scales of "${blocks}", needed for ${irName})`);
+    }
+    requireShape(scales, shapes.scales, `MXFP4 scales [E, rows, inputs/32] of "${blocks}", for ${irName}`);
+    if (!reader.readU8) fail(blocks, 'is MXFP4-quantized, and this TensorReader has no readU8 to read its bytes');
+    return true;
+  };
+
+  /** Rows `range` of tensor `name` of `shape` (whole when `rows` is undefined), through reader.read. */
+  const readRows = async <T extends Float32Array | Uint8Array>(read: (name: string, rows?: RowRange) => T | Promise<T>,
+    name: string, shape: readonly number[], range: RowRange, rows: RowRange | undefined): Promise<T> => {
+    const rowElements = shape.slice(1).reduce((n, d) => n * d, 1);
+    const data = await read(name, rows && range);
+    const got = rowsOf(data, rowElements, shape[0] ?? 1, range);
+    if (!got) fail(name, `was read as ${data.length} values for rows [${range.begin}, ${range.end}), expected ${(range.end - range.begin) * rowElements}`);
+    return got!;
+  };
+  const readF32Rows = (name: string, shape: readonly number[], range: RowRange, rows: RowRange | undefined) =>
+    readRows((n, r) => reader.readF32(n, r), name, shape, range, rows);
+
+  /** Rows `range` of experts of an MXFP4 pair, decoded; stored row r * step + offset -> output row r. */
+  const readMxfp4 = async (name: string, irName: string, shapes: { experts: number; rows: number; cols: number }, range: RowRange,
+    rows: RowRange | undefined, rowStep = 1, rowOffset = 0): Promise<Float32Array> => {
+    const { experts, rows: storedRows, cols } = shapes;
+    const tensorShapes = mxfp4TensorShapes(experts, storedRows, cols);
+    const readU8 = (n: string, r?: RowRange) => reader.readU8!(n, r);
+    const blocks = await readRows(readU8, `${name}_blocks`, tensorShapes.blocks, range, rows);
+    const scales = await readRows(readU8, `${name}_scales`, tensorShapes.scales, range, rows);
+    try {
+      return decodeMxfp4(blocks, scales, { experts: range.end - range.begin, firstExpert: range.begin, storedRows, cols, rowStep, rowOffset });
+    } catch (e) {
+      return fail(`${name}_scales`, `${(e as Error).message} (for ${irName})`);
     }
   };
 
@@ -216,42 +286,57 @@ export function hfWeightSource(modelType: string, reader: TensorReader): HfWeigh
         }
       }
     },
-    async readF32(irName: string, shape: number[]): Promise<Float32Array> {
+    async readF32(irName: string, shape: number[], rows?: RowRange): Promise<Float32Array> {
       const { layer, suffix } = parseIrName(irName);
       const recipe = recipesOf(modelType, layer)[suffix];
       if (!recipe) {
         throw new HfWeightsError(`${reader.location ?? 'checkpoint'}: a ${modelType} checkpoint has no tensor for ${irName}; ` +
           `the spec does not match this checkpoint's model_type`);
       }
+      const range = rows ?? { begin: 0, end: shape[0] ?? 1 };
+      try {
+        checkRowRange(range, shape[0] ?? 1, `${irName} ${formatShape(shape)}`);
+      } catch (e) {
+        throw new HfWeightsError((e as Error).message);
+      }
+      const count = range.end - range.begin;
       switch (recipe.kind) {
         case 'tensor':
           requireTensor(recipe.name, shape, irName);
-          return reader.readF32(recipe.name);
+          return readF32Rows(recipe.name, shape, range, rows);
         case 'stack': {
           const [experts, ...inner] = shape;
           for (let e = 0; e < experts!; e++) requireTensor(recipe.name(e), inner, irName);
           const size = inner.reduce((n, d) => n * d, 1);
-          const out = new Float32Array(experts! * size);
-          for (let e = 0; e < experts!; e++) out.set(await reader.readF32(recipe.name(e)), e * size);
+          const whole = { begin: 0, end: inner[0] ?? 1 };
+          const expert = (e: number) => readF32Rows(recipe.name(e), inner, whole, undefined);
+          if (count === 1) return expert(range.begin); // a large model's shard piece: the expert's tensor as read, no copy
+          const out = new Float32Array(count * size);
+          for (let e = range.begin; e < range.end; e++) out.set(await expert(e), (e - range.begin) * size);
           return out;
         }
         case 'deinterleave-transpose': {
           const [experts, inter, hidden] = shape as [number, number, number];
-          requireTensor(recipe.name, [experts, hidden, 2 * inter], irName);
-          return deinterleaveTranspose(await reader.readF32(recipe.name), experts, hidden, inter, recipe.half);
+          if (fusedIsMxfp4(recipe.name, irName, [experts, hidden, 2 * inter], experts, 2 * inter, hidden)) {
+            return readMxfp4(recipe.name, irName, { experts, rows: 2 * inter, cols: hidden }, range, rows, 2, recipe.half);
+          }
+          const source = await readF32Rows(recipe.name, [experts, hidden, 2 * inter], range, rows);
+          return deinterleaveTranspose(source, count, hidden, inter, recipe.half);
         }
         case 'deinterleave': {
           const [experts, inter] = shape as [number, number];
           requireTensor(recipe.name, [experts, 2 * inter], irName);
-          const source = await reader.readF32(recipe.name);
-          const out = new Float32Array(experts * inter);
+          const source = await readF32Rows(recipe.name, [experts, 2 * inter], range, rows);
+          const out = new Float32Array(count * inter);
           for (let i = 0; i < out.length; i++) out[i] = source[2 * i + recipe.half]!;
           return out;
         }
         case 'transpose': {
           const [experts, hidden, inter] = shape as [number, number, number];
-          requireTensor(recipe.name, [experts, inter, hidden], irName);
-          return transposeInner(await reader.readF32(recipe.name), experts, inter, hidden);
+          if (fusedIsMxfp4(recipe.name, irName, [experts, inter, hidden], experts, hidden, inter)) {
+            return readMxfp4(recipe.name, irName, { experts, rows: hidden, cols: inter }, range, rows);
+          }
+          return transposeInner(await readF32Rows(recipe.name, [experts, inter, hidden], range, rows), count, inter, hidden);
         }
       }
     },

@@ -8,5 +8,5 @@ export {
   fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, safetensorsReader, type FetchedCheckpoint, type SafetensorsBytes,
 } from './hf-checkpoint.js';
 export { createMoeBlockExecutor, type MoeBlockExecutor } from './moe-executor.js';
-export type { MoeBlockPlan, WeightSource } from './plan.js';
+export type { MoeBlockPlan, RowRange, WeightSource } from './plan.js';
 export { encodeSafetensors, parseSafetensors, readTensorF32, SafetensorsError, type SafetensorsFile } from './safetensors.js';

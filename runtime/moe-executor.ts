@@ -1,13 +1,12 @@
 /// <reference types="@webgpu/types" />
-// Runs a MoeBlockPlan: compiles its kernels, uploads its weights (packed into each weight's storage
-// format by runtime/quant, sharded as the plan says), and per call encodes every dispatch of the
-// path chosen by the token count into one compute pass.
+// Runs a MoeBlockPlan: compiles its kernels, uploads its weights (weight-upload.ts: read shard by
+// shard, packed into each weight's storage format by runtime/quant), and per call encodes every
+// dispatch of the path chosen by the token count into one compute pass.
 // Nothing is read back between router and combine; run() reads the block output once.
-import { poison, readBackF32, uploadBytes, uploadU32 } from './buffer-pool.js';
+import { poison, readBackF32, uploadU32 } from './buffer-pool.js';
 import { createComputePipelineChecked, GpuError, type GpuRuntime } from './device.js';
-import { evalTokenExpr, pathSteps, type MoeBlockPlan, type PlanBuffer, type PlanStep, type PlanWeight, type WeightSource } from './plan.js';
-import { dequantize, packWeight } from './quant/weight-codec.js';
-import { F32 } from './quant/weight-format.js';
+import { evalTokenExpr, pathSteps, type MoeBlockPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
+import { uploadWeights, type WeightUploadOptions } from './weight-upload.js';
 
 export interface MoeBlockExecutor {
   readonly plan: MoeBlockPlan;
@@ -57,46 +56,15 @@ function checkPlan(rt: GpuRuntime, plan: MoeBlockPlan): void {
 
 const bytesOf = (buffer: PlanBuffer, tokens: number): number => Math.max(4, evalTokenExpr(buffer.elements, tokens) * 4);
 
-/** The bytes of one weight buffer: rows [rowBegin, rowEnd) of `data`, packed or dequantized as the plan says. */
-function weightBytes(w: PlanWeight, data: Float32Array, buffer: PlanBuffer): Uint32Array | Float32Array {
-  const { rowBegin, rowEnd } = buffer.weight!;
-  const rowElements = w.shape.slice(1).reduce((n, d) => n * d, 1);
-  const slice = data.subarray(rowBegin * rowElements, rowEnd * rowElements);
-  const bytes = w.storage === 'packed' ? packWeight(w.format, slice, [rowEnd - rowBegin, ...w.shape.slice(1)], buffer.name) : slice;
-  if (bytes.length !== buffer.elements.constant) {
-    throw new GpuError(`${buffer.name}: the plan sizes it at ${buffer.elements.constant} words, packing gave ${bytes.length}`);
-  }
-  return bytes;
-}
-
-async function uploadWeights(rt: GpuRuntime, plan: MoeBlockPlan, source: WeightSource): Promise<Map<string, GPUBuffer>> {
-  const uploaded = new Map<string, GPUBuffer>();
-  for (const w of plan.weights) {
-    let data = await source.readF32(w.name, w.shape);
-    const expected = w.shape.reduce((n, d) => n * d, 1);
-    if (!(data instanceof Float32Array) || data.length !== expected) {
-      throw new GpuError(`weight ${w.name} [${w.shape.join(', ')}]: expected ${expected} f32 values, the weight source gave ${data instanceof Float32Array ? data.length : String(data)}`);
-    }
-    // Dequantized storage: the f32 values after a round trip through the format, whole (groups run along rows).
-    if (w.storage === 'dequantized') data = dequantize(w.format ?? F32, data, w.shape, w.name); // `?? F32`: plans from before formats
-    for (const buffer of plan.buffers) {
-      if (buffer.weight?.param !== w.name) continue;
-      uploaded.set(buffer.name, uploadBytes(rt.device, weightBytes(w, data, buffer), GPUBufferUsage.STORAGE, buffer.name));
-    }
-  }
-  const missing = plan.buffers.filter((b) => b.role === 'weight' && !uploaded.has(b.name));
-  if (missing.length) throw new GpuError(`${plan.name}: weight buffers ${missing.map((b) => b.name).join(', ')} name no weight of the plan`);
-  return uploaded;
-}
-
-export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan, weights: WeightSource): Promise<MoeBlockExecutor> {
+/** `options.maxReadBytes` bounds the f32 values read at once while packing an expert shard (runtime/weight-upload.ts). */
+export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan, weights: WeightSource, options: WeightUploadOptions = {}): Promise<MoeBlockExecutor> {
   checkPlan(rt, plan);
   const { device } = rt;
   const pipelines = new Map<string, GPUComputePipeline>();
   for (const kernel of plan.kernels) {
     pipelines.set(kernel.name, await createComputePipelineChecked(device, `${plan.name}/${kernel.name}`, kernel.wgsl, kernel.entryPoint));
   }
-  const weightBuffers = await uploadWeights(rt, plan, weights);
+  const weightBuffers = await uploadWeights(rt, plan, weights, options);
   const bufferByName = new Map(plan.buffers.map((b) => [b.name, b]));
   const activationPlans = plan.buffers.filter((b) => b.role !== 'weight');
   const uniformStride = Math.max(256, device.limits.minUniformBufferOffsetAlignment);

@@ -105,9 +105,40 @@ export interface MoeBlockPlan {
   requires: { maxStorageBufferBindingSize: number; maxStorageBuffersPerShaderStage: number; maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number };
 }
 
+/** Rows [begin, end) of a weight's leading dimension (the experts, for stacked expert weights). */
+export interface RowRange {
+  begin: number;
+  end: number;
+}
+
 /** Where the executor gets weights from (a checkpoint reader, a test's random arrays, ...). */
 export interface WeightSource {
-  readF32(name: string, shape: number[]): Float32Array | Promise<Float32Array>;
+  /**
+   * The f32 values of IR weight `name` of `shape`, row-major. With `rows`, only rows [begin, end)
+   * of the leading dimension, (end - begin) x prod(shape[1:]) values: the executor asks for one
+   * expert shard (or part of one) at a time, so a source can read just those bytes. A source that
+   * ignores `rows` and returns the whole weight still works; the executor slices it.
+   */
+  readF32(name: string, shape: number[], rows?: RowRange): Float32Array | Promise<Float32Array>;
+}
+
+/**
+ * Rows `rows` of a row-major array with `rowElements` values per row and `totalRows` rows, given
+ * `data` holding either just those rows or all of them (from a reader that ignores ranges);
+ * undefined when it holds neither.
+ */
+export function rowsOf<T extends Float32Array | Uint8Array>(data: T, rowElements: number, totalRows: number, rows: RowRange): T | undefined {
+  if (data.length === (rows.end - rows.begin) * rowElements) return data;
+  if (data.length === totalRows * rowElements) return data.subarray(rows.begin * rowElements, rows.end * rowElements) as T;
+  return undefined;
+}
+
+/** Throws a RangeError unless `rows` is a range of whole rows within [0, totalRows]. */
+export function checkRowRange(rows: RowRange, totalRows: number, what: string): void {
+  const { begin, end } = rows;
+  if (!Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || begin > end || end > totalRows) {
+    throw new RangeError(`${what}: rows [${begin}, ${end}) are not a range within its ${totalRows} rows`);
+  }
 }
 
 export function tokenExpr(perToken: number, constant = 0, divisor = 1, max?: number): TokenExpr {

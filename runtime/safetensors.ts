@@ -3,6 +3,7 @@
 // Every check names the file and, where one is involved, the tensor.
 
 import { float16BitsToFloat32 } from './float16.js';
+import type { RowRange } from './plan.js';
 
 export type SafetensorsDtype =
   | 'F64' | 'F32' | 'F16' | 'BF16'
@@ -196,13 +197,32 @@ export function parseSafetensors(bytes: Uint8Array | ArrayBuffer, fileName: stri
 }
 
 /**
- * Converts one tensor's raw little-endian bytes to f32. Copies first, so the
- * source needs no alignment (safetensors only aligns the data area to 8).
+ * Where rows [rows.begin, rows.end) of a tensor's leading dimension lie in the file: its byte
+ * offset and length (the whole tensor without `rows`). Throws, naming the file and the tensor,
+ * for a range outside the tensor or a tensor with no leading dimension.
+ */
+export function tensorRowBytes(tensor: TensorInfo, fileName: string, rows?: RowRange): { fileOffset: number; byteLength: number } {
+  if (!rows) return { fileOffset: tensor.fileOffset, byteLength: tensor.byteLength };
+  const [leading] = tensor.shape;
+  const { begin, end } = rows;
+  if (leading === undefined || !Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || begin > end || end > leading) {
+    throw new SafetensorsError(fileName, `rows [${begin}, ${end}) are not a range within shape ${formatShape(tensor.shape)}`, tensor.name);
+  }
+  const rowBytes = leading === 0 ? 0 : tensor.byteLength / leading;
+  return { fileOffset: tensor.fileOffset + begin * rowBytes, byteLength: (end - begin) * rowBytes };
+}
+
+/**
+ * Converts raw little-endian elements of `tensor` (all of its bytes, or a range of whole rows) to
+ * f32. Copies first, so the source needs no alignment (safetensors only aligns the data area to 8).
  * Typed arrays use host byte order; every WebGPU host is little-endian, like the format.
  */
 export function decodeTensorF32(raw: Uint8Array, tensor: TensorInfo, fileName: string): Float32Array {
+  if (raw.byteLength % DTYPE_BYTES[tensor.dtype] !== 0) {
+    throw new SafetensorsError(fileName, `${raw.byteLength} bytes are not whole ${tensor.dtype} elements`, tensor.name);
+  }
   // Uint8Array.prototype.slice copies even for a Node Buffer, whose own slice() shares its pool.
-  const copy = Uint8Array.prototype.slice.call(raw, 0, tensor.byteLength).buffer;
+  const copy = Uint8Array.prototype.slice.call(raw, 0, raw.byteLength).buffer;
   switch (tensor.dtype) {
     case 'F32':
       return new Float32Array(copy);
@@ -221,11 +241,33 @@ export function decodeTensorF32(raw: Uint8Array, tensor: TensorInfo, fileName: s
   }
 }
 
-/** Reads a tensor of an in-memory file as f32, converting F16, BF16 and F64. */
-export function readTensorF32(file: SafetensorsFile, name: string): Float32Array {
+/** A copy of raw bytes of a U8 tensor (MXFP4 blocks and scales); any other dtype is an error naming the tensor. */
+export function decodeTensorU8(raw: Uint8Array, tensor: TensorInfo, fileName: string): Uint8Array {
+  if (tensor.dtype !== 'U8') throw new SafetensorsError(fileName, `dtype ${tensor.dtype}, expected U8 (raw bytes)`, tensor.name);
+  return Uint8Array.prototype.slice.call(raw, 0, raw.byteLength);
+}
+
+function tensorOf(file: SafetensorsFile, name: string): TensorInfo {
   const tensor = file.tensors.get(name);
   if (!tensor) throw new SafetensorsError(file.fileName, 'no such tensor in this file', name);
-  return decodeTensorF32(file.bytes.subarray(tensor.fileOffset, tensor.fileOffset + tensor.byteLength), tensor, file.fileName);
+  return tensor;
+}
+
+function tensorBytes(file: SafetensorsFile, tensor: TensorInfo, rows?: RowRange): Uint8Array {
+  const { fileOffset, byteLength } = tensorRowBytes(tensor, file.fileName, rows);
+  return file.bytes.subarray(fileOffset, fileOffset + byteLength);
+}
+
+/** Reads a tensor of an in-memory file as f32, converting F16, BF16 and F64; with `rows`, only those rows of its leading dim. */
+export function readTensorF32(file: SafetensorsFile, name: string, rows?: RowRange): Float32Array {
+  const tensor = tensorOf(file, name);
+  return decodeTensorF32(tensorBytes(file, tensor, rows), tensor, file.fileName);
+}
+
+/** Reads a U8 tensor of an in-memory file (a copy); with `rows`, only those rows of its leading dim. */
+export function readTensorU8(file: SafetensorsFile, name: string, rows?: RowRange): Uint8Array {
+  const tensor = tensorOf(file, name);
+  return decodeTensorU8(tensorBytes(file, tensor, rows), tensor, file.fileName);
 }
 
 export interface TensorToEncode {

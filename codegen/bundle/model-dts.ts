@@ -8,7 +8,7 @@ import { runtimeSource } from './package-info.js';
 
 /** Runtime declarations the API refers to, by runtime file; the first group are exported types, the rest helpers' types. */
 const COPIED: Record<string, string[]> = {
-  plan: ['WeightSource'],
+  plan: ['WeightSource', 'RowRange'],
   device: ['AdapterSummary'],
   bundle: ['LoadOptions', 'HfSafetensorsWeights', 'Model'],
   'hf-weights': ['TensorReader', 'HfWeightSource', 'hfWeightSource', 'SUPPORTED_MODEL_TYPES'],

@@ -34,8 +34,9 @@ const out = await model.runMoeBlock(${first}, new Float32Array(tokens * ${hidden
 model.destroy();
 \`\`\`
 
-Any object with \`readF32(name, shape)\` can be \`weights\` (a \`WeightSource\`): it is asked for each IR
-weight by name and shape, in the IR layout listed in \`manifest.json\`.
+Any object with \`readF32(name, shape, rows?)\` can be \`weights\` (a \`WeightSource\`): it is asked for each IR
+weight by name and shape, in the IR layout listed in \`manifest.json\`, one expert shard (or part of one) at a time
+(\`rows\`: \`{ begin, end }\` of the leading dim; a source may ignore it and return the whole weight).
 Without a GPU, Dawn runs on a software Vulkan driver (lavapipe: set \`VK_ICD_FILENAMES\`).
 \`moec run <this dir> --weights <checkpoint> --layer ${first} --input in.safetensors --output out.safetensors\`
 does the above from the command line.

@@ -1,12 +1,16 @@
 // Node-only: a Hugging Face checkpoint directory (config.json + safetensors shards).
-// Headers are read when a file is first needed; tensor bytes are read one tensor at a time.
+// Headers are read when a file is first needed; tensor bytes are read one tensor (or a range of
+// its rows) at a time.
 
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RowRange } from '../plan.js';
 import {
   decodeTensorF32,
+  decodeTensorU8,
   MAX_HEADER_BYTES,
   parseSafetensorsHeader,
+  tensorRowBytes,
   type SafetensorsHeader,
   type TensorInfo,
 } from '../safetensors.js';
@@ -21,12 +25,12 @@ const INDEX_FILE = 'model.safetensors.index.json';
 const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 /** Reads `length` bytes at `position`, failing loudly on a short read (a file truncated under us). */
-function readRange(fd: number, position: number, length: number, path: string): Uint8Array {
+function readRange(fd: number, position: number, length: number, path: string, tensor?: string): Uint8Array {
   const out = new Uint8Array(length);
   let done = 0;
   while (done < length) {
     const n = readSync(fd, out, done, length - done, position + done);
-    if (n === 0) throw new CheckpointError(`${path}: file ended after ${position + done} bytes while reading`);
+    if (n === 0) throw new CheckpointError(`${path}: file ended after ${position + done} bytes while reading${tensor === undefined ? '' : ` tensor "${tensor}"`}`);
     done += n;
   }
   return out;
@@ -123,13 +127,26 @@ export class CheckpointDir {
     return [...this.info(name).shape];
   }
 
-  /** Reads one tensor as f32 (F16, BF16 and F64 are converted). */
-  readF32(name: string): Float32Array {
+  /** Reads one tensor as f32 (F16, BF16 and F64 are converted); with `rows`, only those rows of its leading dim. */
+  readF32(name: string, rows?: RowRange): Float32Array {
+    const { tensor, path, bytes } = this.readBytes(name, rows);
+    return decodeTensorF32(bytes, tensor, path);
+  }
+
+  /** Reads a U8 tensor's bytes (MXFP4 blocks and scales); with `rows`, only those rows of its leading dim. */
+  readU8(name: string, rows?: RowRange): Uint8Array {
+    const { tensor, path, bytes } = this.readBytes(name, rows);
+    return decodeTensorU8(bytes, tensor, path);
+  }
+
+  /** The bytes of `name` (or of rows of it), reading only those from its file. */
+  private readBytes(name: string, rows?: RowRange): { tensor: TensorInfo; path: string; bytes: Uint8Array } {
     const { file, tensor } = this.locate(name);
     const path = join(this.dir, file);
+    const { fileOffset, byteLength } = tensorRowBytes(tensor, path, rows);
     const fd = openSync(path, 'r');
     try {
-      return decodeTensorF32(readRange(fd, tensor.fileOffset, tensor.byteLength, path), tensor, path);
+      return { tensor, path, bytes: readRange(fd, fileOffset, byteLength, path, name) };
     } finally {
       closeSync(fd);
     }

@@ -11,7 +11,8 @@ export function checkpointReader(checkpoint: CheckpointDir): TensorReader {
   return {
     has: (name) => checkpoint.has(name),
     shape: (name) => checkpoint.shape(name),
-    readF32: (name) => checkpoint.readF32(name),
+    readF32: (name, rows) => checkpoint.readF32(name, rows),
+    readU8: (name, rows) => checkpoint.readU8(name, rows),
     fileOf: (name) => checkpoint.pathOf(name),
     location,
   };

@@ -10,11 +10,11 @@ import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
 import { interpretGraph } from '../../ir/interpret/interpret.js';
 import type { ModelConfig } from '../../ir/model-config.js';
 import { fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, safetensorsReader } from '../../runtime/hf-checkpoint.js';
-import { describeHfNaming, hfWeightSource, modelTypesMatching, SUPPORTED_MODEL_TYPES } from '../../runtime/hf-weights.js';
+import { describeHfNaming, hfWeightSource, modelTypesMatching, SUPPORTED_MODEL_TYPES, type TensorReader } from '../../runtime/hf-weights.js';
 import { CheckpointDir } from '../../runtime/node/checkpoint-dir.js';
-import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
+import { checkpointReader, openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
 import { encodeSafetensors } from '../../runtime/safetensors.js';
-import type { WeightSource } from '../../runtime/plan.js';
+import type { RowRange, WeightSource } from '../../runtime/plan.js';
 import { FAMILIES, seededRandom, specText, writeRandomCheckpoint, type CheckpointSizes, type Family } from '../fixtures/make-checkpoint.js';
 
 const dirs: string[] = [];
@@ -73,6 +73,51 @@ describe('hf-weights: every family', () => {
       const per = s.intermediate * s.hidden;
       const hfGate = family === 'mixtral' || family === 'phimoe' ? `block_sparse_moe.experts.2.w1.weight` : 'mlp.experts.2.gate_proj.weight';
       if (family !== 'gpt_oss') expect(gate.subarray(2 * per, 3 * per)).toEqual(checkpoint.readF32(`model.layers.${layer}.${hfGate}`));
+    });
+  }
+});
+
+/** A TensorReader that records what is read, optionally dropping row ranges (a reader that cannot read parts). */
+function recordingReader(reader: TensorReader, ignoreRows = false): { reader: TensorReader; reads: string[] } {
+  const reads: string[] = [];
+  const note = (name: string, rows?: RowRange) => reads.push(rows ? `${name}[${rows.begin}:${rows.end}]` : name);
+  return {
+    reads,
+    reader: {
+      ...reader,
+      readF32: (name, rows) => (note(name, ignoreRows ? undefined : rows), reader.readF32(name, ignoreRows ? undefined : rows)),
+      readU8: (name, rows) => (note(name, ignoreRows ? undefined : rows), reader.readU8!(name, ignoreRows ? undefined : rows)),
+    },
+  };
+}
+
+describe('hf-weights: rows of the leading dim (a shard of experts)', () => {
+  for (const family of FAMILIES) {
+    it(`${family}: rows [1, 3) equal that slice of the whole weight and read only those experts`, async () => {
+      const s = sizes(family);
+      const dir = tempDir();
+      const written = writeRandomCheckpoint(dir, family, s, { seed: 21, dtype: 'BF16' });
+      const layer = written.moeLayers[written.moeLayers.length - 1]!;
+      const graph = compileMoeBlockGraph(configOf(family, s), layer);
+      const checkpoint = CheckpointDir.open(dir);
+      const whole = hfWeightSource(family, checkpointReader(checkpoint));
+      const recorded = recordingReader(checkpointReader(checkpoint));
+      const ranged = hfWeightSource(family, recorded.reader);
+      const rangeIgnored = hfWeightSource(family, recordingReader(checkpointReader(checkpoint), true).reader);
+      for (const p of graph.params) {
+        const shape = p.type.shape as number[];
+        const all = await whole.readF32(p.name, shape);
+        const per = all.length / shape[0]!;
+        const rows = shape[0]! >= 3 ? { begin: 1, end: 3 } : { begin: 0, end: shape[0]! }; // shared_gate.weight is [1, H]
+        const expected = all.subarray(rows.begin * per, rows.end * per);
+        recorded.reads.length = 0;
+        expect(await ranged.readF32(p.name, shape, rows), p.name).toEqual(expected);
+        expect(await rangeIgnored.readF32(p.name, shape, rows), p.name).toEqual(expected);
+        // Stacked experts: only experts 1 and 2's tensors; one tensor (fused experts, router, shared): only those rows of it.
+        const reads = recorded.reads.map((r) => r.replace(`model.layers.${layer}.`, ''));
+        if (reads.length === 2) expect(reads.every((r) => /\.experts\.[12]\./.test(r)), reads.join(', ')).toBe(true);
+        else expect(reads).toEqual([expect.stringMatching(new RegExp(`\\[${rows.begin}:${rows.end}\\]$`))]);
+      }
     });
   }
 });
@@ -165,13 +210,19 @@ describe('hf-weights: errors are one line naming the file and the tensor', () =>
     const nope = await thrownMessage(() => weights.readF32('layers.0.moe.router.bias', [4]));
     expect(nope).toMatch(/a mixtral checkpoint has no tensor for layers\.0\.moe\.router\.bias/);
 
+    // MXFP4 blocks hold 32 inputs each: a hidden size of 8 cannot be stored so.
     const mx = encodeSafetensors({
       'model.layers.0.mlp.experts.gate_up_proj_blocks': { dtype: 'U8', shape: [4, 12, 1, 16], data: new Uint8Array(4 * 12 * 16) },
       'model.layers.0.mlp.experts.gate_up_proj_scales': { dtype: 'U8', shape: [4, 12, 1], data: new Uint8Array(4 * 12) },
     });
     const oss = hfWeightsFromSafetensors('gpt_oss', [{ name: 'model-00001-of-00001.safetensors', bytes: mx }]);
-    expect(await thrownMessage(() => oss.readF32('layers.0.moe.experts.gate', [4, 6, 8])))
-      .toMatch(/^model-00001-of-00001\.safetensors: tensor "model\.layers\.0\.mlp\.experts\.gate_up_proj_blocks" is MXFP4-quantized/);
+    expect(await thrownMessage(() => oss.readF32('layers.0.moe.experts.gate', [4, 6, 8]))).toBe('model-00001-of-00001.safetensors: ' +
+      'tensor "model.layers.0.mlp.experts.gate_up_proj_blocks" is MXFP4 (blocks of 32 inputs), but layers.0.moe.experts.gate has 8 inputs per row, not a multiple of 32');
+    expect(await thrownMessage(() => oss.readF32('layers.0.moe.experts.down', [4, 8, 6]))).toBe('model-00001-of-00001.safetensors: ' +
+      'tensor "model.layers.0.mlp.experts.down_proj" (or MXFP4 "model.layers.0.mlp.experts.down_proj_blocks" + "model.layers.0.mlp.experts.down_proj_scales") ' +
+      'not found (needed for layers.0.moe.experts.down of a gpt_oss checkpoint)');
+    expect(await thrownMessage(() => weights.readF32('layers.0.moe.experts.gate', [4, 6, 8], { begin: 3, end: 5 })))
+      .toBe('layers.0.moe.experts.gate [4, 6, 8]: rows [3, 5) are not a range within its 4 rows');
   });
 
   it('checkBlock: a spec that lacks a tensor the checkpoint has, or needs one it lacks', () => {

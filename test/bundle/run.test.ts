@@ -131,6 +131,47 @@ describe('moec run --check with quantized weights', () => {
   });
 });
 
+describe('moec run --check: gpt-oss with MXFP4 experts, as the released checkpoints store them', () => {
+  // MXFP4 blocks hold 32 inputs: hidden and intermediate are multiples of 32.
+  const sizes: CheckpointSizes = { hidden: 32, experts: 4, topK: 2, intermediate: 32, layers: 2 };
+
+  function mxfp4Case(tokens: number, experts: 'f32' | 'mxfp4(group = 32)'): Case {
+    const dir = join(work, 'gpt-oss-mxfp4');
+    if (!existsSync(dir)) writeRandomCheckpoint(dir, 'gpt_oss', sizes, { seed: 104, mxfp4Experts: true, dtype: 'BF16' });
+    const spec = join(work, `gpt-oss-mxfp4.${experts === 'f32' ? 'f32' : 'mxfp4'}.moe`);
+    const quantize = experts === 'f32' ? '' : `  quantize experts = ${experts}\n`;
+    writeFileSync(spec, specText('gpt_oss', sizes).replace('  dtype = f32\n', `  dtype = f32\n${quantize}`));
+    const input = join(work, `gpt-oss-mxfp4.${tokens}.in.safetensors`);
+    writeHiddenStates(input, tokens, sizes.hidden, 300 + tokens);
+    return { family: 'gpt_oss', dir, spec, layer: 1, tokens, input };
+  }
+
+  async function checked(c: Case, name: string): Promise<{ stdout: string; output: Float32Array; error: number }> {
+    const output = join(work, `${name}.out.safetensors`);
+    const result = await moec([...runArgs(c, output), '--check']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const error = Number(/relative error vs CPU reference: (\S+)/.exec(result.stdout)?.[1]);
+    console.log(`gpt-oss MXFP4 checkpoint, ${name}, ${c.tokens} tokens: --check relative error ${error}`);
+    expect(error).toBeLessThan(1e-4);
+    return { stdout: result.stdout, output: readOutput(output, c.tokens, sizes.hidden), error };
+  }
+
+  it('with an mxfp4 spec (lossless re-pack) and an f32 spec: both match the CPU reference, and each other', async () => {
+    const mxfp4 = await checked(mxfp4Case(13, 'mxfp4(group = 32)'), 'mxfp4-spec');
+    expect(mxfp4.stdout).toContain('CPU reference used the quantized weights (experts mxfp4(group = 32))');
+    const f32 = await checked(mxfp4Case(13, 'f32'), 'f32-spec');
+    expect(f32.stdout).not.toContain('quantized weights');
+    // The checkpoint's values re-pack exactly: both runs compute with the same weights.
+    expect(relativeError(mxfp4.output, f32.output)).toBeLessThan(1e-5);
+    expect(relativeError(f32.output, await reference(mxfp4Case(13, 'f32')))).toBeLessThan(1e-4);
+  });
+
+  it('the decode path (3 tokens) with an mxfp4 spec', async () => {
+    await checked(mxfp4Case(3, 'mxfp4(group = 32)'), 'mxfp4-decode');
+  });
+});
+
 describe('the bundle README', () => {
   it('its Node example runs as written', async () => {
     const c = makeCase('mixtral', 60);
@@ -208,6 +249,61 @@ describe('moec run: errors are one line naming the file and the tensor, and writ
     const name = expert(1, 2, 'w2');
     const line = await failure(base, (dir) => rewrite(dir, (t) => (t[name] = { ...t[name]!, shape: [20, 24] })));
     expect(line).toMatch(new RegExp(`^moec run: \\S+/model\\.safetensors: tensor "${name.replace(/\./g, '\\.')}" has shape \\[20, 24\\], expected \\[24, 20\\] \\(for layers\\.1\\.moe\\.experts\\.down\\)$`));
+  });
+
+  describe('MXFP4 experts (gpt-oss)', () => {
+    let oss: Case;
+    const P = 'model.layers.1.mlp.experts';
+    const sizes: CheckpointSizes = { hidden: 32, experts: 4, topK: 2, intermediate: 32, layers: 2 };
+    beforeAll(() => {
+      const dir = join(work, 'gpt-oss-mxfp4-errors');
+      writeRandomCheckpoint(dir, 'gpt_oss', sizes, { seed: 53, mxfp4Experts: true });
+      const spec = join(work, 'gpt-oss-mxfp4-errors.moe');
+      writeFileSync(spec, specText('gpt_oss', sizes));
+      const input = join(work, 'gpt-oss-mxfp4-errors.in.safetensors');
+      writeHiddenStates(input, 3, sizes.hidden, 54);
+      oss = { family: 'gpt_oss', dir, spec, layer: 1, tokens: 3, input };
+    });
+
+    /** Rewrites model.safetensors keeping every tensor's dtype and bytes, with `edit` applied. */
+    function rewriteRaw(dir: string, edit: (tensors: Record<string, TensorToEncode>) => void): void {
+      const path = join(dir, 'model.safetensors');
+      const file = parseSafetensors(new Uint8Array(readFileSync(path)), path);
+      const tensors: Record<string, TensorToEncode> = {};
+      for (const [name, info] of file.tensors) {
+        tensors[name] = { dtype: info.dtype, shape: info.shape, data: file.bytes.slice(info.fileOffset, info.fileOffset + info.byteLength) };
+      }
+      edit(tensors);
+      writeFileSync(path, encodeSafetensors(tensors));
+    }
+
+    /** The one stderr line expected for `message` about model.safetensors of the damaged copy. */
+    const about = (message: string): RegExp => new RegExp(`^moec run: \\S+/model\\.safetensors: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
+
+    it('a file cut inside a _blocks tensor', async () => {
+      const line = await failure(oss, (dir) => {
+        const path = join(dir, 'model.safetensors');
+        const blocks = parseSafetensors(new Uint8Array(readFileSync(path)), path).tensors.get(`${P}.gate_up_proj_blocks`)!;
+        truncateSync(path, blocks.fileOffset + blocks.byteLength - 100);
+      });
+      expect(line).toMatch(about(`tensor "${P}.gate_up_proj_blocks": data_offsets [`));
+      expect(line).toContain('run past the end of the data area');
+    });
+
+    it('a truncated _blocks tensor (8 bytes per block)', async () => {
+      const line = await failure(oss, (dir) => rewriteRaw(dir, (t) => {
+        const blocks = t[`${P}.down_proj_blocks`]!;
+        t[`${P}.down_proj_blocks`] = { dtype: 'U8', shape: [4, 32, 1, 8], data: (blocks.data as Uint8Array).subarray(0, 4 * 32 * 8) };
+      }));
+      expect(line).toMatch(about(`tensor "${P}.down_proj_blocks" has shape [4, 32, 1, 8], expected [4, 32, 1, 16] ` +
+        '(MXFP4 blocks [E, rows, inputs/32, 16] for layers.1.moe.experts.down)'));
+    });
+
+    it('_scales of the wrong shape', async () => {
+      const line = await failure(oss, (dir) => rewriteRaw(dir, (t) => (t[`${P}.gate_up_proj_scales`]!.shape = [4, 1, 64])));
+      expect(line).toMatch(about(`tensor "${P}.gate_up_proj_scales" has shape [4, 1, 64], expected [4, 64, 1] ` +
+        `(MXFP4 scales [E, rows, inputs/32] of "${P}.gate_up_proj_blocks", for layers.1.moe.experts.gate)`));
+    });
   });
 
   it('input hidden states: truncated, or of the wrong hidden size', async () => {

@@ -1,14 +1,17 @@
 // The MoE block's promises beyond numbers: exactly one GPU -> CPU read per forward (none
 // between router and combine), correct results under WebGPU's default limits, and with expert
-// weights sharded across bindings (a tiny maxStorageBufferBindingSize), on both paths.
+// weights sharded across bindings (a tiny maxStorageBufferBindingSize), on both paths; weights
+// read from the WeightSource one shard (or piece of one) at a time.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.js';
+import type { Graph } from '../../ir/graph.js';
 import { readbackCount } from '../../runtime/buffer-pool.js';
 import { DEFAULT_LIMITS, openDevice, type GpuRuntime } from '../../runtime/device.js';
 import { createMoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
-import type { MoeBlockPlan } from '../../runtime/plan.js';
-import { blockGraphOf, families, HIDDEN, normals, randomWeights, reference, relativeError, seededRandom, type Family } from './moe-fixtures.js';
+import type { MoeBlockPlan, PlanWeight, WeightSource } from '../../runtime/plan.js';
+import { packedBytes } from '../../runtime/quant/weight-format.js';
+import { blockGraphOf, dequantizedWeights, families, HIDDEN, normals, randomWeights, reference, relativeError, seededRandom, type Family } from './moe-fixtures.js';
 
 const seed = Number(process.env.MOEC_TEST_SEED ?? Date.now() % 2 ** 31);
 console.log(`moe-block-limits: seed ${seed} (rerun with MOEC_TEST_SEED=${seed})`);
@@ -73,6 +76,112 @@ describe('on the adapter with its raised limits', () => {
     const tokens = [1, 7, plan.maxTokens];
     const errors = await runAgainstReference(rt, fam, plan, tokens);
     console.log(`sharded (4 shards, maxTokens ${plan.maxTokens}): relative errors at ${tokens.join(', ')} tokens: ${errors.map((e) => e.toExponential(2)).join(', ')}`);
+    for (const e of errors) expect(e).toBeLessThan(1e-4);
+  });
+});
+
+describe('weights are read one expert shard at a time', () => {
+  let rt: GpuRuntime;
+  beforeAll(async () => {
+    rt = await openDevice({ gpu: createNodeGpu() });
+  });
+  afterAll(() => rt?.destroy());
+
+  // 16 experts of 40 x 72 (with biases): a binding of 4 experts' matrices -> 4 shards per expert weight.
+  const fam: Family = { name: 'shard-reads', moe: 'experts = 16\n top_k = 2\n router = topk_softmax(bias = true)\n expert = clamped_swiglu(intermediate = 40, bias = true)' };
+
+  interface Request { name: string; begin: number; end: number }
+
+  /** A WeightSource over `weights` that answers each request with just the rows asked for, and records it. */
+  function countingSource(weights: Map<string, Float32Array>): { source: WeightSource; requests: Request[] } {
+    const requests: Request[] = [];
+    return {
+      requests,
+      source: {
+        readF32(name, shape, rows) {
+          const { begin, end } = rows ?? { begin: 0, end: shape[0]! };
+          requests.push({ name, begin, end });
+          const per = shape.slice(1).reduce((n, d) => n * d, 1);
+          return weights.get(name)!.slice(begin * per, end * per); // a copy: nothing else of the weight is reachable
+        },
+      },
+    };
+  }
+
+  /** Every request lies within one weight buffer of its param, at most `maxRows(w)` rows, and each param's rows are asked for exactly once. */
+  function expectShardwise(plan: MoeBlockPlan, requests: Request[], maxRows: (w: PlanWeight) => number): void {
+    for (const w of plan.weights) {
+      const buffers = plan.buffers.filter((b) => b.weight?.param === w.name).map((b) => b.weight!);
+      const mine = requests.filter((r) => r.name === w.name).sort((a, b) => a.begin - b.begin);
+      for (const r of mine) {
+        expect(buffers.some((b) => b.rowBegin <= r.begin && r.end <= b.rowEnd), `${w.name} rows [${r.begin}, ${r.end})`).toBe(true);
+        if (buffers.length > 1) expect(r.end - r.begin, `${w.name} rows [${r.begin}, ${r.end})`).toBeLessThanOrEqual(maxRows(w));
+      }
+      // Consecutive and complete: the first begins at 0, each ends where the next begins, the last ends at the last row.
+      expect(mine.flatMap((r) => [r.begin, r.end]), w.name).toEqual([0, ...mine.slice(1).flatMap((r) => [r.begin, r.begin]), w.shape[0]]);
+    }
+  }
+
+  /** Relative errors against the CPU reference computing with `values` (the weights as the GPU decodes them). */
+  async function runWith(plan: MoeBlockPlan, graph: Graph, source: WeightSource, values: Map<string, Float32Array>, options = {}): Promise<number[]> {
+    const hidden = plan.hidden;
+    const executor = await createMoeBlockExecutor(rt, plan, source, options);
+    try {
+      const errors: number[] = [];
+      for (const tokens of [3, Math.min(20, plan.maxTokens)]) {
+        const x = normals(random, tokens * hidden, 1);
+        executor.poisonScratch(tokens);
+        errors.push(relativeError(await executor.run(x, tokens), reference(graph, x, tokens, values), hidden));
+      }
+      return errors;
+    } finally {
+      executor.destroy();
+    }
+  }
+
+  it('f32 experts: one request per shard, never more than one shard\'s rows', async () => {
+    const { config, graph } = blockGraphOf(fam);
+    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: 4 * 40 * HIDDEN * 4 });
+    const shards = plan.buffers.filter((b) => b.weight?.param.endsWith('experts.gate'));
+    expect(shards.map((b) => [b.weight!.rowBegin, b.weight!.rowEnd])).toEqual([[0, 4], [4, 8], [8, 12], [12, 16]]);
+    const weights = randomWeights(graph, random);
+    const { source, requests } = countingSource(weights);
+    const errors = await runWith(plan, graph, source, weights);
+    expectShardwise(plan, requests, () => 4);
+    expect(requests.filter((r) => r.name.endsWith('experts.gate'))).toHaveLength(4);
+    console.log(`shard-wise reads, f32 experts: ${requests.length} requests, relative errors ${errors.map((e) => e.toExponential(2)).join(', ')}`);
+    for (const e of errors) expect(e).toBeLessThan(1e-4);
+  });
+
+  // int4 experts are 7x smaller: hidden 384 (40 x 384: 8640 packed bytes) so that a binding of 6 of
+  // them still holds the activations (padded expert rows: 16 x 15 x 40 f32) -> 3 shards.
+  const wide: Family = { ...fam, hidden: 384 };
+  const int4Block = () => blockGraphOf(wide, 'target = webgpu\n dtype = f32\n quantize experts = int4(group = 8)');
+  const int4Binding = 6 * packedBytes({ format: 'int4', group: 8 }, [1, 40, 384]);
+  const matrixF32 = 40 * 384 * 4;
+
+  it('int4 experts: a shard is read and packed in pieces of maxReadBytes (4 experts)', async () => {
+    const { config, graph } = int4Block();
+    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: int4Binding });
+    const shards = plan.buffers.filter((b) => b.weight?.param.endsWith('experts.down'));
+    expect(shards.map((b) => [b.weight!.rowBegin, b.weight!.rowEnd])).toEqual([[0, 6], [6, 12], [12, 16]]);
+    const weights = randomWeights(graph, random);
+    const { source, requests } = countingSource(weights);
+    const errors = await runWith(plan, graph, source, dequantizedWeights(graph, weights), { maxReadBytes: 4 * matrixF32 + 100 });
+    expectShardwise(plan, requests, (w) => (w.format.format === 'int4' ? 4 : 6)); // biases (f32) come a whole shard at a time
+    expect(requests.filter((r) => r.name.endsWith('experts.up')).map((r) => [r.begin, r.end])).toEqual([[0, 4], [4, 6], [6, 10], [10, 12], [12, 16]]);
+    console.log(`shard-wise reads, int4 experts in pieces of 4: ${requests.length} requests, relative errors ${errors.map((e) => e.toExponential(2)).join(', ')}`);
+    for (const e of errors) expect(e).toBeLessThan(1e-4);
+  });
+
+  it('a source that ignores the row range still works, and is read once per weight', async () => {
+    const { config, graph } = int4Block();
+    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: int4Binding });
+    const weights = randomWeights(graph, random);
+    const calls: string[] = [];
+    const legacy: WeightSource = { readF32: (name) => (calls.push(name), weights.get(name)!) };
+    const errors = await runWith(plan, graph, legacy, dequantizedWeights(graph, weights), { maxReadBytes: 4 * matrixF32 });
+    expect(calls.sort()).toEqual(plan.weights.map((w) => w.name).sort());
     for (const e of errors) expect(e).toBeLessThan(1e-4);
   });
 });

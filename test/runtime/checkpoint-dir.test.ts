@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -56,6 +56,29 @@ describe('CheckpointDir', () => {
     expect(checkpoint.readF32(GATE)).toEqual(gate);
     expect(checkpoint.require(HEAD, [2, 3])).toEqual(head);
     expect(checkpoint.pathOf(HEAD)).toBe(join(dir, 'model.safetensors'));
+  });
+
+  it('reads rows of a tensor from their bytes only, and U8 tensors raw', () => {
+    const gate = randomF32(8 * 4);
+    const blocks = Uint8Array.from({ length: 8 * 16 }, (_, i) => (i * 29) & 0xff);
+    const dir = makeCheckpoint({
+      'model.safetensors': encodeSafetensors({
+        [GATE]: { dtype: 'F32', shape: [8, 4], data: gate },
+        [`${GATE}_blocks`]: { dtype: 'U8', shape: [8, 1, 16], data: blocks },
+      }),
+    });
+    const checkpoint = CheckpointDir.open(dir);
+    expect(checkpoint.readF32(GATE, { begin: 2, end: 5 })).toEqual(gate.subarray(8, 20));
+    expect(checkpoint.readU8(`${GATE}_blocks`, { begin: 7, end: 8 })).toEqual(blocks.subarray(112));
+    expect(checkpoint.readU8(`${GATE}_blocks`)).toEqual(blocks);
+    expect(thrown(() => checkpoint.readU8(GATE)).message).toBe(`${join(dir, 'model.safetensors')}: tensor "${GATE}": dtype F32, expected U8 (raw bytes)`);
+    // Cut the file inside the gate's last rows after the header was read: earlier rows still read.
+    const path = join(dir, 'model.safetensors');
+    const info = checkpoint.info(GATE);
+    truncateSync(path, info.fileOffset + 6 * 16);
+    expect(checkpoint.readF32(GATE, { begin: 0, end: 6 })).toEqual(gate.subarray(0, 24));
+    expect(thrown(() => checkpoint.readF32(GATE, { begin: 5, end: 7 })).message)
+      .toBe(`${path}: file ended after ${info.fileOffset + 96} bytes while reading tensor "${GATE}"`);
   });
 
   it('loads a sharded checkpoint through model.safetensors.index.json', () => {

@@ -3,7 +3,9 @@ import {
   encodeSafetensors,
   parseSafetensors,
   readTensorF32,
+  readTensorU8,
   SafetensorsError,
+  tensorRowBytes,
   type SafetensorsDtype,
 } from '../../runtime/safetensors.js';
 import { float32ToBfloat16Bits, float32ToFloat16Bit, float32ToFloat16Bits } from '../../runtime/float16.js';
@@ -157,6 +159,41 @@ describe('safetensors round trip', () => {
 
   it('refuses to encode data of the wrong size', () => {
     expect(() => encodeSafetensors({ t: { dtype: 'F32', shape: [3], data: new Float32Array(2) } })).toThrow(/"t": data is 8 bytes/);
+  });
+});
+
+describe('safetensors row ranges', () => {
+  it('reads rows [begin, end) of the leading dim from only their bytes, for F32, BF16 and U8', () => {
+    const f32 = randomF32(4 * 3 * 2);
+    const bf16Values = Float32Array.from({ length: 4 * 6 }, (_, i) => (i % 7) - 3); // exact in bf16
+    const u8 = Uint8Array.from({ length: 4 * 5 }, (_, i) => (i * 37) & 0xff);
+    const file = parseSafetensors(encodeSafetensors({
+      'w.f32': { dtype: 'F32', shape: [4, 3, 2], data: f32 },
+      'w.bf16': { dtype: 'BF16', shape: [4, 6], data: float32ToBfloat16Bits(bf16Values) },
+      'w.u8': { dtype: 'U8', shape: [4, 5], data: u8 },
+    }), FILE);
+    const info = file.tensors.get('w.f32')!;
+    expect(tensorRowBytes(info, FILE, { begin: 1, end: 3 })).toEqual({ fileOffset: info.fileOffset + 24, byteLength: 48 });
+    expect(tensorRowBytes(info, FILE)).toEqual({ fileOffset: info.fileOffset, byteLength: info.byteLength });
+    expect(readTensorF32(file, 'w.f32', { begin: 1, end: 3 })).toEqual(f32.subarray(6, 18));
+    expect(readTensorF32(file, 'w.bf16', { begin: 3, end: 4 })).toEqual(bf16Values.subarray(18, 24));
+    expect(readTensorF32(file, 'w.f32', { begin: 2, end: 2 })).toEqual(new Float32Array(0));
+    expect(readTensorU8(file, 'w.u8', { begin: 0, end: 2 })).toEqual(u8.subarray(0, 10));
+    expect(readTensorU8(file, 'w.u8')).toEqual(u8);
+    const copy = readTensorU8(file, 'w.u8');
+    copy[0] = 99; // a copy, not a view of the file
+    expect(readTensorU8(file, 'w.u8')[0]).toBe(u8[0]);
+  });
+
+  it('refuses ranges outside the tensor and U8 reads of other dtypes, naming the file and the tensor', () => {
+    const file = parseSafetensors(encodeSafetensors({
+      'w.f32': { dtype: 'F32', shape: [4, 2], data: randomF32(8) },
+      scalar: { dtype: 'F32', shape: [], data: randomF32(1) },
+    }), FILE);
+    expect(() => readTensorF32(file, 'w.f32', { begin: 3, end: 5 })).toThrow(`${FILE}: tensor "w.f32": rows [3, 5) are not a range within shape [4, 2]`);
+    expect(() => readTensorF32(file, 'w.f32', { begin: 2, end: 1 })).toThrow(/rows \[2, 1\) are not a range/);
+    expect(() => readTensorF32(file, 'scalar', { begin: 0, end: 1 })).toThrow(/"scalar": rows \[0, 1\) are not a range within shape \[\]/);
+    expect(() => readTensorU8(file, 'w.f32')).toThrow(`${FILE}: tensor "w.f32": dtype F32, expected U8 (raw bytes)`);
   });
 });
 
