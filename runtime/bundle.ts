@@ -4,7 +4,7 @@
 // MoE layer on first use. Browser-safe; in Node the caller passes `gpu` from the `webgpu` package.
 import { inflatePlan } from './bundle-plans.js';
 import { openDevice, type AdapterSummary, type GpuRuntime } from './device.js';
-import { hfWeightsFromSafetensors, hfWeightsFromUrl, type SafetensorsBytes } from './hf-checkpoint.js';
+import { hfWeightsFromSafetensors, hfWeightsFromUrl, type FetchCheckpointOptions, type SafetensorsBytes } from './hf-checkpoint.js';
 import type { HfWeightSource } from './hf-weights.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from './moe-executor.js';
 import type { MoeBlockPlan, WeightSource } from './plan.js';
@@ -34,6 +34,8 @@ export interface LoadOptions {
   gpu?: GPU;
   /** The weights: a WeightSource, safetensors bytes, or the URL of a Hugging Face checkpoint directory to fetch. */
   weights: WeightSource | HfSafetensorsWeights | string | URL;
+  /** How a checkpoint URL is read (Range requests): the fetch to use, a warning callback, the largest request. */
+  fetchOptions?: FetchCheckpointOptions;
   /** Request WebGPU's default limits only, as the smallest devices have. */
   defaultLimits?: boolean;
 }
@@ -59,8 +61,8 @@ function isWeightSource(w: LoadOptions['weights']): w is WeightSource {
   return typeof w === 'object' && w !== null && typeof (w as WeightSource).readF32 === 'function';
 }
 
-async function resolveWeights(weights: LoadOptions['weights']): Promise<WeightSource> {
-  if (typeof weights === 'string' || weights instanceof URL) return hfWeightsFromUrl(weights);
+async function resolveWeights(weights: LoadOptions['weights'], fetchOptions: FetchCheckpointOptions | undefined): Promise<WeightSource> {
+  if (typeof weights === 'string' || weights instanceof URL) return hfWeightsFromUrl(weights, fetchOptions);
   if (isWeightSource(weights)) return weights;
   if (typeof weights === 'object' && weights !== null && Array.isArray(weights.files)) {
     return hfWeightsFromSafetensors(weights.modelType, weights.files);
@@ -74,7 +76,7 @@ export async function loadModel(data: BundleData, options: LoadOptions): Promise
     throw new ModelError("load: WebGPU's globals (GPUBufferUsage, ...) are missing; in Node run " +
       "`Object.assign(globalThis, globals)` with `globals` from the 'webgpu' package first");
   }
-  const weights = await resolveWeights(options.weights);
+  const weights = await resolveWeights(options.weights, options.fetchOptions);
   const rt: GpuRuntime = await openDevice({ gpu: options.gpu, defaultLimits: options.defaultLimits ?? false, label: data.config.name });
   const executors = new Map<number, Promise<MoeBlockExecutor>>();
   const plans = new Map<number, MoeBlockPlan>();

@@ -1,8 +1,13 @@
-// A Hugging Face checkpoint held in memory as safetensors bytes (a browser fetched them, or a
-// test wrote them), and fetching one from a URL. Browser-safe; Node reads directories with
-// runtime/node/checkpoint-dir.ts instead.
-import { hfWeightSource, HfWeightsError, type HfWeightSource, type TensorReader } from './hf-weights.js';
-import { parseSafetensors, readTensorF32, readTensorU8, type SafetensorsFile } from './safetensors.js';
+// A Hugging Face checkpoint held in memory as safetensors bytes (a test wrote them, or a page
+// fetched them itself), and one read from a URL with HTTP Range requests (runtime/http-*.ts).
+// Browser-safe; Node reads directories with runtime/node/checkpoint-dir.ts instead.
+import { hfWeightSource, HfWeightsError, type HfWeightSource, type HfWeightSourceOptions, type TensorReader } from './hf-weights.js';
+import type { HttpRangeOptions } from './http-ranges.js';
+import { httpTensorReader, type HttpShards, type HttpTensorReader } from './http-tensor-reader.js';
+import { parseSafetensors, readTensorBytes, readTensorF32, readTensorU8, type SafetensorsFile } from './safetensors.js';
+
+const SINGLE_FILE = 'model.safetensors';
+const INDEX_FILE = 'model.safetensors.index.json';
 
 export interface SafetensorsBytes {
   /** File name, used in error messages (e.g. model-00001-of-00002.safetensors). */
@@ -36,36 +41,50 @@ export function safetensorsReader(files: readonly SafetensorsBytes[]): TensorRea
     shape: (tensor) => locate(tensor).tensors.get(tensor)!.shape,
     readF32: (tensor, rows) => readTensorF32(locate(tensor), tensor, rows),
     readU8: (tensor, rows) => readTensorU8(locate(tensor), tensor, rows),
+    dtype: (tensor) => locate(tensor).tensors.get(tensor)!.dtype,
+    readBytes: (tensor, rows) => readTensorBytes(locate(tensor), tensor, rows),
     fileOf: (tensor) => locate(tensor).fileName,
     location: files.map((f) => f.name).join(', ') || '(no safetensors files)',
   };
 }
 
 /** A WeightSource over a checkpoint's safetensors files; `modelType` is its config.json's model_type. */
-export function hfWeightsFromSafetensors(modelType: string, files: readonly SafetensorsBytes[]): HfWeightSource {
-  return hfWeightSource(modelType, safetensorsReader(files));
+export function hfWeightsFromSafetensors(modelType: string, files: readonly SafetensorsBytes[], options: HfWeightSourceOptions = {}): HfWeightSource {
+  return hfWeightSource(modelType, safetensorsReader(files), options);
 }
 
 export interface FetchedCheckpoint {
   /** config.json's model_type. */
   modelType: string;
   config: Record<string, unknown>;
-  files: SafetensorsBytes[];
+  /** The checkpoint directory's URL, ending with a slash. */
+  url: string;
+  /** The shard file names: those model.safetensors.index.json names, or model.safetensors. */
+  files: string[];
+  /** Reads tensors, or rows of them, with HTTP Range requests; call fetchHeaders before shape or a read. */
+  reader: HttpTensorReader;
 }
 
+/** How fetchHfCheckpoint reads: the fetch to use, who hears about a server without Range support, the largest request. */
+export type FetchCheckpointOptions = HttpRangeOptions;
+
 /**
- * Fetches a checkpoint laid out as on the Hugging Face Hub: `base`/config.json, then
- * model.safetensors.index.json and the shards it names, or else model.safetensors.
- * Whole files are fetched: point it at a checkpoint holding what you run.
+ * Opens a checkpoint laid out as on the Hugging Face Hub: `base`/config.json, then
+ * model.safetensors.index.json (or, without one, model.safetensors, whose header is read now).
+ * Shards are read with Range requests: a shard's header when its tensors are first needed, then
+ * only the bytes of the tensors (or rows) asked for. A server that ignores Range gets whole-file
+ * GETs instead, after a warning to `options.onWarning`.
  */
-export async function fetchHfCheckpoint(base: string | URL, fetchFn: typeof fetch = fetch): Promise<FetchedCheckpoint> {
+export async function fetchHfCheckpoint(base: string | URL, options: FetchCheckpointOptions = {}): Promise<FetchedCheckpoint> {
+  const fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const root = new URL(String(base).endsWith('/') ? String(base) : `${String(base)}/`, globalThis.location?.href);
   const get = async (name: string, optional = false): Promise<Response | undefined> => {
     const url = new URL(name, root);
     const response = await fetchFn(url);
     if (response.ok) return response;
+    void response.body?.cancel().catch(() => undefined);
     if (optional && response.status === 404) return undefined;
-    throw new HfWeightsError(`${url}: HTTP ${response.status} ${response.statusText}`);
+    throw new HfWeightsError(`${url}: HTTP ${response.status} ${response.statusText}`.trim());
   };
   const json = async (name: string, response: Response): Promise<Record<string, unknown>> => {
     try {
@@ -79,21 +98,56 @@ export async function fetchHfCheckpoint(base: string | URL, fetchFn: typeof fetc
 
   const config = await json('config.json', (await get('config.json'))!);
   if (typeof config.model_type !== 'string') throw new HfWeightsError(`${new URL('config.json', root)}: no "model_type" string`);
-  const index = await get('model.safetensors.index.json', true);
-  let names = ['model.safetensors'];
+  const index = await get(INDEX_FILE, true);
+  let shards: HttpShards = { root, files: [SINGLE_FILE] };
   if (index) {
-    const weightMap = (await json('model.safetensors.index.json', index)).weight_map;
+    const weightMap = (await json(INDEX_FILE, index)).weight_map;
     if (typeof weightMap !== 'object' || weightMap === null || !Object.values(weightMap).every((f) => typeof f === 'string')) {
-      throw new HfWeightsError(`${new URL('model.safetensors.index.json', root)}: "weight_map" is not an object of tensor name -> file name`);
+      throw new HfWeightsError(`${new URL(INDEX_FILE, root)}: "weight_map" is not an object of tensor name -> file name`);
     }
-    names = [...new Set(Object.values(weightMap as Record<string, string>))];
+    const map = weightMap as Record<string, string>;
+    shards = { root, files: [...new Set(Object.values(map))], weightMap: map, indexUrl: new URL(INDEX_FILE, root).href };
   }
-  const files = await Promise.all(names.map(async (name) => ({ name, bytes: new Uint8Array(await (await get(name))!.arrayBuffer()) })));
-  return { modelType: config.model_type, config, files };
+  const reader = await httpTensorReader(shards, { ...options, fetch: fetchFn });
+  return { modelType: config.model_type, config, url: root.href, files: [...shards.files], reader };
 }
 
-/** fetchHfCheckpoint, then hfWeightsFromSafetensors. */
-export async function hfWeightsFromUrl(base: string | URL, fetchFn: typeof fetch = fetch): Promise<HfWeightSource> {
-  const checkpoint = await fetchHfCheckpoint(base, fetchFn);
-  return hfWeightsFromSafetensors(checkpoint.modelType, checkpoint.files);
+/** `model.layers.L.`: the prefix every supported family gives layer L's tensors. */
+const layerPrefix = (irName: string): string | undefined => {
+  const layer = /^layers\.(\d+)\./.exec(irName)?.[1];
+  return layer === undefined ? undefined : `model.layers.${layer}.`;
+};
+
+/**
+ * fetchHfCheckpoint, then a WeightSource over it. Reading a layer's weight first fetches the
+ * headers of the shards holding that layer's tensors (model.layers.L.*), so only those are read.
+ */
+export async function hfWeightsFromUrl(base: string | URL, options: FetchCheckpointOptions = {}): Promise<HfWeightSource> {
+  const { modelType, config, url, reader } = await fetchHfCheckpoint(base, options);
+  let source: HfWeightSource;
+  try {
+    source = hfWeightSource(modelType, reader, { config });
+  } catch (e) {
+    if (e instanceof HfWeightsError) throw new HfWeightsError(`${new URL('config.json', url)}: ${e.message}`);
+    throw e;
+  }
+  const headersOfLayer = new Map<string, Promise<void>>();
+  const fetchLayerHeaders = (prefix: string): Promise<void> => {
+    let fetched = headersOfLayer.get(prefix);
+    if (!fetched) {
+      const tensors = reader.names().filter((n) => n.startsWith(prefix));
+      fetched = reader.fetchHeaders(tensors); // none: hfWeightSource reports the missing tensor from the index alone
+      fetched.catch(() => headersOfLayer.delete(prefix)); // a failed fetch can be retried
+      headersOfLayer.set(prefix, fetched);
+    }
+    return fetched;
+  };
+  return {
+    ...source,
+    async readF32(irName, shape, rows) {
+      const prefix = layerPrefix(irName);
+      if (prefix !== undefined) await fetchLayerHeaders(prefix);
+      return source.readF32(irName, shape, rows);
+    },
+  };
 }

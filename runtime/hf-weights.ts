@@ -1,10 +1,14 @@
 // Hugging Face checkpoints -> the IR's weights. Each model family names and lays out its MoE
 // tensors differently; this table maps every IR weight of a MoE block (layers.L.moe.*) to the
 // tensors of one family and converts them to the IR layout (experts stacked on a leading [E] dim,
-// gpt-oss's fused, interleaved gate/up split and transposed, or decoded from MXFP4). A read of
-// some experts (rows of the leading dim) reads only those experts' tensors or bytes. Browser-safe.
+// gpt-oss's fused, interleaved gate/up split and transposed, or decoded from MXFP4; any family's
+// 2-D weight stored as block-scaled FP8 with a `_scale_inv` companion, as DeepSeek-V3 releases
+// it, decoded). A read of some experts (rows of the leading dim) reads only those experts'
+// tensors or bytes. Browser-safe.
+import { DEFAULT_FP8_BLOCK, dequantizeFp8, Fp8ValueError, fp8BlockSizeOf, fp8ScaleName, fp8ScaleRows, fp8ScaleShape } from './hf-fp8.js';
 import { decodeMxfp4, MXFP4_BLOCK, mxfp4TensorShapes } from './hf-mxfp4.js';
 import { checkRowRange, rowsOf, type RowRange, type WeightSource } from './plan.js';
+import type { SafetensorsDtype } from './safetensors.js';
 
 /** What a checkpoint offers: a directory of shards in Node, fetched files in a browser. */
 export interface TensorReader {
@@ -17,6 +21,10 @@ export interface TensorReader {
   readF32(name: string, rows?: RowRange): Float32Array | Promise<Float32Array>;
   /** A U8 tensor's bytes (MXFP4 blocks and scales), `rows` as for readF32. Without it MXFP4 checkpoints cannot be read. */
   readU8?(name: string, rows?: RowRange): Uint8Array | Promise<Uint8Array>;
+  /** A tensor's safetensors dtype. Without it and readBytes, FP8 checkpoints cannot be read. */
+  dtype?(name: string): SafetensorsDtype;
+  /** Any tensor's raw bytes (FP8 codes), `rows` as for readF32. */
+  readBytes?(name: string, rows?: RowRange): Uint8Array | Promise<Uint8Array>;
   /** The file that holds `name`, for error messages. */
   fileOf?(name: string): string;
   /** Where a missing tensor was looked for (a directory, a file list), for error messages. */
@@ -187,12 +195,26 @@ export interface HfWeightSource extends WeightSource {
   checkBlock(irNames: readonly string[]): void;
 }
 
+export interface HfWeightSourceOptions {
+  /**
+   * The checkpoint's config.json. Its quantization_config.weight_block_size gives the block size
+   * of FP8 weights; without one they are read in DeepSeek-V3's 128 x 128 blocks.
+   */
+  config?: Record<string, unknown>;
+}
+
 /**
  * A WeightSource reading a `modelType` checkpoint (its config.json's model_type) through `reader`.
  * Every failure is one line naming the file and the tensor.
  */
-export function hfWeightSource(modelType: string, reader: TensorReader): HfWeightSource {
+export function hfWeightSource(modelType: string, reader: TensorReader, options: HfWeightSourceOptions = {}): HfWeightSource {
   recipesOf(modelType, 0); // fail early on an unknown model type
+  let configBlock: readonly [number, number] | undefined;
+  try {
+    configBlock = fp8BlockSizeOf(options.config);
+  } catch (e) {
+    throw new HfWeightsError((e as Error).message);
+  }
   const where = (name: string): string => reader.fileOf?.(name) ?? reader.location ?? 'checkpoint';
   const fail = (name: string, message: string): never => {
     throw new HfWeightsError(`${where(name)}: tensor "${name}" ${message}`);
@@ -248,8 +270,48 @@ export function hfWeightSource(modelType: string, reader: TensorReader): HfWeigh
     if (!got) fail(name, `was read as ${data.length} values for rows [${range.begin}, ${range.end}), expected ${(range.end - range.begin) * rowElements}`);
     return got!;
   };
-  const readF32Rows = (name: string, shape: readonly number[], range: RowRange, rows: RowRange | undefined) =>
-    readRows((n, r) => reader.readF32(n, r), name, shape, range, rows);
+  /**
+   * The block size of `name` when it is stored as FP8, after checking it is F8_E4M3 and 2-D with a
+   * `_scale_inv` of the matching shape; undefined for a tensor that is not FP8.
+   */
+  const fp8BlockOf = (name: string, shape: readonly number[]): readonly [number, number] | undefined => {
+    const scale = fp8ScaleName(name);
+    const scaled = reader.has(scale);
+    const dtype = reader.dtype?.(name);
+    if (!scaled && dtype !== 'F8_E4M3' && dtype !== 'F8_E5M2') return undefined;
+    if (dtype === 'F8_E5M2') fail(name, `is F8_E5M2; moec reads FP8 weights as F8_E4M3 (E4M3FN) codes with "${scale}" block scales only`);
+    if (dtype !== undefined && dtype !== 'F8_E4M3') fail(scale, `holds FP8 block scales, but "${name}" is ${dtype}, not F8_E4M3`);
+    if (!scaled) fail(name, `is F8_E4M3 without its block scales: tensor "${scale}" not found`);
+    if (!reader.dtype || !reader.readBytes) fail(name, `has FP8 block scales "${scale}", and this TensorReader has no dtype and readBytes to read its codes`);
+    if (shape.length !== 2) fail(name, `is FP8 with block scales "${scale}", which moec reads for 2-D weights only, not shape ${formatShape(shape)}`);
+    const block = configBlock ?? DEFAULT_FP8_BLOCK;
+    const [rows, cols] = shape as [number, number];
+    requireShape(scale, fp8ScaleShape(rows, cols, block), `block scales of "${name}" ${formatShape(shape)} in ${block[0]} x ${block[1]} blocks, ` +
+      (configBlock ? 'config.json\'s weight_block_size' : 'the default: config.json has no fp8 quantization_config'));
+    return block;
+  };
+
+  /** Rows `range` of FP8 weight `name` [rows, cols], decoded: only those rows' codes and their blocks' scale rows are read. */
+  const readFp8Rows = async (name: string, [storedRows, cols]: readonly number[], block: readonly [number, number], range: RowRange,
+    rows: RowRange | undefined): Promise<Float32Array> => {
+    const scale = fp8ScaleName(name);
+    const scaleRange = fp8ScaleRows(range, block[0]);
+    const codes = await readRows((n, r) => reader.readBytes!(n, r), name, [storedRows!, cols!], range, rows);
+    const scales = await readRows((n, r) => reader.readF32(n, r), scale, fp8ScaleShape(storedRows!, cols!, block), scaleRange, rows && scaleRange);
+    try {
+      return dequantizeFp8(codes, scales, { rows: range.end - range.begin, cols: cols!, firstRow: range.begin, block });
+    } catch (e) {
+      if (!(e instanceof Fp8ValueError)) throw e;
+      return fail(e.inScales ? scale : name, e.message);
+    }
+  };
+
+  /** Rows `range` of tensor `name` as f32: read as f32 (from F32, BF16, F16), or decoded from FP8. */
+  const readF32Rows = (name: string, shape: readonly number[], range: RowRange, rows: RowRange | undefined): Promise<Float32Array> => {
+    const fp8Block = fp8BlockOf(name, shape);
+    if (fp8Block) return readFp8Rows(name, shape, fp8Block, range, rows);
+    return readRows((n, r) => reader.readF32(n, r), name, shape, range, rows);
+  };
 
   /** Rows `range` of experts of an MXFP4 pair, decoded; stored row r * step + offset -> output row r. */
   const readMxfp4 = async (name: string, irName: string, shapes: { experts: number; rows: number; cols: number }, range: RowRange,

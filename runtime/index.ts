@@ -3,10 +3,15 @@
 export { loadModel, ModelError, type BundleData, type HfSafetensorsWeights, type LoadOptions, type Model } from './bundle.js';
 export { inflatePlan } from './bundle-plans.js';
 export { openDevice, GpuError, type AdapterSummary, type GpuRuntime, type OpenDeviceOptions } from './device.js';
-export { describeHfNaming, hfWeightSource, HfWeightsError, modelTypesMatching, SUPPORTED_MODEL_TYPES, type HfWeightSource, type TensorReader } from './hf-weights.js';
 export {
-  fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, safetensorsReader, type FetchedCheckpoint, type SafetensorsBytes,
+  describeHfNaming, hfWeightSource, HfWeightsError, modelTypesMatching, SUPPORTED_MODEL_TYPES, type HfWeightSource, type HfWeightSourceOptions, type TensorReader,
+} from './hf-weights.js';
+export {
+  fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, safetensorsReader, type FetchCheckpointOptions, type FetchedCheckpoint,
+  type SafetensorsBytes,
 } from './hf-checkpoint.js';
+export { DEFAULT_MAX_REQUEST_BYTES, type HttpRangeOptions, type TransferCount } from './http-ranges.js';
+export { httpTensorReader, type HttpShards, type HttpTensorReader } from './http-tensor-reader.js';
 export { createMoeBlockExecutor, type MoeBlockExecutor } from './moe-executor.js';
 export type { MoeBlockPlan, RowRange, WeightSource } from './plan.js';
-export { encodeSafetensors, parseSafetensors, readTensorF32, SafetensorsError, type SafetensorsFile } from './safetensors.js';
+export { encodeSafetensors, parseSafetensors, readTensorBytes, readTensorF32, SafetensorsError, type SafetensorsFile } from './safetensors.js';

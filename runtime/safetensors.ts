@@ -247,6 +247,14 @@ export function decodeTensorU8(raw: Uint8Array, tensor: TensorInfo, fileName: st
   return Uint8Array.prototype.slice.call(raw, 0, raw.byteLength);
 }
 
+/** A copy of raw little-endian bytes of any tensor (FP8 codes, say), whole elements only. */
+export function decodeTensorBytes(raw: Uint8Array, tensor: TensorInfo, fileName: string): Uint8Array {
+  if (raw.byteLength % DTYPE_BYTES[tensor.dtype] !== 0) {
+    throw new SafetensorsError(fileName, `${raw.byteLength} bytes are not whole ${tensor.dtype} elements`, tensor.name);
+  }
+  return Uint8Array.prototype.slice.call(raw, 0, raw.byteLength);
+}
+
 function tensorOf(file: SafetensorsFile, name: string): TensorInfo {
   const tensor = file.tensors.get(name);
   if (!tensor) throw new SafetensorsError(file.fileName, 'no such tensor in this file', name);
@@ -270,10 +278,16 @@ export function readTensorU8(file: SafetensorsFile, name: string, rows?: RowRang
   return decodeTensorU8(tensorBytes(file, tensor, rows), tensor, file.fileName);
 }
 
+/** Reads any tensor's raw bytes from an in-memory file (a copy); with `rows`, only those rows of its leading dim. */
+export function readTensorBytes(file: SafetensorsFile, name: string, rows?: RowRange): Uint8Array {
+  const tensor = tensorOf(file, name);
+  return decodeTensorBytes(tensorBytes(file, tensor, rows), tensor, file.fileName);
+}
+
 export interface TensorToEncode {
   dtype: SafetensorsDtype;
   shape: readonly number[];
-  /** Raw little-endian elements; F16 and BF16 are given as Uint16Array bits. */
+  /** Raw little-endian elements; F16 and BF16 are given as Uint16Array bits, F8_E4M3 and F8_E5M2 as Uint8Array codes. */
   data: ArrayBufferView;
 }
 

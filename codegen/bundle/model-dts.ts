@@ -11,8 +11,10 @@ const COPIED: Record<string, string[]> = {
   plan: ['WeightSource', 'RowRange'],
   device: ['AdapterSummary'],
   bundle: ['LoadOptions', 'HfSafetensorsWeights', 'Model'],
-  'hf-weights': ['TensorReader', 'HfWeightSource', 'hfWeightSource', 'SUPPORTED_MODEL_TYPES'],
-  'hf-checkpoint': ['SafetensorsBytes', 'FetchedCheckpoint', 'hfWeightsFromSafetensors', 'hfWeightsFromUrl', 'fetchHfCheckpoint', 'safetensorsReader'],
+  'hf-weights': ['TensorReader', 'HfWeightSource', 'HfWeightSourceOptions', 'hfWeightSource', 'SUPPORTED_MODEL_TYPES'],
+  'hf-checkpoint': ['SafetensorsBytes', 'FetchedCheckpoint', 'FetchCheckpointOptions', 'hfWeightsFromSafetensors', 'hfWeightsFromUrl', 'fetchHfCheckpoint', 'safetensorsReader'],
+  'http-ranges': ['HttpRangeOptions', 'TransferCount'],
+  'http-tensor-reader': ['HttpTensorReader'],
   safetensors: ['SafetensorsDtype', 'TensorInfo', 'SafetensorsHeader', 'SafetensorsFile', 'TensorToEncode', 'parseSafetensors', 'readTensorF32', 'encodeSafetensors'],
 };
 

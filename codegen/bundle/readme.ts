@@ -49,13 +49,16 @@ model.safetensors.index.json) over HTTP(S), then:
 \`\`\`html
 <script type="module">
   import { load } from './model.js';
-  const model = await load({ weights: new URL('checkpoint/', location.href).href }); // fetches config.json + safetensors
+  const model = await load({ weights: new URL('checkpoint/', location.href).href }); // reads config.json + the index
   const tokens = 4;
   const out = await model.runMoeBlock(${first}, new Float32Array(tokens * ${hidden}), tokens);
 </script>
 \`\`\`
 
-Or fetch the files yourself and pass \`{ modelType, files: [{ name, bytes }] }\` as \`weights\`.
+Shards are read with HTTP Range requests: a shard's header when a layer first needs it, then only that
+layer's tensors (at most 64 MiB a request; \`fetchOptions: { maxRequestBytes }\` changes it). A server that
+ignores Range gets one whole-file GET per shard instead, reported to \`fetchOptions.onWarning\` (default
+\`console.warn\`). Or fetch the files yourself and pass \`{ modelType, files: [{ name, bytes }] }\` as \`weights\`.
 WebGPU needs a secure context (https or localhost).
 `;
 }

@@ -25,7 +25,7 @@ function deepseekNotes(r: ConfigReader): string[] {
   if (mtp > 0) notes.push(`num_nextn_predict_layers = ${mtp}: the multi-token prediction module is left out (as in the published parameter counts)`);
   if (r.has('quantization_config')) {
     const q = r.raw('quantization_config') as Record<string, unknown>;
-    notes.push(`the checkpoint stores weights as ${String(q['quant_method'] ?? 'quantized')}${q['fmt'] ? ` ${String(q['fmt'])}` : ''}, which has no .moe quantization kind`);
+    notes.push(`the checkpoint stores weights as ${String(q['quant_method'] ?? 'quantized')}${q['fmt'] ? ` ${String(q['fmt'])}` : ''}, which has no .moe quantization kind; moec run reads them dequantized to f32 and stores them as the compile block's quantize lines say`);
   }
   return notes;
 }

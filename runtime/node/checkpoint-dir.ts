@@ -11,6 +11,7 @@ import {
   MAX_HEADER_BYTES,
   parseSafetensorsHeader,
   tensorRowBytes,
+  type SafetensorsDtype,
   type SafetensorsHeader,
   type TensorInfo,
 } from '../safetensors.js';
@@ -127,20 +128,29 @@ export class CheckpointDir {
     return [...this.info(name).shape];
   }
 
+  dtype(name: string): SafetensorsDtype {
+    return this.info(name).dtype;
+  }
+
   /** Reads one tensor as f32 (F16, BF16 and F64 are converted); with `rows`, only those rows of its leading dim. */
   readF32(name: string, rows?: RowRange): Float32Array {
-    const { tensor, path, bytes } = this.readBytes(name, rows);
+    const { tensor, path, bytes } = this.readRaw(name, rows);
     return decodeTensorF32(bytes, tensor, path);
   }
 
   /** Reads a U8 tensor's bytes (MXFP4 blocks and scales); with `rows`, only those rows of its leading dim. */
   readU8(name: string, rows?: RowRange): Uint8Array {
-    const { tensor, path, bytes } = this.readBytes(name, rows);
+    const { tensor, path, bytes } = this.readRaw(name, rows);
     return decodeTensorU8(bytes, tensor, path);
   }
 
+  /** Reads any tensor's raw bytes (FP8 codes); with `rows`, only those rows of its leading dim. */
+  readBytes(name: string, rows?: RowRange): Uint8Array {
+    return this.readRaw(name, rows).bytes; // read into a fresh buffer: nothing to copy
+  }
+
   /** The bytes of `name` (or of rows of it), reading only those from its file. */
-  private readBytes(name: string, rows?: RowRange): { tensor: TensorInfo; path: string; bytes: Uint8Array } {
+  private readRaw(name: string, rows?: RowRange): { tensor: TensorInfo; path: string; bytes: Uint8Array } {
     const { file, tensor } = this.locate(name);
     const path = join(this.dir, file);
     const { fileOffset, byteLength } = tensorRowBytes(tensor, path, rows);

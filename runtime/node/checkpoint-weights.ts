@@ -13,6 +13,8 @@ export function checkpointReader(checkpoint: CheckpointDir): TensorReader {
     shape: (name) => checkpoint.shape(name),
     readF32: (name, rows) => checkpoint.readF32(name, rows),
     readU8: (name, rows) => checkpoint.readU8(name, rows),
+    dtype: (name) => checkpoint.dtype(name),
+    readBytes: (name, rows) => checkpoint.readBytes(name, rows),
     fileOf: (name) => checkpoint.pathOf(name),
     location,
   };
@@ -25,13 +27,13 @@ export interface OpenedCheckpoint {
   weights: HfWeightSource;
 }
 
-/** Opens `dir` (config.json + safetensors) and maps its tensors to IR weights by its model_type. */
+/** Opens `dir` (config.json + safetensors) and maps its tensors to IR weights by its model_type (and FP8 block size). */
 export function openHfCheckpoint(dir: string): OpenedCheckpoint {
   const checkpoint = CheckpointDir.open(dir);
   const modelType = checkpoint.config.model_type;
   if (typeof modelType !== 'string') throw new CheckpointError(`${join(dir, 'config.json')}: no "model_type" string`);
   try {
-    return { checkpoint, modelType, weights: hfWeightSource(modelType, checkpointReader(checkpoint)) };
+    return { checkpoint, modelType, weights: hfWeightSource(modelType, checkpointReader(checkpoint), { config: checkpoint.config }) };
   } catch (e) {
     if (e instanceof HfWeightsError) throw new HfWeightsError(`${join(dir, 'config.json')}: ${e.message}`);
     throw e;

@@ -1,7 +1,8 @@
-// A compiled bundle in headless Chromium: the page imports model.js from 127.0.0.1, which fetches
-// the (sharded) checkpoint and runs a MoE block on Chromium's WebGPU. The same bundle in Node
-// (`moec run <bundle>`, Dawn) must agree with it, and both with the CPU interpreter.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// A compiled bundle in headless Chromium: the page imports model.js from 127.0.0.1, which reads
+// the (sharded) checkpoint with Range requests and runs a MoE block on Chromium's WebGPU. The
+// same bundle in Node (`moec run <bundle>`, Dawn) must agree with it, and both with the CPU
+// interpreter.
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -53,12 +54,14 @@ describe.skipIf(skipBrowserTests)('a compiled bundle in headless Chromium', () =
   let browser: Browser;
   let page: Page;
   const pageErrors: string[] = [];
+  const pageWarnings: string[] = [];
+  let checkpointFiles: string[];
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'moec-browser-bundle-'));
     const spec = join(root, 'tiny.moe');
     writeFileSync(spec, specText(FAMILY, SIZES));
-    writeRandomCheckpoint(join(root, 'checkpoint'), FAMILY, SIZES, { seed: 31, shards: 2 });
+    checkpointFiles = writeRandomCheckpoint(join(root, 'checkpoint'), FAMILY, SIZES, { seed: 31, shards: 2 }).files;
     writeHiddenStates(join(root, 'decode.safetensors'), 3, SIZES.hidden, 32);
     writeHiddenStates(join(root, 'prefill.safetensors'), 17, SIZES.hidden, 33);
     writeFileSync(join(root, 'index.html'), PAGE);
@@ -71,6 +74,7 @@ describe.skipIf(skipBrowserTests)('a compiled bundle in headless Chromium', () =
     page = await browser.newPage();
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     page.on('console', (m) => m.type() === 'error' && pageErrors.push(m.text()));
+    page.on('console', (m) => m.type() === 'warning' && pageWarnings.push(m.text()));
     await page.goto(server.url);
     await page.waitForFunction(() => 'ready' in window || 'pageError' in window, undefined, { timeout: 110_000 });
   });
@@ -119,4 +123,15 @@ describe.skipIf(skipBrowserTests)('a compiled bundle in headless Chromium', () =
       expect(relativeError(inBrowser, cpu)).toBeLessThan(1e-4);
     });
   }
+
+  test('the page read the checkpoint with Range requests only: headers, then layer 1\'s tensors', () => {
+    const shards = server.log.filter((r) => r.path.startsWith('/checkpoint/') && r.path.endsWith('.safetensors'));
+    const total = checkpointFiles.reduce((n, f) => n + statSync(join(root, 'checkpoint', f)).size, 0);
+    const bytes = shards.reduce((n, r) => n + r.bytes, 0);
+    console.log(`chromium read layer ${LAYER} of ${SIZES.layers}: ${shards.length} Range requests, ${bytes} of ${total} checkpoint bytes`);
+    expect(shards.length).toBeGreaterThan(0);
+    expect(shards.filter((r) => r.status !== 206 || !r.range?.startsWith('bytes='))).toEqual([]);
+    expect(bytes).toBeLessThan(0.75 * total);
+    expect(pageWarnings.filter((w) => w.includes('Range'))).toEqual([]);
+  });
 });

@@ -172,6 +172,51 @@ describe('moec run --check: gpt-oss with MXFP4 experts, as the released checkpoi
   });
 });
 
+describe('moec run --check: deepseek_v3 with block-scaled FP8 experts, as the released checkpoints store them', () => {
+  const sizes = sizesOf('deepseek_v3');
+  // 8 x 16 blocks: every expert matrix ([20, 24] and [24, 20]) spans several, partial at the edges.
+  const fp8Experts = { blockSize: [8, 16] } as const;
+
+  function fp8Case(tokens: number, experts: 'f32' | 'int4(group = 4)'): Case {
+    const dir = join(work, 'deepseek-v3-fp8');
+    if (!existsSync(dir)) writeRandomCheckpoint(dir, 'deepseek_v3', sizes, { seed: 105, fp8Experts, dtype: 'BF16', shards: 2 });
+    const spec = join(work, `deepseek-v3-fp8.${experts === 'f32' ? 'f32' : 'int4'}.moe`);
+    const quantize = experts === 'f32' ? '' : `  quantize experts = ${experts}\n`;
+    writeFileSync(spec, specText('deepseek_v3', sizes).replace('  dtype = f32\n', `  dtype = f32\n${quantize}`));
+    const input = join(work, `deepseek-v3-fp8.${tokens}.in.safetensors`);
+    writeHiddenStates(input, tokens, sizes.hidden, 400 + tokens);
+    return { family: 'deepseek_v3', dir, spec, layer: 1, tokens, input };
+  }
+
+  async function checked(c: Case, name: string): Promise<{ stdout: string; output: Float32Array }> {
+    const output = join(work, `${name}.out.safetensors`);
+    const result = await moec([...runArgs(c, output), '--check']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const error = Number(/relative error vs CPU reference: (\S+)/.exec(result.stdout)?.[1]);
+    console.log(`deepseek_v3 FP8 checkpoint, ${name}, ${c.tokens} tokens: --check relative error ${error}`);
+    expect(error).toBeLessThan(1e-4);
+    return { stdout: result.stdout, output: readOutput(output, c.tokens, sizes.hidden) };
+  }
+
+  it('with an f32 spec (prefill, 13 tokens): matches the CPU reference', async () => {
+    const c = fp8Case(13, 'f32');
+    const f32 = await checked(c, 'fp8-f32-spec');
+    expect(f32.stdout).not.toContain('quantized weights');
+    expect(relativeError(f32.output, await reference(c))).toBeLessThan(1e-4);
+  });
+
+  it('with an int4 experts spec, prefill (13 tokens) and decode (3 tokens)', async () => {
+    for (const tokens of [13, 3]) {
+      const c = fp8Case(tokens, 'int4(group = 4)');
+      const int4 = await checked(c, `fp8-int4-spec-${tokens}`);
+      expect(int4.stdout).toContain('CPU reference used the quantized weights (experts int4(group = 4))');
+      // The FP8 values were re-quantized to int4: the f32 reference is off.
+      expect(relativeError(int4.output, await reference(c))).toBeGreaterThan(1e-3);
+    }
+  });
+});
+
 describe('the bundle README', () => {
   it('its Node example runs as written', async () => {
     const c = makeCase('mixtral', 60);
@@ -304,6 +349,36 @@ describe('moec run: errors are one line naming the file and the tensor, and writ
       expect(line).toMatch(about(`tensor "${P}.gate_up_proj_scales" has shape [4, 1, 64], expected [4, 64, 1] ` +
         `(MXFP4 scales [E, rows, inputs/32] of "${P}.gate_up_proj_blocks", for layers.1.moe.experts.gate)`));
     });
+  });
+
+  it('FP8 experts (deepseek_v3): a NaN code in a weight, and a weight without its _scale_inv', async () => {
+    const sizes = sizesOf('deepseek_v3');
+    const dir = join(work, 'deepseek-v3-fp8-errors');
+    writeRandomCheckpoint(dir, 'deepseek_v3', sizes, { seed: 55, fp8Experts: { blockSize: [8, 16] } });
+    const spec = join(work, 'deepseek-v3-fp8-errors.moe');
+    writeFileSync(spec, specText('deepseek_v3', sizes));
+    const input = join(work, 'deepseek-v3-fp8-errors.in.safetensors');
+    writeHiddenStates(input, 3, sizes.hidden, 56);
+    const c: Case = { family: 'deepseek_v3', dir, spec, layer: 1, tokens: 3, input };
+    const W = 'model.layers.1.mlp.experts.4.down_proj.weight';
+    const nan = await failure(c, (damaged) => {
+      const path = join(damaged, 'model.safetensors');
+      const bytes = readFileSync(path);
+      const tensor = parseSafetensors(new Uint8Array(bytes), path).tensors.get(W)!;
+      bytes[tensor.fileOffset + 5 * 20 + 7] = 0x7f; // row 5, column 7 of [24, 20]
+      writeFileSync(path, bytes);
+    });
+    expect(nan).toMatch(new RegExp(`^moec run: \\S+/model\\.safetensors: tensor "${W.replace(/\./g, '\\.')}" code 0x7f \\(NaN in E4M3FN\\) at \\[5, 7\\]$`));
+    const unscaled = await failure(c, (damaged) => {
+      const path = join(damaged, 'model.safetensors');
+      const file = parseSafetensors(new Uint8Array(readFileSync(path)), path);
+      const tensors: Record<string, TensorToEncode> = {};
+      for (const [name, info] of file.tensors) {
+        if (name !== `${W}_scale_inv`) tensors[name] = { dtype: info.dtype, shape: info.shape, data: file.bytes.slice(info.fileOffset, info.fileOffset + info.byteLength) };
+      }
+      writeFileSync(path, encodeSafetensors(tensors));
+    });
+    expect(unscaled).toMatch(new RegExp(`^moec run: \\S+/model\\.safetensors: tensor "${W.replace(/\./g, '\\.')}" is F8_E4M3 without its block scales: tensor "${W.replace(/\./g, '\\.')}_scale_inv" not found$`));
   });
 
   it('input hidden states: truncated, or of the wrong hidden size', async () => {
