@@ -1,16 +1,25 @@
 // The bindings the GEMM and the GEMV share: activation rows, the kernel's own routing tables,
 // the weight matrices (w0, and w1 for gate/up) with their decode functions, biases, routing
 // weights and the output.
+import type { KindRef } from '../../ir/model-config.js';
 import { F32, type WeightFormat } from '../../runtime/quant/weight-format.js';
 import { f32Array, vec4Array, type StorageDecl } from './kernel.js';
 import { renderWeightLoads, weightArrayType } from './weights/weight-loads.js';
 
+/** What the GEMM and the GEMV have in common: one matrix (or gate/up + activation) of K x N. */
 export interface MatrixKernelShape {
+  /** gate/up with the activation (`activation` set) or a single matrix. */
   gateup: boolean;
+  /** Rows come from routed (token, k) slots, one expert per block, instead of all tokens. */
+  grouped: boolean;
   bias: boolean;
+  /** Multiply each output row by its slot's routing weight (grouped down projection). */
   weighted: boolean;
   kdim: number;
   ndim: number;
+  topK: number;
+  activation?: KindRef;
+  /** Storage of w0 (and w1), decoded to f32 as it is read. Default f32. */
   weights?: WeightFormat;
 }
 

@@ -2,26 +2,14 @@
 // distinct expert does the work), or over one dense matrix for all tokens (the shared expert).
 // Same modes as the grouped GEMM: gate/up + activation, or one matrix with optional bias and
 // routing weight.
-import type { KindRef } from '../../../ir/model-config.js';
-import type { WeightFormat } from '../../../runtime/quant/weight-format.js';
 import { declareBindings, i32Array, renderActivation, type RenderedKernel, type StorageDecl } from '../kernel.js';
-import { matrixBindings } from '../matrix-bindings.js';
+import { matrixBindings, type MatrixKernelShape } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
 import { formatTag } from '../weights/weight-loads.js';
 
-export interface GemvKernelShape {
-  gateup: boolean;
-  grouped: boolean;
-  bias: boolean;
-  weighted: boolean;
-  kdim: number;
-  ndim: number;
-  topK: number;
-  activation?: KindRef;
+export interface GemvKernelShape extends MatrixKernelShape {
   /** Most activation rows one workgroup serves: the decode path's largest token count. */
   maxRows: number;
-  /** Storage of w0 (and w1), decoded as it is read. Default f32. */
-  weights?: WeightFormat;
 }
 
 /**

@@ -2,10 +2,8 @@
 // expert per BM-row block) or dense (rows = tokens; the shared expert, the naive baseline).
 // `gateup` computes gate and up together and applies the activation in the epilogue; otherwise
 // one matrix, optional bias and (grouped) the routing weight, stored to the slot's row.
-import type { KindRef } from '../../../ir/model-config.js';
-import type { WeightFormat } from '../../../runtime/quant/weight-format.js';
 import { declareBindings, i32Array, renderActivation, u32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
-import { matrixBindings } from '../matrix-bindings.js';
+import { matrixBindings, type MatrixKernelShape } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
 import { formatTag } from '../weights/weight-loads.js';
 
@@ -20,22 +18,10 @@ export interface GemmTile {
 /** The tile every grouped GEMM uses: 16 rows keeps per-expert padding small at prefill sizes; 4 x 4 outputs per thread (64 threads) measured best of the tiles tried on lavapipe. */
 export const DEFAULT_GEMM_TILE: GemmTile = { bm: 16, bn: 64, bk: 16, tm: 4, tn: 4 };
 
-export interface GemmKernelShape {
-  /** gate/up with the activation (`activation` set) or a single matrix. */
-  gateup: boolean;
-  grouped: boolean;
-  bias: boolean;
-  /** Multiply each output row by its slot's routing weight (grouped down projection). */
-  weighted: boolean;
-  kdim: number;
-  ndim: number;
-  topK: number;
+export interface GemmKernelShape extends MatrixKernelShape {
   /** Number of weight shards (route_meta starts with one word per shard). */
   shards: number;
-  activation?: KindRef;
   tile?: GemmTile;
-  /** Storage of w0 (and w1): decoded to f32 as the tile loads it. Default f32. */
-  weights?: WeightFormat;
 }
 
 export function gemmThreads(tile: GemmTile): number {
