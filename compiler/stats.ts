@@ -15,13 +15,18 @@ export interface ModelStats {
   context: number;
   /** Bytes of all weights in their storage formats (quantization scales included). */
   weightBytes: number;
-  /** Bytes of the weights one token reads (what bounds decode speed). */
+  /** Bytes of the weights one token reads (what bounds decode speed); an embedding lookup reads one row. */
   activeWeightBytes: number;
 }
 
 /** Share of a weight one token touches: routed experts top_k / experts, everything else all. */
 function activeShare(p: Value, config: ModelConfig): number {
   return p.role === 'expert' && config.moe ? config.moe.topK / config.moe.experts : 1;
+}
+
+/** Share of a weight's bytes one token reads: as above, but an embedding lookup reads one row. */
+function readShare(p: Value, config: ModelConfig): number {
+  return p.role === 'embedding' && !config.tieEmbeddings ? 1 / config.vocab : activeShare(p, config);
 }
 
 export function computeStats(graph: Graph, config: ModelConfig, context = config.compile.context): ModelStats {
@@ -38,7 +43,7 @@ export function computeStats(graph: Graph, config: ModelConfig, context = config
     total += n;
     active += n * share;
     bytes += b;
-    activeBytes += b * share;
+    activeBytes += b * readShare(p, config);
     if (p.role === 'embedding' && !config.tieEmbeddings) embedding += n;
     // The embedding table is a lookup, not a matmul, unless it doubles as the LM head.
     const isMatmul = isWeightMatrix(p) && (p.role !== 'embedding' || config.tieEmbeddings);

@@ -2,7 +2,7 @@
 // is what `moec run --layer n` executes and what the GPU backend compiles.
 import type { Graph, Value } from './graph.js';
 import { GraphBuilder } from './graph-builder.js';
-import { isMoeLayer, numParam, type KindRef, type ModelConfig } from './model-config.js';
+import { isMoeLayer, moeLayerIndices, numParam, type KindRef, type ModelConfig } from './model-config.js';
 import { attentionWeightNames, mlpWeightNames } from './ops.js';
 import { TOKENS, type TensorType } from './types.js';
 import type { WeightRole } from './graph.js';
@@ -33,8 +33,8 @@ export function buildModelGraph(config: ModelConfig): Graph {
 /** Layer `layer`'s MoE block alone: post-norm hidden states in, the block's output out. */
 export function buildMoeBlockGraph(config: ModelConfig, layer: number): Graph {
   if (!isMoeLayer(config, layer)) {
-    const layers = Array.from({ length: config.layers }, (_, i) => i).filter((i) => isMoeLayer(config, i));
-    throw new Error(`layer ${layer} of ${config.name} is not an MoE layer (MoE layers: ${layers.length ? `${layers[0]}..${layers[layers.length - 1]}` : 'none'})`);
+    const layers = moeLayerIndices(config);
+    throw new Error(`layer ${layer} of ${config.name} is not an MoE layer (MoE layers: ${layers.length ? layers.join(', ') : 'none'})`);
   }
   const b = new GraphBuilder(`${config.name}.moe_block_${layer}`);
   const x = b.input('hidden_states', hiddenStates(config));

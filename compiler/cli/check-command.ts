@@ -1,4 +1,5 @@
-import { loadSpec, type Command } from './command.js';
+import { parseArgs } from 'node:util';
+import { loadSpec, UsageError, type Command } from './command.js';
 
 export const checkCommand: Command = {
   name: 'check',
@@ -6,9 +7,10 @@ export const checkCommand: Command = {
   usage: 'moec check <spec.moe>...',
   help: 'Reports every syntax and semantic error as file:line:col with the line, a caret and a hint.\nExit status 1 when any spec has an error.',
   run(args) {
-    if (args.length === 0) throw new Error('no spec given');
+    const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+    if (positionals.length === 0) throw new UsageError('no spec given');
     let failed = 0;
-    for (const path of args) {
+    for (const path of positionals) {
       const { config } = loadSpec(path);
       if (config) process.stdout.write(`${path}: ok (${config.name})\n`);
       else failed++;

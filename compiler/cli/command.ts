@@ -1,6 +1,6 @@
 // The shape of a subcommand and the shared helpers they use: reading a spec and reporting
 // its diagnostics the way a compiler does, and writing files atomically.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ModelConfig } from '../../ir/model-config.js';
 import { checkSpec, type CheckResult } from '../spec/check.js';
@@ -41,8 +41,14 @@ export function loadSpec(path: string): { config?: ModelConfig; result: CheckRes
 
 /** Writes via a temporary file and a rename, so a failure never leaves half a file behind. */
 export function writeFileAtomic(path: string, content: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
   const temporary = `${path}.tmp-${process.pid}`;
-  writeFileSync(temporary, content);
-  renameSync(temporary, path);
+  try {
+    if (!existsSync(dirname(path))) throw new UsageError(`${path}: folder ${dirname(path)} does not exist`);
+    writeFileSync(temporary, content);
+    renameSync(temporary, path);
+  } catch (e) {
+    rmSync(temporary, { force: true });
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`${path}: cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }

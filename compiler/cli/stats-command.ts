@@ -16,7 +16,7 @@ export const statsCommand: Command = {
     const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, context: { type: 'string' } } });
     if (positionals.length !== 1) throw new UsageError('stats takes one spec');
     const context = values.context === undefined ? undefined : Number(values.context);
-    if (context !== undefined && !(Number.isInteger(context) && context > 0)) throw new UsageError(`--context must be a positive whole number, got ${values.context}`);
+    if (context !== undefined && !(Number.isSafeInteger(context) && context > 0 && context <= 2 ** 24)) throw new UsageError(`--context must be a whole number from 1 to ${2 ** 24}, got ${values.context}`);
     const { config } = loadSpec(positionals[0]!);
     if (!config) return 1;
     const stats = computeStats(compileModelGraph(config), config, context);

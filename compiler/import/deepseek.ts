@@ -80,10 +80,11 @@ export function importDeepseekV2(r: ConfigReader): ImportedModel {
   return importDeepseek(r, 'DeepSeek-V2', (r, topK) => {
     r.oneOf('scoring_func', 'the router score function', ['softmax'], 'softmax');
     const method = r.oneOf('topk_method', 'the top-k selection', ['greedy', 'group_limited_greedy'], 'greedy');
-    const renormalize = r.bool('norm_topk_prob', 'whether the top-k weights are renormalized', false);
+    // V2's gate renormalizes only when top_k > 1 and norm_topk_prob.
+    const renormalize = r.bool('norm_topk_prob', 'whether the top-k weights are renormalized', false) && topK > 1;
     const factor = r.number('routed_scaling_factor', 'the routing weight scale', { positive: true, default: 1 });
     // V2's gate multiplies by routed_scaling_factor only when it does not renormalize (V3 always does).
-    const scale = renormalize && topK > 1 ? 1 : factor;
+    const scale = renormalize ? 1 : factor;
     const groups = method === 'group_limited_greedy' ? groupArgs(r) : {};
     return {
       router: kindCall('router', 'softmax_topk', { renormalize, ...groups, scale }, ['renormalize']),
@@ -96,7 +97,7 @@ export function importDeepseekV3(r: ConfigReader): ImportedModel {
   return importDeepseek(r, 'DeepSeek-V3', (r, topK) => {
     r.oneOf('scoring_func', 'the router score function', ['sigmoid'], 'sigmoid');
     r.oneOf('topk_method', 'the top-k selection', ['noaux_tc'], 'noaux_tc');
-    const renormalize = r.bool('norm_topk_prob', 'whether the top-k weights are renormalized', true);
+    const renormalize = r.bool('norm_topk_prob', 'whether the top-k weights are renormalized', true) && topK > 1; // as in V2
     const scale = r.number('routed_scaling_factor', 'the routing weight scale', { positive: true, default: 1 });
     return {
       router: kindCall('router', 'sigmoid_topk', { renormalize, ...groupArgs(r), scale, correction_bias: true }, ['renormalize', 'correction_bias']),

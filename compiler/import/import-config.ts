@@ -5,6 +5,7 @@ import { basename, dirname } from 'node:path';
 import type { ModelConfig } from '../../ir/model-config.js';
 import { checkSpec } from '../spec/check.js';
 import { formatDiagnostic, hasErrors } from '../spec/diagnostics.js';
+import { formatSpec } from '../spec/format.js';
 import { ImportError, parseConfigJson } from './config-reader.js';
 import type { FamilyImporter } from './decoder-fields.js';
 import { importDeepseekV2, importDeepseekV3 } from './deepseek.js';
@@ -53,13 +54,16 @@ export function importHfConfig(text: string, file: string): ImportResult {
   if (imported.notes.length) header.push('Not expressible in .moe (the compiled model will not do these):', ...imported.notes.map((n) => `- ${n}`));
   const blocks: SpecBlock[] = [block('model', imported.model, name)];
   if (imported.compile) blocks.push(block('compile', imported.compile));
-  const source = printSpec(header, blocks);
+  const printed = printSpec(header, blocks);
 
   const specFile = `${name}.moe`;
-  const checked = checkSpec(source, specFile);
+  const checked = checkSpec(printed, specFile);
   if (!checked.config || hasErrors(checked.diagnostics)) {
-    const details = checked.diagnostics.map((d) => formatDiagnostic(d, source)).join('\n');
-    throw new Error(`importer bug: the spec generated from ${file} does not check; please report it with the config:\n${details}\n--- generated spec ---\n${source}`);
+    // The printer passes the config's values through, so a failed check means values that do not fit together.
+    const details = checked.diagnostics.map((d) => formatDiagnostic(d, printed)).join('\n');
+    throw new ImportError(`${file}: the model this config describes is not valid (if the config is right, this is an importer bug):\n${details}`);
   }
+  // The canonical layout of `moec fmt`, so imported specs need no reformatting.
+  const source = formatSpec(printed, specFile).text!;
   return { modelType, source, config: checked.config, notes: imported.notes };
 }

@@ -12,13 +12,6 @@ export interface Diagnostic {
   hint?: string;
 }
 
-export class SpecError extends Error {
-  constructor(readonly diagnostics: Diagnostic[], readonly source: string) {
-    super(diagnostics.map((d) => formatDiagnostic(d, source)).join('\n'));
-    this.name = 'SpecError';
-  }
-}
-
 export function diagnostic(file: string, span: Span, message: string, hint?: string, severity: Severity = 'error'): Diagnostic {
   return hint === undefined ? { severity, file, span, message } : { severity, file, span, message, hint };
 }

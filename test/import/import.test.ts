@@ -9,6 +9,7 @@ import { ImportError } from '../../compiler/import/config-reader.js';
 import { importHfConfig, modelNameFromPath } from '../../compiler/import/import-config.js';
 import { compileModelGraph } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
+import { formatSpec } from '../../compiler/spec/format.js';
 import { computeStats, type ModelStats } from '../../compiler/stats.js';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'hf-configs');
@@ -74,6 +75,7 @@ describe('moec import: the fixture configs', () => {
         expect(checked.config).toEqual(result.config);
         expect(result.source.split('\n')[0]).toContain(entry.config);
         expect(result.source.split('\n')[0]).toContain(`model_type "${result.modelType}"`);
+        expect(formatSpec(result.source, 'imported.moe').text, 'imported specs are in moec fmt\'s layout').toBe(result.source);
       });
 
       it(`matches the published total (${entry.totalParams / 1e9}B)`, () => {
@@ -198,6 +200,11 @@ describe('moec import: errors', () => {
   it('reports bad JSON with the parser message', () => {
     expect(importError('{"model_type": "mixtral",}')).toMatch(/^m\.config\.json: not valid JSON: .+/);
     expect(importError('[1, 2]')).toBe('m.config.json: not a config.json: the top level must be an object, got a list');
+  });
+
+  it('blames the config, not the importer, for values that do not fit together', () => {
+    expect(importError(JSON.stringify({ ...mixtral, num_experts_per_tok: 9 }))).toMatch(
+      /^m\.config\.json: the model this config describes is not valid[^\n]*\n.*top_k = 9 is more than experts = 8/s);
   });
 
   it('rejects values the language cannot map', () => {

@@ -66,7 +66,7 @@ describe('IR verifier', () => {
   });
 
   it('refuses to build the MoE block of a dense layer', () => {
-    expect(() => buildMoeBlockGraph(config, 0)).toThrow(/layer 0 of tiny is not an MoE layer \(MoE layers: 1..2\)/);
+    expect(() => buildMoeBlockGraph(config, 0)).toThrow(/layer 0 of tiny is not an MoE layer \(MoE layers: 1, 2\)/);
   });
 
   it('prints the same text for the same graph', () => {

@@ -28,7 +28,8 @@ describe.each(passDirs)('pass %s', (passName) => {
     const graph = runPasses(buildModelGraph(config!), config!, { passes: defaultPasses.slice(0, index + 1), verifyEach: true });
     const actual = printGraph(graph);
     const expectedPath = path.replace(/\.moe$/, '.expected.ir');
-    if (process.env['UPDATE_GOLDEN'] || !existsSync(expectedPath)) writeFileSync(expectedPath, actual);
+    if (process.env['UPDATE_GOLDEN']) writeFileSync(expectedPath, actual);
+    expect(existsSync(expectedPath), `${expectedPath} is missing: run with UPDATE_GOLDEN=1 and review it`).toBe(true);
     expect(actual).toBe(readFileSync(expectedPath, 'utf8'));
   });
 });

@@ -46,7 +46,8 @@ describe('stats: Mixtral-8x7B (examples/mixtral-8x7b.moe, experts int4 group 32)
   it('counts weight bytes with int4 experts (4 + 16/32 bits) and f32 for the rest', () => {
     const experts = L * E * expert;
     expect(stats.weightBytes).toBe(int4Bytes(experts) + (total - experts) * 4);
-    expect(stats.activeWeightBytes).toBe(int4Bytes(L * k * expert) + (active - L * k * expert) * 4);
+    // One token reads one row of the (untied) embedding table, not all of it.
+    expect(stats.activeWeightBytes).toBe(int4Bytes(L * k * expert) + (active - L * k * expert - V * H + H) * 4);
   });
 });
 
