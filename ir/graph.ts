@@ -1,9 +1,18 @@
 // The IR: a dataflow graph of ops over SSA values. Weights are values too (params), each with
 // the role it plays, so passes (quantization, placement) and stats can select them.
-import type { KindRef } from './model-config.js';
+import type { KindRef, QuantTarget } from './model-config.js';
 import type { TensorType } from './types.js';
 
 export type WeightRole = 'embedding' | 'lm_head' | 'attention' | 'norm' | 'router' | 'expert' | 'shared' | 'dense';
+
+/** The weight role each `quantize <target>` line covers (norms have none: they are never quantized). */
+export const roleOfQuantTarget: Readonly<Record<QuantTarget, WeightRole>> = {
+  experts: 'expert', shared: 'shared', dense: 'dense', attention: 'attention', router: 'router', embeddings: 'embedding', lm_head: 'lm_head',
+};
+
+export function quantTargetOfRole(role: WeightRole | undefined): QuantTarget | undefined {
+  return (Object.keys(roleOfQuantTarget) as QuantTarget[]).find((t) => roleOfQuantTarget[t] === role);
+}
 
 export interface Value {
   id: number;

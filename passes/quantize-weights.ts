@@ -1,13 +1,8 @@
 // Gives each weight the storage format the spec's `quantize <target> = ...` lines ask for.
 // Norms, biases and router correction biases stay f32: they are small and precision-critical.
-import { isWeightMatrix, type Value, type WeightRole } from '../ir/graph.js';
-import type { QuantTarget } from '../ir/model-config.js';
+import { isWeightMatrix, quantTargetOfRole, type Value } from '../ir/graph.js';
 import type { DType, QuantizedType, ScalarType } from '../ir/types.js';
 import type { Pass } from './pass.js';
-
-const targetOfRole: Partial<Record<WeightRole, QuantTarget>> = {
-  expert: 'experts', shared: 'shared', dense: 'dense', attention: 'attention', router: 'router', embedding: 'embeddings', lm_head: 'lm_head',
-};
 
 const storageBits: Record<string, (group: number) => number> = {
   int8: (g) => 8 + 32 / g,
@@ -30,7 +25,7 @@ export const quantizeWeights: Pass = {
   run(graph, { config }) {
     const replaced = new Map<number, Value>();
     const params = graph.params.map((p) => {
-      const target = p.role ? targetOfRole[p.role] : undefined;
+      const target = quantTargetOfRole(p.role);
       const quant = target ? config.compile.quantize[target] : undefined;
       if (!quant || !isWeightMatrix(p)) return p; // biases and norm scales stay f32
       const q: Value = { ...p, type: { ...p.type, dtype: storageType(quant.kind, quant.params) } };

@@ -2,16 +2,14 @@
 // weights the kernels read packed. The router and the shared-expert gate are small vectors read
 // by f32-only kernels: a quantized one is uploaded as its dequantized f32 values, so the numbers
 // match the IR (and the reference) without the router kernel decoding formats.
-import type { Value } from '../../ir/graph.js';
+import { quantTargetOfRole, type Value } from '../../ir/graph.js';
 import { dtypeName, type DType } from '../../ir/types.js';
 import type { PlanWeight } from '../../runtime/plan.js';
 import { checkFormatFits, type WeightFormat } from '../../runtime/quant/weight-format.js';
 
-const quantTargetOfRole: Record<string, string> = { expert: 'experts', shared: 'shared', router: 'router', dense: 'dense' };
-
 /** The `quantize <target>` a param's format comes from, for messages. */
 export function quantTargetOf(param: Value): string {
-  return (param.role && quantTargetOfRole[param.role]) ?? param.role ?? 'weights';
+  return quantTargetOfRole(param.role) ?? param.role ?? 'weights';
 }
 
 function formatOfDtype(dtype: DType): WeightFormat | undefined {

@@ -2,8 +2,8 @@
 // parameters, FLOPs and bytes; one MoE block's share of them; weight bytes per weight group.
 import { compileModelGraph, compileMoeBlockGraph } from '../../compiler/pipeline.js';
 import { attentionScoreFlops, computeStats, type ModelStats } from '../../compiler/stats.js';
-import type { Graph, WeightRole } from '../../ir/graph.js';
-import { moeLayerIndices, type ModelConfig, type QuantTarget } from '../../ir/model-config.js';
+import { roleOfQuantTarget, type Graph, type WeightRole } from '../../ir/graph.js';
+import { moeLayerIndices, type ModelConfig } from '../../ir/model-config.js';
 import { bitsPerElement, dtypeName, elementCount } from '../../ir/types.js';
 
 /** Building the IR walks every layer; past this a hover would stall the editor. */
@@ -12,9 +12,7 @@ export const maxLayersForFigures = 10_000;
 export const placementNote = 'placement: single device (no placement in spec)';
 
 /** The weight group each `quantize <target>` covers. */
-export const roleOfTarget: Record<QuantTarget, WeightRole> = {
-  experts: 'expert', shared: 'shared', dense: 'dense', attention: 'attention', router: 'router', embeddings: 'embedding', lm_head: 'lm_head',
-};
+export const roleOfTarget = roleOfQuantTarget;
 
 const roleLabels: Record<WeightRole, string> = {
   embedding: 'embeddings', lm_head: 'lm_head', attention: 'attention', norm: 'norms', router: 'router', expert: 'experts', shared: 'shared', dense: 'dense',
