@@ -49,6 +49,8 @@ export interface Model<Layer extends number = number> {
   prepare(layer: Layer): Promise<void>;
   /** GPU dispatches one run of `layer` makes for `tokens` tokens. */
   dispatchCount(layer: Layer, tokens: number): Promise<number>;
+  /** For checks: fills `layer`'s scratch and output buffers with NaN, so an element the next run leaves unwritten shows. */
+  poisonScratch(layer: Layer, tokens: number): Promise<void>;
   /** Frees the device and every buffer. */
   destroy(): void;
 }
@@ -114,6 +116,9 @@ export async function loadModel(data: BundleData, options: LoadOptions): Promise
     },
     async dispatchCount(layer, tokens) {
       return (await executor(layer)).dispatchCount(tokens);
+    },
+    async poisonScratch(layer, tokens) {
+      (await executor(layer)).poisonScratch(tokens);
     },
     destroy() {
       if (destroyed) return;

@@ -306,11 +306,16 @@ export function hfWeightSource(modelType: string, reader: TensorReader, options:
     }
   };
 
-  /** Rows `range` of tensor `name` as f32: read as f32 (from F32, BF16, F16), or decoded from FP8. */
-  const readF32Rows = (name: string, shape: readonly number[], range: RowRange, rows: RowRange | undefined): Promise<Float32Array> => {
+  /** Rows `range` of tensor `name` as f32: read as f32 (from F32, BF16, F16), or decoded from FP8; never NaN or infinite. */
+  const readF32Rows = async (name: string, shape: readonly number[], range: RowRange, rows: RowRange | undefined): Promise<Float32Array> => {
     const fp8Block = fp8BlockOf(name, shape);
-    if (fp8Block) return readFp8Rows(name, shape, fp8Block, range, rows);
-    return readRows((n, r) => reader.readF32(n, r), name, shape, range, rows);
+    const data = fp8Block ? await readFp8Rows(name, shape, fp8Block, range, rows) : await readRows((n, r) => reader.readF32(n, r), name, shape, range, rows);
+    const bad = firstNonFinite(data);
+    if (bad >= 0) {
+      const rowElements = shape.slice(1).reduce((n, d) => n * d, 1);
+      fail(name, `holds ${data[bad]} at ${formatShape(elementIndex(shape, range.begin * rowElements + bad))}; moec loads only finite weights`);
+    }
+    return data;
   };
 
   /** Rows `range` of experts of an MXFP4 pair, decoded; stored row r * step + offset -> output row r. */
@@ -403,6 +408,24 @@ export function hfWeightSource(modelType: string, reader: TensorReader, options:
       }
     },
   };
+}
+
+/** The index of the first NaN or infinite value, or -1 (a plain loop: weights run to gigabytes). */
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) return i;
+  }
+  return -1;
+}
+
+/** The index in `shape` of flat (row-major) element `flat`. */
+function elementIndex(shape: readonly number[], flat: number): number[] {
+  const index = shape.map(() => 0);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    index[d] = flat % shape[d]!;
+    flat = Math.floor(flat / shape[d]!);
+  }
+  return index;
 }
 
 /** [E, H, 2I] with gate/up interleaved on the last dim -> one half as [E, I, H]. */

@@ -12,7 +12,11 @@ export interface MoeBlockExecutor {
   readonly plan: MoeBlockPlan;
   /** hidden: [tokens, hidden] f32. Uploads, runs every dispatch in one submit, reads the output back once. */
   run(hidden: Float32Array, tokens: number): Promise<Float32Array>;
-  /** Encodes the block reading `input` and writing `output` (both [tokens, hidden] f32, STORAGE usage). */
+  /**
+   * Encodes the block reading `input` and writing `output` (both [tokens, hidden] f32, STORAGE usage).
+   * Submit the encoder before awaiting anything: buffers it uses that a later call retires (outgrown
+   * activations, evicted uniforms) are destroyed once the queue has finished the work submitted so far.
+   */
   encode(encoder: GPUCommandEncoder, input: GPUBuffer, output: GPUBuffer, tokens: number): void;
   /** Dispatches per block for `tokens` (decode path up to plan.decodeMaxTokens, prefill above). */
   dispatchCount(tokens: number): number;
@@ -22,11 +26,32 @@ export interface MoeBlockExecutor {
   poisonScratch(tokens: number): void;
   /** For tests and debugging: the GPU buffer behind a non-weight plan buffer (valid until buffers grow). */
   scratchBuffer(name: string): GPUBuffer;
+  /** For tests: what the caches hold now, and how many retired buffers still wait for the queue. */
+  stats(): ExecutorStats;
   destroy(): void;
 }
 
+export interface ExecutorStats {
+  /** Token counts with a uniform buffer (and bind groups) cached; at most TOKEN_COUNT_CACHE. */
+  tokenCounts: number;
+  /** Cached bind-group sets, over all token counts. */
+  bindGroupSets: number;
+  /** Outgrown activation buffers and evicted uniform buffers not destroyed yet. */
+  retiredBuffers: number;
+}
+
 const UNIFORM_BYTES = 16;
-const BIND_GROUP_CACHE = 64;
+/** Token counts whose uniform buffer and bind groups stay cached. */
+const TOKEN_COUNT_CACHE = 64;
+/** Bind-group sets per token count, one per (input, output) pair seen. */
+const BIND_GROUPS_PER_TOKEN_COUNT = 4;
+
+/** A token count's uniform buffer and the bind groups that reference it, evicted together. */
+interface TokenCountEntry {
+  uniform: GPUBuffer;
+  /** By `${input id}/${output id}`; cleared when the activation buffers grow. */
+  bindGroups: Map<string, GPUBindGroup[]>;
+}
 
 // A function, not a table: in Node GPUBufferUsage exists only once createNodeGpu() has run.
 function usageOf(role: PlanBuffer['role']): number {
@@ -71,12 +96,18 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
 
   let capacity = 0;
   let activations = new Map<string, GPUBuffer>();
-  // Outgrown activation buffers: an encoder built earlier may still use them, so they are
-  // destroyed at the next run() (which submits nothing old) or at destroy().
-  let retired: GPUBuffer[] = [];
-  // Bind groups per (tokens, input, output); recreated when the activation buffers grow.
-  const bindGroups = new Map<string, GPUBindGroup[]>();
-  const uniforms = new Map<number, GPUBuffer>();
+  const byTokens = new Map<number, TokenCountEntry>();
+  // Outgrown activation buffers and evicted uniforms: work already submitted (or an encoder from
+  // encode() about to be) may still use them, so they are destroyed once the queue has drained.
+  const retired = new Set<GPUBuffer>();
+  const retire = (buffers: GPUBuffer[]): void => {
+    if (!buffers.length) return;
+    for (const buffer of buffers) retired.add(buffer);
+    const release = (): void => {
+      for (const buffer of buffers) if (retired.delete(buffer)) buffer.destroy();
+    };
+    device.queue.onSubmittedWorkDone().then(release, release);
+  };
   const bufferIds = new WeakMap<GPUBuffer, number>();
   let nextBufferId = 0;
   const idOf = (buffer: GPUBuffer): number => {
@@ -93,22 +124,26 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
   const reserve = (tokens: number): void => {
     checkTokens(tokens);
     if (tokens <= capacity) return;
-    retired.push(...activations.values());
+    retire([...activations.values()]);
     capacity = Math.min(plan.maxTokens, Math.max(plan.decodeMaxTokens, 2 ** Math.ceil(Math.log2(tokens))));
     activations = new Map(activationPlans.map((b) => [b.name, device.createBuffer({ label: `${plan.name}/${b.name}`, size: bytesOf(b, capacity), usage: usageOf(b.role) })]));
-    bindGroups.clear();
+    for (const entry of byTokens.values()) entry.bindGroups.clear();
   };
 
-  const uniformFor = (tokens: number): GPUBuffer => {
-    let buffer = uniforms.get(tokens);
-    if (buffer) return buffer;
+  const entryFor = (tokens: number): TokenCountEntry => {
+    const cached = byTokens.get(tokens);
+    if (cached) return cached;
     const steps = pathSteps(plan, tokens);
     const data = new Uint32Array((steps.length * uniformStride) / 4);
     steps.forEach((step, i) => step.uniform.words.forEach((w, j) => (data[(i * uniformStride) / 4 + j] = evalTokenExpr(w, tokens))));
-    buffer = uploadU32(device, data, GPUBufferUsage.UNIFORM, `${plan.name}/params T=${tokens}`);
-    if (uniforms.size >= BIND_GROUP_CACHE) uniforms.delete(uniforms.keys().next().value!);
-    uniforms.set(tokens, buffer);
-    return buffer;
+    if (byTokens.size >= TOKEN_COUNT_CACHE) {
+      const [oldest, evicted] = byTokens.entries().next().value!;
+      byTokens.delete(oldest);
+      retire([evicted.uniform]);
+    }
+    const entry = { uniform: uploadU32(device, data, GPUBufferUsage.UNIFORM, `${plan.name}/params T=${tokens}`), bindGroups: new Map() };
+    byTokens.set(tokens, entry);
+    return entry;
   };
 
   const resolve = (name: string, input: GPUBuffer, output: GPUBuffer): GPUBuffer => {
@@ -120,10 +155,11 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
   };
 
   const bindGroupsFor = (tokens: number, input: GPUBuffer, output: GPUBuffer): GPUBindGroup[] => {
-    const key = `${tokens}/${idOf(input)}/${idOf(output)}`;
-    const cached = bindGroups.get(key);
+    const entry = entryFor(tokens);
+    const key = `${idOf(input)}/${idOf(output)}`;
+    const cached = entry.bindGroups.get(key);
     if (cached) return cached;
-    const uniform = uniformFor(tokens);
+    const { uniform } = entry;
     const groups = pathSteps(plan, tokens).map((step, i) =>
       device.createBindGroup({
         label: `${plan.name}/${step.label}`,
@@ -137,8 +173,8 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
         ],
       }),
     );
-    if (bindGroups.size >= BIND_GROUP_CACHE) bindGroups.delete(bindGroups.keys().next().value!);
-    bindGroups.set(key, groups);
+    if (entry.bindGroups.size >= BIND_GROUPS_PER_TOKEN_COUNT) entry.bindGroups.delete(entry.bindGroups.keys().next().value!);
+    entry.bindGroups.set(key, groups);
     return groups;
   };
 
@@ -174,7 +210,6 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
       if (hidden.length !== tokens * plan.hidden) throw new RangeError(`${plan.name}: hidden has ${hidden.length} values, expected tokens x hidden = ${tokens} x ${plan.hidden}`);
       if (tokens === 0) return new Float32Array(0);
       reserve(tokens);
-      for (const buffer of retired.splice(0)) buffer.destroy();
       const input = activations.get(plan.input)!;
       const output = activations.get(plan.output)!;
       device.queue.writeBuffer(input, 0, hidden.buffer, hidden.byteOffset, hidden.byteLength);
@@ -199,13 +234,17 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
       if (!buffer) throw new GpuError(`${plan.name}: no activation buffer ${name} (allocated: ${[...activations.keys()].join(', ') || 'none yet'})`);
       return buffer;
     },
+    stats() {
+      const bindGroupSets = [...byTokens.values()].reduce((n, e) => n + e.bindGroups.size, 0);
+      return { tokenCounts: byTokens.size, bindGroupSets, retiredBuffers: retired.size };
+    },
     destroy() {
-      for (const buffer of [...weightBuffers.values(), ...activations.values(), ...retired, ...uniforms.values()]) buffer.destroy();
+      const uniforms = [...byTokens.values()].map((e) => e.uniform);
+      for (const buffer of [...weightBuffers.values(), ...activations.values(), ...retired, ...uniforms]) buffer.destroy();
       weightBuffers.clear();
       activations.clear();
-      uniforms.clear();
-      bindGroups.clear();
-      retired = [];
+      byTokens.clear();
+      retired.clear();
     },
   };
 }

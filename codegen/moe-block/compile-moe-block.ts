@@ -8,11 +8,12 @@
 //            [-> shared gate/up GEMV -> shared down GEMV] -> combine
 import type { Graph, Value } from '../../ir/graph.js';
 import type { ModelConfig } from '../../ir/model-config.js';
+import { DEFAULT_LIMITS } from '../../runtime/device.js';
 import type { MoeBlockPlan, PlanBinding, PlanBuffer, PlanDType, PlanGrid, PlanKernel, PlanStep, PlanWeight, TokenExpr } from '../../runtime/plan.js';
 import { tokenExpr } from '../../runtime/plan.js';
 import { packedBytes, type WeightFormat } from '../../runtime/quant/weight-format.js';
 import { COMBINE_GRID_WIDTH, renderCombineKernel } from '../kernels/combine/combine.js';
-import { GEMV_ROWS, renderGemvKernel } from '../kernels/expert-gemv/expert-gemv.js';
+import { GEMV_MAX_ROWS, GEMV_ROWS, renderGemvKernel } from '../kernels/expert-gemv/expert-gemv.js';
 import { DEFAULT_GEMM_TILE, gemmThreads, renderGemmKernel, type GemmTile } from '../kernels/grouped-gemm/grouped-gemm.js';
 import type { RenderedKernel } from '../kernels/kernel.js';
 import { renderRouteAlignKernel } from '../kernels/route-align/route-align.js';
@@ -20,10 +21,8 @@ import { renderRouterKernel, routerTokensPerWorkgroup } from '../kernels/router/
 import { readMoeBlock, type MlpParams, type MoeBlockParts } from './read-moe-block.js';
 import { planWeightOf, weightFormatOf } from './weight-formats.js';
 
-/** WebGPU's default limits, which a plan must fit unless told otherwise. */
-const DEFAULT_MAX_BINDING = 134217728;
 const MAX_WORKGROUPS_PER_DIMENSION = 65535;
-/** Token counts up to this run the decode path. */
+/** Token counts up to this run the decode path (its GEMVs serve at most GEMV_MAX_ROWS tokens). */
 export const DECODE_MAX_TOKENS = 8;
 
 export interface CompileMoeBlockOptions {
@@ -131,7 +130,10 @@ export function mlpFormat(mlp: MlpParams): WeightFormat {
 
 export function compileMoeBlockPlan(graph: Graph, config: ModelConfig, options: CompileMoeBlockOptions = {}): MoeBlockPlan {
   const parts = readMoeBlock(graph, config);
-  const maxBinding = options.maxStorageBufferBindingSize ?? DEFAULT_MAX_BINDING;
+  const maxBinding = options.maxStorageBufferBindingSize ?? DEFAULT_LIMITS.maxStorageBufferBindingSize;
+  if (DECODE_MAX_TOKENS > GEMV_MAX_ROWS) {
+    throw new Error(`internal: the decode path takes up to ${DECODE_MAX_TOKENS} tokens, but its GEMV computes at most ${GEMV_MAX_ROWS} rows (GEMV_MAX_ROWS)`);
+  }
   const tile = options.gemmTile ?? DEFAULT_GEMM_TILE;
   const { hidden: H, experts: E, topK: K } = parts;
   const I = parts.routed.intermediate;
@@ -267,8 +269,8 @@ function decodeExpertSteps(
   const I = routed.intermediate;
   const bias = !!routed.bias;
   const weights = mlpFormat(routed);
-  const gateUp = renderGemvKernel({ gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, activation: routed.activation, maxRows: DECODE_MAX_TOKENS, weights });
-  const down = renderGemvKernel({ gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, maxRows: DECODE_MAX_TOKENS, weights });
+  const gateUp = renderGemvKernel({ gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, activation: routed.activation, maxRows: GEMV_MAX_ROWS, weights });
+  const down = renderGemvKernel({ gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, maxRows: GEMV_MAX_ROWS, weights });
   const steps: PlanStep[] = [];
   for (const shard of shards) {
     const buffers: Record<string, string> = { a: buf.input, route_ids: buf.routeIds, w0: shard.gate, w1: shard.up, out: buf.expertInter };
@@ -306,8 +308,8 @@ function sharedGemvSteps(b: PlanBuilder, mlp: MlpParams, H: number, K: number, w
   const Is = mlp.intermediate;
   const bias = !!mlp.bias;
   const weights = mlpFormat(mlp);
-  const gateUp = renderGemvKernel({ gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, activation: mlp.activation, maxRows: DECODE_MAX_TOKENS, weights });
-  const down = renderGemvKernel({ gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, maxRows: DECODE_MAX_TOKENS, weights });
+  const gateUp = renderGemvKernel({ gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, activation: mlp.activation, maxRows: GEMV_MAX_ROWS, weights });
+  const down = renderGemvKernel({ gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, maxRows: GEMV_MAX_ROWS, weights });
   const gateUpBuffers: Record<string, string> = { a: buf.input, w0: w.gate, w1: w.up, out: buf.sharedInter };
   if (w.bias) Object.assign(gateUpBuffers, { b0: w.bias.gate, b1: w.bias.up });
   const downBuffers: Record<string, string> = { a: buf.sharedInter, w0: w.down, out: buf.sharedOut };

@@ -44,8 +44,9 @@ export const runCommand: Command = {
     '  --input FILE       safetensors holding `hidden_states` [tokens, hidden] (F32, F16, BF16 or F64)',
     '  --output FILE      safetensors to write `hidden_states` (the block\'s output, F32) to, atomically',
     '  --check            also run the CPU reference interpreter and print the relative error (L2); exit',
-    '                     status 1 (and no output written) when it exceeds --tolerance. Quantized weights',
-    '                     reach the reference dequantized, as the GPU decodes them',
+    '                     status 1 (and no output written) when it exceeds --tolerance or an output is not',
+    '                     finite (scratch and output buffers are filled with NaN first, so an unwritten',
+    '                     element shows). Quantized weights reach the reference dequantized, as the GPU decodes them',
     '  --tolerance X      default 1e-4 (f32 kernels) or 1e-2 (f16 kernels)',
     '  --default-limits   request WebGPU\'s default limits only',
   ].join('\n'),
@@ -82,8 +83,17 @@ export const runCommand: Command = {
       await useSoftwareVulkanIfNeeded();
       const { createNodeGpu } = await import('../../runtime/node/dawn.js'); // the native addon loads only when a run needs it
       model = await runnable.load({ gpu: createNodeGpu(), weights, defaultLimits: values['default-limits'] ?? false });
+      if (values.check) await model.poisonScratch(layer, tokens); // an element the run leaves unwritten stays NaN
       const output = await model.runMoeBlock(layer, hidden, tokens);
       if (values.check) {
+        const bad = output.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) {
+          const [t, h] = [Math.floor(bad / config.hidden), bad % config.hidden];
+          const input = hidden.subarray(t * config.hidden, (t + 1) * config.hidden).every(Number.isFinite) ? 'finite' : 'not finite either';
+          process.stderr.write(`moec run: layer ${layer}: the GPU output is not finite: hidden_states[${t}, ${h}] = ${output[bad]} ` +
+            `(that token's input is ${input}); ${values.output} not written\n`);
+          return 1;
+        }
         const { error, quantized } = await compareWithReference(config, layer, hidden, tokens, weights, output);
         const limit = tolerance ?? (config.compile.dtype === 'f16' ? 1e-2 : 1e-4);
         if (quantized.length) {

@@ -225,6 +225,25 @@ describe('hf-weights: errors are one line naming the file and the tensor', () =>
       .toBe('layers.0.moe.experts.gate [4, 6, 8]: rows [3, 5) are not a range within its 4 rows');
   });
 
+  it('a NaN or infinite value: names the file, the tensor and the element', async () => {
+    const router = new Float32Array(4 * 8).fill(0.5);
+    router[1 * 8 + 2] = Number.NaN;
+    const mixtral = hfWeightsFromSafetensors('mixtral', [{ name: 'model.safetensors', bytes: encodeSafetensors({
+      'model.layers.0.block_sparse_moe.gate.weight': { dtype: 'F32', shape: [4, 8], data: router },
+    }) }]);
+    expect(await thrownMessage(() => mixtral.readF32('layers.0.moe.router.weight', [4, 8])))
+      .toBe('model.safetensors: tensor "model.layers.0.block_sparse_moe.gate.weight" holds NaN at [1, 2]; moec loads only finite weights');
+    // gpt-oss down_proj [E, I, H] = [4, 6, 8]; a read of experts [2, 4) reports the element's index in the whole tensor.
+    const down = new Float32Array(4 * 6 * 8);
+    down[(3 * 6 + 1) * 8 + 5] = Number.NEGATIVE_INFINITY;
+    const oss = hfWeightsFromSafetensors('gpt_oss', [{ name: 'model-00001-of-00001.safetensors', bytes: encodeSafetensors({
+      'model.layers.0.mlp.experts.down_proj': { dtype: 'F32', shape: [4, 6, 8], data: down },
+    }) }]);
+    expect(await oss.readF32('layers.0.moe.experts.down', [4, 8, 6], { begin: 0, end: 2 })).toHaveLength(2 * 8 * 6);
+    expect(await thrownMessage(() => oss.readF32('layers.0.moe.experts.down', [4, 8, 6], { begin: 2, end: 4 })))
+      .toBe('model-00001-of-00001.safetensors: tensor "model.layers.0.mlp.experts.down_proj" holds -Infinity at [3, 1, 5]; moec loads only finite weights');
+  });
+
   it('checkBlock: a spec that lacks a tensor the checkpoint has, or needs one it lacks', () => {
     const q2 = tempDir();
     writeRandomCheckpoint(q2, 'qwen2_moe', s, { seed: 2 });

@@ -75,7 +75,9 @@ function relativeError(actual: Float32Array, expected: Float32Array): number {
     diff += (actual[i]! - expected[i]!) ** 2;
     norm += expected[i]! ** 2;
   }
-  return Math.sqrt(diff / norm); // NaN in actual gives NaN, which fails `< 1e-4`
+  // NaN in actual gives NaN, which fails `< 1e-4`. A plain run does not poison its buffers, so an
+  // element it leaves unwritten reads 0 here, not NaN; --check poisons them and rejects non-finite output.
+  return Math.sqrt(diff / norm);
 }
 
 const runArgs = (c: Case, output: string, target = c.spec): string[] =>
@@ -128,6 +130,22 @@ describe('moec run --check with quantized weights', () => {
     expect(reported).toBeLessThan(1e-4);
     // The f32 reference is far off: the run really used the quantized values.
     expect(relativeError(readOutput(output, c.tokens, 24), await reference(c))).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('moec run --check: a non-finite output', () => {
+  it('fails naming the first non-finite element, and writes nothing', async () => {
+    const c = makeCase('qwen2_moe', 105); // the shared expert passes a NaN input row through to the output
+    const x = readTensorF32(parseSafetensors(new Uint8Array(readFileSync(c.input)), c.input), 'hidden_states');
+    x.fill(Number.NaN, 24, 2 * 24);
+    const input = join(work, 'nan-row.in.safetensors');
+    writeFileSync(input, encodeSafetensors({ hidden_states: { dtype: 'F32', shape: [c.tokens, 24], data: x } }));
+    const output = join(work, 'nan-row.out.safetensors');
+    const result = await moec([...runArgs({ ...c, input }, output), '--check']);
+    expect(result.status).toBe(1);
+    expect(result.stderrLines).toEqual([`moec run: layer ${c.layer}: the GPU output is not finite: hidden_states[1, 0] = NaN ` +
+      `(that token's input is not finite either); ${output} not written`]);
+    expect(existsSync(output)).toBe(false);
   });
 });
 

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.js';
 import type { Graph } from '../../ir/graph.js';
-import { readbackCount } from '../../runtime/buffer-pool.js';
+import { readBackBytes, readbackCount } from '../../runtime/buffer-pool.js';
 import { DEFAULT_LIMITS, openDevice, type GpuRuntime } from '../../runtime/device.js';
 import { createMoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
@@ -77,6 +77,34 @@ describe('on the adapter with its raised limits', () => {
     const errors = await runAgainstReference(rt, fam, plan, tokens);
     console.log(`sharded (4 shards, maxTokens ${plan.maxTokens}): relative errors at ${tokens.join(', ')} tokens: ${errors.map((e) => e.toExponential(2)).join(', ')}`);
     for (const e of errors) expect(e).toBeLessThan(1e-4);
+  });
+
+  it('prefill with empty experts and empty shards: a router bias sends every token to experts 0 and 1', async () => {
+    const fam: Family = { name: 'skewed', moe: 'experts = 16\n top_k = 2\n router = topk_softmax(bias = true)\n expert = clamped_swiglu(intermediate = 40, bias = true)' };
+    const { config, graph } = blockGraphOf(fam);
+    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: 4 * 40 * HIDDEN * 4 });
+    expect(plan.buffers.filter((b) => b.weight?.param.endsWith('experts.gate')).map((b) => b.weight!.rowBegin)).toEqual([0, 4, 8, 12]);
+    const weights = randomWeights(graph, random);
+    const bias = weights.get('layers.0.moe.router.bias')!;
+    bias.fill(0);
+    bias.set([1000, 1000]); // logits are O(10): experts 0 and 1 win for every token; shards [4, 16) get no rows
+    const executor = await createMoeBlockExecutor(rt, plan, { readF32: (name) => weights.get(name)! });
+    try {
+      // Prefill, T K a multiple of 16; experts 0 and 1 get T rows each: 16 fill one 16-row block, 24 leave padding rows.
+      expect(plan.maxTokens).toBeGreaterThanOrEqual(24);
+      for (const tokens of [16, 24]) {
+        const x = normals(random, tokens * HIDDEN, 1);
+        executor.poisonScratch(tokens);
+        const out = await executor.run(x, tokens);
+        await rt.settle();
+        const ids = new Int32Array(await readBackBytes(rt.device, executor.scratchBuffer('route_ids'), tokens * 2 * 4));
+        expect(new Set(ids), `${tokens} tokens`).toEqual(new Set([0, 1]));
+        expect(out.every(Number.isFinite), `${tokens} tokens: an output element was never written`).toBe(true);
+        expect(relativeError(out, reference(graph, x, tokens, weights), HIDDEN), `${tokens} tokens`).toBeLessThan(1e-4);
+      }
+    } finally {
+      executor.destroy();
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 // The MoE block plan without a GPU: dispatches per path (golden), buffer dataflow, sharding,
 // JSON round trip, and the errors for what the backend does not run yet.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { compileMoeBlockPlan, DECODE_MAX_TOKENS } from '../../codegen/moe-block/compile-moe-block.js';
 import { evalTokenExpr, pathSteps, stepReads, stepWrites, type MoeBlockPlan } from '../../runtime/plan.js';
 import { blockGraphOf, families, HIDDEN, type Family } from './moe-fixtures.js';
@@ -140,5 +140,17 @@ describe('what the WebGPU backend refuses, and how it says so', () => {
   });
   it('an expert bigger than one binding', () => {
     expect(() => planOf(mixtral, { maxStorageBufferBindingSize: 1000 })).toThrow(/splitting a single expert across bindings is not supported yet/);
+  });
+  it('a decode path longer than the GEMV serves (it would drop the slots past its MAX_ROWS)', async () => {
+    vi.resetModules();
+    vi.doMock('../../codegen/kernels/expert-gemv/expert-gemv.js', async (original) => ({ ...(await original<object>()), GEMV_MAX_ROWS: 4 }));
+    try {
+      const { compileMoeBlockPlan: compileWithSmallGemv } = await import('../../codegen/moe-block/compile-moe-block.js');
+      const { config, graph } = blockGraphOf(mixtral);
+      expect(() => compileWithSmallGemv(graph, config)).toThrow(`the decode path takes up to ${DECODE_MAX_TOKENS} tokens, but its GEMV computes at most 4 rows`);
+    } finally {
+      vi.doUnmock('../../codegen/kernels/expert-gemv/expert-gemv.js');
+      vi.resetModules();
+    }
   });
 });

@@ -19,6 +19,11 @@ export interface GemvKernelShape extends MatrixKernelShape {
  */
 export const GEMV_ROWS = 32;
 export const GEMV_LANES = 4;
+/**
+ * Most activation rows one workgroup serves (the template's MAX_ROWS): slots beyond it are not
+ * computed, so the decode path must route no more tokens. Its partial sums take 2 x 8 x 32 x 4 f32 (8 KiB).
+ */
+export const GEMV_MAX_ROWS = 8;
 /** Activation rows per pass over a weight row (4: on lavapipe T = 8 decode ran ~1.5x faster than rows one at a time). */
 export const GEMV_CHUNK = 4;
 
