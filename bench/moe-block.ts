@@ -17,6 +17,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createNaiveMoe } from './naive-moe.js';
+import { relativeError } from '../ir/interpret/relative-error.js';
 
 // Mixtral-shaped, scaled to run in seconds on a software rasterizer.
 const specWith = (quantize = ''): string => `
@@ -124,9 +125,6 @@ async function main(): Promise<void> {
     const naiveReads = (readbackCount() - readsBefore) / (ITERATIONS + 2);
     const a = await readBackF32(device, outFused, tokens * H * 4);
     const b = await readBackF32(device, outNaive, tokens * H * 4);
-    let diff = 0;
-    let norm = 0;
-    a.forEach((v, i) => ((diff += (v - b[i]!) ** 2), (norm += b[i]! ** 2)));
     rows.push([
       String(tokens),
       tokens <= plan.decodeMaxTokens ? 'decode' : 'prefill',
@@ -138,7 +136,7 @@ async function main(): Promise<void> {
       String(naiveDispatches),
       String(naiveReads),
       `${(naiveMs / fusedMs).toFixed(2)}x`,
-      Math.sqrt(diff / norm).toExponential(1),
+      relativeError(a, b).toExponential(1),
     ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
@@ -186,9 +184,6 @@ async function compareInt4(rt: GpuRuntime, f32: MoeBlockExecutor, weights: Map<s
     const int4Bytes = await expertBytesPerToken(rt, int4, tokens);
     const a = await readBackF32(device, outInt4, tokens * H * 4);
     const b = await readBackF32(device, outF32, tokens * H * 4);
-    let diff = 0;
-    let norm = 0;
-    a.forEach((v, i) => ((diff += (v - b[i]!) ** 2), (norm += b[i]! ** 2)));
     rows.push([
       String(tokens),
       tokens <= f32.plan.decodeMaxTokens ? 'decode' : 'prefill',
@@ -199,7 +194,7 @@ async function compareInt4(rt: GpuRuntime, f32: MoeBlockExecutor, weights: Map<s
       `${(f32Ms / int4Ms).toFixed(2)}x`,
       f32Bytes.toFixed(0),
       int4Bytes.toFixed(0),
-      Math.sqrt(diff / norm).toExponential(1),
+      relativeError(a, b).toExponential(1),
     ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));

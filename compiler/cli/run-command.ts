@@ -14,6 +14,7 @@ import { describeFormat } from '../../runtime/quant/weight-format.js';
 import { encodeSafetensors, parseSafetensors, readTensorF32 } from '../../runtime/safetensors.js';
 import { compileMoeBlockGraph } from '../pipeline.js';
 import { loadSpec, UsageError, writeFileAtomic, type Command } from './command.js';
+import { relativeError } from '../../ir/interpret/relative-error.js';
 
 /**
  * Errors whose message says what and where (file and tensor, or the device limit): printed as one
@@ -221,18 +222,6 @@ async function compareWithReference(config: ModelConfig, layer: number, hidden: 
   }
   const outputs = interpretGraph(graph, { hidden_states: { shape: [tokens, config.hidden], data: hidden } }, (p) => values.get(p.name)!);
   return { error: relativeError(output, outputs[graph.outputs[0]!.name]!.data as Float32Array), quantized: [...quantized] };
-}
-
-/** ||actual - expected||_2 / ||expected||_2 in float64; NaN anywhere gives NaN. */
-export function relativeError(actual: Float32Array, expected: Float32Array): number {
-  if (actual.length !== expected.length) return Number.NaN;
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff += (actual[i]! - expected[i]!) ** 2;
-    norm += expected[i]! ** 2;
-  }
-  return Math.sqrt(diff) / Math.max(Math.sqrt(norm), Number.MIN_VALUE);
 }
 
 /** Dawn needs a Vulkan driver; without a GPU point it at lavapipe, as the test setup does. */

@@ -24,6 +24,7 @@ const LAYER = 1;
 const PAGE = /* html */ `<!doctype html>
 <script type="module">
 import { load, parseSafetensors, readTensorF32 } from './bundle/model.js';
+import { relativeError } from '../../ir/interpret/relative-error.js';
 try {
   const model = await load({ weights: new URL('checkpoint/', location.href).href });
   window.adapter = model.adapter;
@@ -37,16 +38,6 @@ try {
   window.pageError = String(e?.stack ?? e);
 }
 </script>`;
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff += (actual[i]! - expected[i]!) ** 2;
-    norm += expected[i]! ** 2;
-  }
-  return actual.length === expected.length ? Math.sqrt(diff / norm) : Number.NaN;
-}
 
 describe.skipIf(skipBrowserTests)('a compiled bundle in headless Chromium', () => {
   let root: string;

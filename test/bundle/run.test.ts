@@ -14,6 +14,7 @@ import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
 import { encodeSafetensors, parseSafetensors, readTensorF32, type TensorToEncode } from '../../runtime/safetensors.js';
 import { FAMILIES, specText, writeHiddenStates, writeRandomCheckpoint, type CheckpointSizes, type Family } from '../fixtures/make-checkpoint.js';
 import { moec, ROOT } from './cli.js';
+import { relativeError } from '../../ir/interpret/relative-error.js';
 
 // Widths that are not multiples of a tile, so kernels meet partial tiles.
 const sizesOf = (family: Family): CheckpointSizes => ({
@@ -66,18 +67,6 @@ function readOutput(path: string, tokens: number, hidden: number): Float32Array 
   const file = parseSafetensors(new Uint8Array(readFileSync(path)), path);
   expect(file.tensors.get('hidden_states')).toMatchObject({ dtype: 'F32', shape: [tokens, hidden] });
   return readTensorF32(file, 'hidden_states');
-}
-
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff += (actual[i]! - expected[i]!) ** 2;
-    norm += expected[i]! ** 2;
-  }
-  // NaN in actual gives NaN, which fails `< 1e-4`. A plain run does not poison its buffers, so an
-  // element it leaves unwritten reads 0 here, not NaN; --check poisons them and rejects non-finite output.
-  return Math.sqrt(diff / norm);
 }
 
 const runArgs = (c: Case, output: string, target = c.spec): string[] =>

@@ -8,6 +8,7 @@ import { interpretGraph } from '../../ir/interpret/interpret.js';
 import type { ModelConfig } from '../../ir/model-config.js';
 import { dequantize } from '../../runtime/quant/weight-codec.js';
 import { seededRandom } from '../support/seeded-random.js';
+import { relativeError as relativeErrorOf } from '../../ir/interpret/relative-error.js';
 
 export { seededRandom };
 
@@ -130,16 +131,7 @@ export function referenceRoute(graph: Graph, x: Float32Array, tokens: number, we
 }
 
 /** ||out - ref|| / ||ref|| over the rows in `rows` (default: all), in float64. */
+/** The relative error over every row of width `width`, or over `rows` only (near-tie tokens left out). */
 export function relativeError(out: Float32Array, ref: Float32Array, width: number, rows?: number[]): number {
-  let diff = 0;
-  let norm = 0;
-  const all = rows ?? Array.from({ length: ref.length / width }, (_, i) => i);
-  for (const r of all) {
-    for (let h = 0; h < width; h++) {
-      const i = r * width + h;
-      diff += (out[i]! - ref[i]!) ** 2;
-      norm += ref[i]! ** 2;
-    }
-  }
-  return Math.sqrt(diff) / Math.sqrt(norm);
+  return relativeErrorOf(out, ref, rows && { width, indices: rows });
 }

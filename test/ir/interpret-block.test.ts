@@ -10,6 +10,7 @@ import type { Graph } from '../../ir/graph.js';
 import { interpretGraph } from '../../ir/interpret/interpret.js';
 import { moeLayerIndices, type KindRef, type ModelConfig } from '../../ir/model-config.js';
 import { randomFloats, seededRandom } from './interpret-helpers.js';
+import { relativeError } from '../../ir/interpret/relative-error.js';
 
 const HIDDEN = 16;
 
@@ -156,16 +157,6 @@ function denseMoeBlock(config: ModelConfig, layer: number, w: Map<string, Float3
     y.forEach((row, t) => row.forEach((_, h) => (row[h]! += scale[t]! * shared[t]![h]!)));
   }
   return { y, gates };
-}
-
-function relativeError(actual: ArrayLike<number>, expected: number[]): number {
-  let diff = 0;
-  let norm = 0;
-  expected.forEach((b, i) => {
-    diff += (actual[i]! - b) ** 2;
-    norm += b ** 2;
-  });
-  return Math.sqrt(diff / norm);
 }
 
 // ---- the cases ----
