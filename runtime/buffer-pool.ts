@@ -108,30 +108,90 @@ export function readbackCount(): number {
 }
 
 /**
- * The runtime's only GPU -> CPU read: copies `byteLength` bytes of `source`
- * (which needs COPY_SRC) into a MAP_READ staging buffer and maps it.
+ * A MAP_READ staging buffer kept between reads, and the runtime's only GPU -> CPU path: encode
+ * the copy into the same command encoder as the work that produces the data (one submit), submit,
+ * then `read()`. It grows to the largest read seen. While a read is in flight the buffer is
+ * mapped, so a second concurrent read gets a temporary staging buffer of its own.
  */
+export class ReadbackStaging {
+  private buffer: GPUBuffer | undefined;
+  private busy = false;
+  private pending: { staging: GPUBuffer | undefined; byteLength: number; temporary: boolean } | undefined;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly label = 'readback staging',
+  ) {}
+
+  /** Encodes a copy of `byteLength` bytes of `source` (which needs COPY_SRC) at `sourceOffset`. */
+  copyFrom(encoder: GPUCommandEncoder, source: GPUBuffer, byteLength: number, sourceOffset = 0): void {
+    if (byteLength % 4 !== 0 || sourceOffset % 4 !== 0) {
+      throw new RangeError(`readBack of ${byteLength} bytes at offset ${sourceOffset}: both must be multiples of 4`);
+    }
+    if (sourceOffset + byteLength > source.size) {
+      throw new RangeError(`readBack of ${byteLength} bytes at offset ${sourceOffset} runs past buffer "${source.label}" (${source.size} bytes)`);
+    }
+    if (this.pending) throw new Error(`${this.label}: copyFrom() twice without read()`);
+    if (byteLength === 0) {
+      this.pending = { staging: undefined, byteLength, temporary: false };
+      return;
+    }
+    const temporary = this.busy;
+    const staging = temporary ? this.create(byteLength) : this.reusable(byteLength);
+    encoder.copyBufferToBuffer(source, sourceOffset, staging, 0, byteLength);
+    this.pending = { staging, byteLength, temporary };
+  }
+
+  /** After the encoder with copyFrom() was submitted: waits for the GPU and returns a copy of the bytes. */
+  async read(): Promise<ArrayBuffer> {
+    const pending = this.pending;
+    if (!pending) throw new Error(`${this.label}: read() without copyFrom()`);
+    this.pending = undefined;
+    readbacks++;
+    const { staging, byteLength, temporary } = pending;
+    if (!staging) return new ArrayBuffer(0);
+    if (!temporary) this.busy = true;
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, byteLength);
+      const bytes = staging.getMappedRange(0, byteLength).slice(0); // copy out: the mapped range detaches on unmap
+      staging.unmap();
+      return bytes;
+    } finally {
+      if (temporary) staging.destroy();
+      else this.busy = false;
+    }
+  }
+
+  destroy(): void {
+    this.buffer?.destroy();
+    this.buffer = undefined;
+  }
+
+  private reusable(byteLength: number): GPUBuffer {
+    if (this.buffer && this.buffer.size >= byteLength) return this.buffer;
+    this.buffer?.destroy();
+    this.buffer = this.create(bucketSize(byteLength, this.device.limits.maxBufferSize));
+    return this.buffer;
+  }
+
+  private create(size: number): GPUBuffer {
+    return this.device.createBuffer({ label: this.label, size: alignTo(size, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+}
+
+/** A one-off read of `byteLength` bytes of `source` (needs COPY_SRC), through a temporary staging buffer. */
 export async function readBackBytes(
   device: GPUDevice,
   source: GPUBuffer,
   byteLength: number,
   sourceOffset = 0,
 ): Promise<ArrayBuffer> {
-  if (byteLength % 4 !== 0 || sourceOffset % 4 !== 0) {
-    throw new RangeError(`readBack of ${byteLength} bytes at offset ${sourceOffset}: both must be multiples of 4`);
-  }
-  if (sourceOffset + byteLength > source.size) {
-    throw new RangeError(`readBack of ${byteLength} bytes at offset ${sourceOffset} runs past buffer "${source.label}" (${source.size} bytes)`);
-  }
-  readbacks++;
-  if (byteLength === 0) return new ArrayBuffer(0);
-  const staging = device.createBuffer({ label: 'readback staging', size: byteLength, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const staging = new ReadbackStaging(device);
   try {
     const encoder = device.createCommandEncoder({ label: 'readback' });
-    encoder.copyBufferToBuffer(source, sourceOffset, staging, 0, byteLength);
+    staging.copyFrom(encoder, source, byteLength, sourceOffset);
     device.queue.submit([encoder.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    return staging.getMappedRange().slice(0); // copy out: the mapped range detaches on unmap
+    return await staging.read();
   } finally {
     staging.destroy();
   }

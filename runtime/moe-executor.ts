@@ -3,7 +3,7 @@
 // shard, packed into each weight's storage format by runtime/quant), and per call encodes every
 // dispatch of the path chosen by the token count into one compute pass.
 // Nothing is read back between router and combine; run() reads the block output once.
-import { poison, readBackF32, uploadU32 } from './buffer-pool.js';
+import { poison, ReadbackStaging, uploadU32 } from './buffer-pool.js';
 import { createComputePipelineChecked, GpuError, type GpuRuntime } from './device.js';
 import { evalTokenExpr, pathSteps, type MoeBlockPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
 import { uploadWeights, type WeightUploadOptions } from './weight-upload.js';
@@ -93,6 +93,7 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
   const bufferByName = new Map(plan.buffers.map((b) => [b.name, b]));
   const activationPlans = plan.buffers.filter((b) => b.role !== 'weight');
   const uniformStride = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
+  const staging = new ReadbackStaging(device, `${plan.name}/output staging`);
 
   let capacity = 0;
   let activations = new Map<string, GPUBuffer>();
@@ -215,8 +216,9 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
       device.queue.writeBuffer(input, 0, hidden.buffer, hidden.byteOffset, hidden.byteLength);
       const encoder = device.createCommandEncoder({ label: `${plan.name} run` });
       encode(encoder, input, output, tokens);
+      staging.copyFrom(encoder, output, tokens * plan.hidden * 4);
       device.queue.submit([encoder.finish()]);
-      const result = await readBackF32(device, output, tokens * plan.hidden * 4);
+      const result = new Float32Array(await staging.read());
       rt.checkErrors(); // the readback waited for the GPU, so this run's validation errors are in
       return result;
     },
@@ -241,6 +243,7 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
     destroy() {
       const uniforms = [...byTokens.values()].map((e) => e.uniform);
       for (const buffer of [...weightBuffers.values(), ...activations.values(), ...retired, ...uniforms]) buffer.destroy();
+      staging.destroy();
       weightBuffers.clear();
       activations.clear();
       byTokens.clear();

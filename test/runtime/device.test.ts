@@ -18,6 +18,7 @@ import {
   readBackF32,
   readBackU32,
   readbackCount,
+  ReadbackStaging,
   uploadF32,
 } from '../../runtime/buffer-pool.js';
 
@@ -147,6 +148,31 @@ describe('GPU errors', () => {
     await expect(readBackF32(device, buffer, 128)).rejects.toThrow(/runs past buffer/);
     expect(readbackCount()).toBe(before);
     expect(() => poison(device, buffer, 10)).toThrow(RangeError);
+  });
+});
+
+describe('ReadbackStaging', () => {
+  it('keeps one staging buffer across reads, grows it, and gives overlapping reads their own', async () => {
+    const { device } = await open(true);
+    const source = uploadF32(device, Float32Array.from({ length: 300 }, (_, i) => i * 0.5), GPUBufferUsage.COPY_SRC);
+    const staging = new ReadbackStaging(device, 'test staging');
+    const readOnce = async (values: number, offset = 0): Promise<Float32Array> => {
+      const encoder = device.createCommandEncoder();
+      staging.copyFrom(encoder, source, values * 4, offset * 4);
+      device.queue.submit([encoder.finish()]);
+      return new Float32Array(await staging.read());
+    };
+    const before = readbackCount();
+    expect([...(await readOnce(3, 7))]).toEqual([3.5, 4, 4.5]);
+    expect([...(await readOnce(2))]).toEqual([0, 0.5]); // smaller than the kept buffer
+    expect((await readOnce(300))[299]).toBe(149.5); // grows past the first bucket
+    // Two reads in flight at once: the second cannot use the mapped buffer and gets a temporary one.
+    const [first, second] = await Promise.all([readOnce(4, 10), readOnce(4, 20)]);
+    expect([...first]).toEqual([5, 5.5, 6, 6.5]);
+    expect([...second]).toEqual([10, 10.5, 11, 11.5]);
+    expect(readbackCount()).toBe(before + 5);
+    await expect(staging.read()).rejects.toThrow(/read\(\) without copyFrom/);
+    staging.destroy();
   });
 });
 
