@@ -6,6 +6,8 @@ import { printGraph } from '../ir/print.js';
 import { verifyGraph } from '../ir/verify.js';
 import type { Pass } from '../passes/pass.js';
 import { quantizeWeights } from '../passes/quantize-weights.js';
+import { defaultRegistry } from './spec/kinds/builtin.js';
+import type { KindRegistry } from './spec/kinds/registry.js';
 
 /** The passes, in order. Plugins insert theirs at named points (by pass name). */
 export const defaultPasses: readonly Pass[] = [
@@ -19,6 +21,8 @@ export interface PipelineOptions {
   /** Print the IR after the named pass (`build` for the freshly built graph, `all` for every one). */
   printIrAfter?: string;
   print?: (text: string) => void;
+  /** The kinds the spec was checked with (a plugin's registry): passes read e.g. a quantization kind's storage. */
+  kinds?: KindRegistry;
 }
 
 export function runPasses(graph: Graph, config: ModelConfig, options: PipelineOptions = {}): Graph {
@@ -28,7 +32,7 @@ export function runPasses(graph: Graph, config: ModelConfig, options: PipelineOp
   if (wants('build')) print(`// IR after build\n${printGraph(graph)}`);
   let current = graph;
   for (const pass of options.passes ?? defaultPasses) {
-    current = pass.run(current, { config });
+    current = pass.run(current, { config, kinds: options.kinds ?? defaultRegistry });
     if (options.verifyEach) verifyGraph(current);
     if (wants(pass.name)) print(`// IR after ${pass.name}\n${printGraph(current)}`);
   }

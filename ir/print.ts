@@ -1,22 +1,18 @@
 // A stable text form of a graph, for --print-ir-after and golden tests.
 import { isKindRef, type AttrValue, type Graph, type Op, type Value } from './graph.js';
 import type { KindRef } from './model-config.js';
+import { paramText } from './param-text.js';
 import { typeToString } from './types.js';
 
-function formatNumber(n: number): string {
-  return Number.isInteger(n) || Math.abs(n) >= 1e-3 ? String(n) : n.toExponential();
-}
-
+/** Every resolved param, defaults included (a spec writer leaves those out). */
 export function formatKind(k: KindRef): string {
   const params = Object.entries(k.params).map(([name, v]) => `${name} = ${formatParam(v)}`);
   return params.length ? `${k.kind}(${params.join(', ')})` : k.kind;
 }
 
+/** Large numbers stay plain (1000000, where a spec writes 1e6): the IR text is what golden files compare. */
 function formatParam(v: AttrValue): string {
-  if (typeof v === 'number') return formatNumber(v);
-  if (Array.isArray(v)) return `[${v.map(formatNumber).join(', ')}]`;
-  if (isKindRef(v)) return formatKind(v);
-  return String(v);
+  return isKindRef(v) ? formatKind(v) : paramText(v);
 }
 
 const ref = (v: Value) => `%${v.name}`;

@@ -1,34 +1,29 @@
 // Gives each weight the storage format the spec's `quantize <target> = ...` lines ask for.
 // Norms, biases and router correction biases stay f32: they are small and precision-critical.
+// The format's cost comes from its kind (compiler/spec/kinds/quantization.ts, or a plugin's).
 import { isWeightMatrix, quantTargetOfRole, type Value } from '../ir/graph.js';
-import type { DType, QuantizedType, ScalarType } from '../ir/types.js';
-import type { Pass } from './pass.js';
+import type { KindRef } from '../ir/model-config.js';
+import type { DType } from '../ir/types.js';
+import type { Pass, PassKinds } from './pass.js';
 
-const storageBits: Record<string, (group: number) => number> = {
-  int8: (g) => 8 + 32 / g,
-  int4: (g) => 4 + 16 / g,
-  mxfp4: (g) => 4 + 8 / g,
-};
-
-function storageType(kind: string, params: Record<string, unknown>): DType {
-  if (kind === 'f32' || kind === 'f16' || kind === 'bf16') return kind as ScalarType;
-  const bits = storageBits[kind];
-  if (!bits) throw new Error(`quantize-weights: no storage format for quantization kind ${kind}`);
-  const group = params['group'] as number;
-  const quantized: QuantizedType = { format: kind, group, bitsPerWeight: bits(group) };
-  return quantized;
+function storageType(quant: KindRef, kinds: PassKinds): DType {
+  const storage = kinds.get('quant', quant.kind)?.storage?.(quant.params);
+  if (!storage) throw new Error(`quantize-weights: no storage format for quantization kind ${quant.kind}`);
+  if ('float' in storage) return storage.float;
+  const { bits, scaleBits, group } = storage;
+  return { format: quant.kind, group, bitsPerWeight: bits + scaleBits / group };
 }
 
 export const quantizeWeights: Pass = {
   name: 'quantize-weights',
   description: 'Assign each weight matrix the storage format of its quantization target.',
-  run(graph, { config }) {
+  run(graph, { config, kinds }) {
     const replaced = new Map<number, Value>();
     const params = graph.params.map((p) => {
       const target = quantTargetOfRole(p.role);
       const quant = target ? config.compile.quantize[target] : undefined;
       if (!quant || !isWeightMatrix(p)) return p; // biases and norm scales stay f32
-      const q: Value = { ...p, type: { ...p.type, dtype: storageType(quant.kind, quant.params) } };
+      const q: Value = { ...p, type: { ...p.type, dtype: storageType(quant, kinds) } };
       replaced.set(p.id, q);
       return q;
     });

@@ -1,6 +1,8 @@
 // A small printer for .moe source: blocks of `name = value` fields and comments, with values
 // written the way a person would (1e-5, 1e6, `1408 * 2`, kind calls without default params).
 import type { ParamValue } from '../../ir/model-config.js';
+import { numberText, paramText } from '../../ir/param-text.js';
+import { blockHeader } from '../spec/format.js';
 import { defaultRegistry } from '../spec/kinds/builtin.js';
 import type { KindCategory } from '../spec/kinds/registry.js';
 
@@ -24,24 +26,6 @@ export const blank: SpecItem = { kind: 'blank' };
 export const block = (type: string, items: SpecItem[], label?: string): SpecBlock =>
   label === undefined ? { kind: 'block', type, items } : { kind: 'block', type, label, items };
 
-/** Integers as written; very large or small floats in exponent form when that is shorter (1e6, 1e-5). */
-export function numberText(x: number): string {
-  const plain = String(x);
-  const abs = Math.abs(x);
-  if (abs !== 0 && (abs >= 1e5 || abs < 1e-3)) {
-    const exp = x.toExponential().replace('e+', 'e');
-    if (exp.length < plain.length) return exp;
-  }
-  return plain;
-}
-
-export function valueText(v: ParamValue): string {
-  if (typeof v === 'number') return numberText(v);
-  if (typeof v === 'boolean') return v ? 'true' : 'false';
-  if (Array.isArray(v)) return `[${v.map(numberText).join(', ')}]`;
-  return v;
-}
-
 /**
  * `kind(p = v, ...)`. Params equal to the kind's default are left out unless listed in `show`;
  * a string value is written as is (an enum name or an expression such as `1408 * 2`).
@@ -54,7 +38,7 @@ export function kindCall(category: KindCategory, kind: string, params: Record<st
     const v = params[p.name];
     if (v === undefined) continue;
     if (!show.includes(p.name) && JSON.stringify(v) === JSON.stringify(p.default)) continue;
-    args.push(`${p.name} = ${valueText(v)}`);
+    args.push(`${p.name} = ${paramText(v, (x) => numberText(x, 1e5))}`); // large ones as a person writes them too: rope_theta = 1e6
   }
   const unknown = Object.keys(params).filter((k) => !definition.params.some((p) => p.name === k));
   if (unknown.length) throw new Error(`importer: ${kind} has no parameter ${unknown.join(', ')}`);
@@ -71,7 +55,7 @@ export function printSpec(header: string[], blocks: SpecBlock[]): string {
 }
 
 function printBlock(b: SpecBlock, indent: string, lines: string[]): void {
-  lines.push(`${indent}${b.type}${b.label === undefined ? '' : ` ${JSON.stringify(b.label)}`} {`);
+  lines.push(indent + blockHeader(b.type, b.label));
   const inner = indent + '  ';
   for (const item of b.items) {
     switch (item.kind) {

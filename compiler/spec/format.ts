@@ -47,8 +47,9 @@ function formatField(field: Field): string {
   return `${field.name}${field.qualifier ? ` ${field.qualifier}` : ''} = ${formatExpr(field.value)}`;
 }
 
-function blockHeader(block: Block): string {
-  return `${block.type}${block.label === undefined ? '' : ` ${JSON.stringify(block.label)}`} {`;
+/** `type "label" {`: how a block opens, in a formatted spec and in one the importer writes. */
+export function blockHeader(type: string, label: string | undefined): string {
+  return `${type}${label === undefined ? '' : ` ${JSON.stringify(label)}`} {`;
 }
 
 /** Line comments lose trailing spaces; block comments keep their text, with `\n` line breaks. */
@@ -101,7 +102,7 @@ class SpecPrinter {
     if (item.kind === 'field') {
       this.startLine(indent + formatField(item), firstLine ? item.span.line : this.lastLine);
     } else {
-      const header = indent + blockHeader(item);
+      const header = indent + blockHeader(item.type, item.label);
       this.startLine(header, firstLine ? item.span.line : this.lastLine);
       const headerIndex = this.lines.length - 1;
       const outerBodyStart = this.bodyStart;

@@ -1,6 +1,6 @@
 // Reading the schema and the kind registry for the editor: which block a path names, and the
 // markdown that completion and hover show for fields, kinds and parameters.
-import type { ParamValue } from '../../ir/model-config.js';
+import { paramText } from '../../ir/param-text.js';
 import { categoryWords, type FieldSchema, type KindCategory, type KindDefinition, type KindRegistry, type ValueType } from '../../compiler/spec/kinds/registry.js';
 import { topLevelBlocks, type BlockSchema } from '../../compiler/spec/schema.js';
 
@@ -41,16 +41,12 @@ export function describeType(type: ValueType): string {
   }
 }
 
-export function formatParamValue(v: ParamValue): string {
-  return Array.isArray(v) ? `[${v.join(', ')}]` : String(v);
-}
-
 /** `int ≥ 1 · required` or `true | false · default false`. */
 export function fieldSummary(field: FieldSchema): string {
   const parts = [describeType(field.value)];
   if (field.qualifiers) parts.unshift(`${field.name} <${field.qualifiers.join(' | ')}> = ...`);
   if (field.required) parts.push('required');
-  else if (field.default !== undefined && !derivedDefault(field)) parts.push(`default ${formatParamValue(field.default)}`);
+  else if (field.default !== undefined && !derivedDefault(field)) parts.push(`default ${paramText(field.default, String)}`);
   return parts.join(' · ');
 }
 

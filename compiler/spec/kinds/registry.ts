@@ -1,6 +1,7 @@
 // Kinds (routers, activations, quantizations, norms, attentions, token rounding) are names
 // looked up here, not grammar keywords: a plugin registers a kind and the language knows it.
 import type { ParamValue } from '../../../ir/model-config.js';
+import type { WeightStorage } from '../../../passes/pass.js';
 
 export type KindCategory = 'norm' | 'attention' | 'router' | 'activation' | 'quant' | 'rounding';
 
@@ -44,6 +45,8 @@ export interface KindDefinition {
   params: FieldSchema[];
   /** Fills parameters whose default depends on the context, and reports inconsistent ones. */
   resolve?(params: Record<string, ParamValue>, context: KindContext): KindIssue[];
+  /** Quantization kinds: how a weight matrix is stored with these params (read by the quantize-weights pass). */
+  storage?(params: Record<string, ParamValue>): WeightStorage;
 }
 
 export class KindRegistry {
