@@ -1,6 +1,7 @@
 // Derived figures for hovers, read off the same IR and stats as `moec stats`: the model's
 // parameters, FLOPs and bytes; one MoE block's share of them; weight bytes per weight group.
 import { compileModelGraph, compileMoeBlockGraph } from '../../compiler/pipeline.js';
+import type { KindRegistry } from '../../compiler/spec/kinds/registry.js';
 import { attentionScoreFlops, computeStats, type ModelStats } from '../../compiler/stats.js';
 import { roleOfQuantTarget, type Graph, type WeightRole } from '../../ir/graph.js';
 import { moeLayerIndices, type ModelConfig } from '../../ir/model-config.js';
@@ -47,16 +48,17 @@ export function figuresUnavailable(config: ModelConfig): string | undefined {
   return config.layers > maxLayersForFigures ? `figures are computed for up to ${maxLayersForFigures} layers (this model has ${config.layers})` : undefined;
 }
 
-export function modelFigures(config: ModelConfig): ModelFigures {
-  const graph = compileModelGraph(config);
+/** `kinds`: the registry the spec was checked with, so a plugin's quantization kind has its storage cost. */
+export function modelFigures(config: ModelConfig, kinds?: KindRegistry): ModelFigures {
+  const graph = compileModelGraph(config, { kinds });
   return { stats: computeStats(graph, config), groups: weightGroups(graph) };
 }
 
-export function moeBlockFigures(config: ModelConfig): MoeBlockFigures | undefined {
+export function moeBlockFigures(config: ModelConfig, kinds?: KindRegistry): MoeBlockFigures | undefined {
   const moeLayers = moeLayerIndices(config);
   const moe = config.moe;
   if (!moe || moeLayers.length === 0) return undefined;
-  const graph = compileMoeBlockGraph(config, moeLayers[0]!);
+  const graph = compileMoeBlockGraph(config, moeLayers[0]!, { kinds });
   const stats = computeStats(graph, config);
   stats.flopsPerToken -= attentionScoreFlops(config, stats.context);
   const groups = weightGroups(graph);

@@ -32,7 +32,7 @@ export function hoverAt(text: string, position: Position, registry: KindRegistry
   if (!target) return undefined;
   let checked: CheckResult | undefined;
   const check = () => (checked ??= checkSpec(text, file, registry));
-  return { contents: { kind: MarkupKind.Markdown, value: markdownFor(target, check) }, range: lines.rangeOf(target.span) };
+  return { contents: { kind: MarkupKind.Markdown, value: markdownFor(target, check, registry) }, range: lines.rangeOf(target.span) };
 }
 
 function targetIn(blocks: readonly Block[], path: string[], offset: number, registry: KindRegistry): HoverTarget | undefined {
@@ -86,24 +86,24 @@ function valueTarget(expr: Expr, schema: FieldSchema | undefined, offset: number
   }
 }
 
-function markdownFor(target: HoverTarget, check: () => CheckResult): string {
+function markdownFor(target: HoverTarget, check: () => CheckResult, registry: KindRegistry): string {
   switch (target.kind) {
     case 'block': {
       const { block, schema } = target;
       const title = block.label === undefined ? `**${block.type}**` : `**${block.type} ${JSON.stringify(block.label)}**`;
       const head = `${title} — ${schema.doc}`;
-      if (block.type === 'model') return `${head}\n\n${withConfig(check, modelFiguresMarkdown)}`;
-      if (block.type === 'moe') return `${head}\n\n${withConfig(check, moeFiguresMarkdown)}`;
-      if (block.type === 'compile') return `${head}\n\n${withConfig(check, compileFiguresMarkdown)}`;
+      if (block.type === 'model') return `${head}\n\n${withConfig(check, (c) => modelFiguresMarkdown(c, registry))}`;
+      if (block.type === 'moe') return `${head}\n\n${withConfig(check, (c) => moeFiguresMarkdown(c, registry))}`;
+      if (block.type === 'compile') return `${head}\n\n${withConfig(check, (c) => compileFiguresMarkdown(c, registry))}`;
       return head;
     }
     case 'field': {
       const doc = fieldMarkdown(target.schema, `\`${target.owner.name}\` field`);
       const quantTarget = quantTargets.find((t) => t === target.field.qualifier);
-      return quantTarget ? `${doc}\n\n${withConfig(check, (c) => quantizeFiguresMarkdown(c, quantTarget))}` : doc;
+      return quantTarget ? `${doc}\n\n${withConfig(check, (c) => quantizeFiguresMarkdown(c, quantTarget, registry))}` : doc;
     }
     case 'qualifier':
-      return `**${target.field.name} ${target.target}** — the ${target.target} weights\n\n${withConfig(check, (c) => quantizeFiguresMarkdown(c, target.target))}`;
+      return `**${target.field.name} ${target.target}** — the ${target.target} weights\n\n${withConfig(check, (c) => quantizeFiguresMarkdown(c, target.target, registry))}`;
     case 'kind':
       return kindMarkdown(target.definition);
     case 'param':
@@ -129,8 +129,8 @@ function withConfig(check: () => CheckResult, figures: (config: ModelConfig) => 
 
 const exact = (n: number) => Math.round(n).toLocaleString('en-US');
 
-function modelFiguresMarkdown(config: ModelConfig): string {
-  const { stats } = modelFigures(config);
+function modelFiguresMarkdown(config: ModelConfig, registry: KindRegistry): string {
+  const { stats } = modelFigures(config, registry);
   return [
     '| | |', '|---|---:|',
     `| total parameters | ${formatCount(stats.totalParams)} (${exact(stats.totalParams)}) |`,
@@ -144,9 +144,9 @@ function modelFiguresMarkdown(config: ModelConfig): string {
   ].join('\n');
 }
 
-function moeFiguresMarkdown(config: ModelConfig): string {
+function moeFiguresMarkdown(config: ModelConfig, registry: KindRegistry): string {
   const moe = config.moe!;
-  const block = moeBlockFigures(config);
+  const block = moeBlockFigures(config, registry);
   if (!block) return '_No layer of this model is an MoE layer._';
   const { stats, moeLayers } = block;
   const n = moeLayers.length;
@@ -166,8 +166,8 @@ function moeFiguresMarkdown(config: ModelConfig): string {
   ].join('\n');
 }
 
-function compileFiguresMarkdown(config: ModelConfig): string {
-  const { stats, groups } = modelFigures(config);
+function compileFiguresMarkdown(config: ModelConfig, registry: KindRegistry): string {
+  const { stats, groups } = modelFigures(config, registry);
   return [
     `Weight bytes under the current quantization (activations in ${config.compile.dtype}):`, '',
     '| weights | format | parameters | bytes |', '|---|---|---:|---:|',
@@ -177,8 +177,8 @@ function compileFiguresMarkdown(config: ModelConfig): string {
   ].join('\n');
 }
 
-function quantizeFiguresMarkdown(config: ModelConfig, target: QuantTarget): string {
-  const figures: ModelFigures = modelFigures(config);
+function quantizeFiguresMarkdown(config: ModelConfig, target: QuantTarget, registry: KindRegistry): string {
+  const figures: ModelFigures = modelFigures(config, registry);
   const group = figures.groups.find((g) => g.role === roleOfTarget[target]);
   if (!group) return `_This model has no ${target} weights._`;
   return `The ${target} weights: ${formatCount(group.params)} parameters, ${formatBytes(group.bytes)} as stored (${group.formats.join(', ')}); ` +

@@ -46,7 +46,7 @@ export function fieldSummary(field: FieldSchema): string {
   const parts = [describeType(field.value)];
   if (field.qualifiers) parts.unshift(`${field.name} <${field.qualifiers.join(' | ')}> = ...`);
   if (field.required) parts.push('required');
-  else if (field.default !== undefined && !derivedDefault(field)) parts.push(`default ${paramText(field.default, String)}`);
+  else if (field.default !== undefined && !derivedDefault(field)) parts.push(`default ${paramText(field.default)}`);
   return parts.join(' · ');
 }
 
