@@ -1,13 +1,13 @@
 // A Hugging Face checkpoint held in memory as safetensors bytes (a test wrote them, or a page
 // fetched them itself), and one read from a URL with HTTP Range requests (runtime/http-*.ts).
 // Browser-safe; Node reads directories with runtime/node/checkpoint-dir.ts instead.
-import { hfWeightSource, HfWeightsError, type HfWeightSource, type HfWeightSourceOptions, type TensorReader } from './hf-weights.js';
+import { hfWeightSource, type HfWeightSource, type HfWeightSourceOptions } from './hf-weights.js';
 import type { HttpRangeOptions } from './http-ranges.js';
 import { httpTensorReader, type HttpShards, type HttpTensorReader } from './http-tensor-reader.js';
-import { parseSafetensors, readTensorBytes, readTensorF32, readTensorU8, type SafetensorsFile } from './safetensors.js';
-
-const SINGLE_FILE = 'model.safetensors';
-const INDEX_FILE = 'model.safetensors.index.json';
+import { parseSafetensors, type SafetensorsFile } from './safetensors.js';
+import { readTensorBytes, readTensorF32, readTensorU8 } from './safetensors-read.js';
+import { INDEX_FILE, ShardIndex, shardFilesOf, SINGLE_FILE, weightMapOf } from './shard-index.js';
+import { HfWeightsError, type TensorReader } from './tensor-reader.js';
 
 export interface SafetensorsBytes {
   /** File name, used in error messages (e.g. model-00001-of-00002.safetensors). */
@@ -22,29 +22,21 @@ function plainBytes(bytes: Uint8Array | ArrayBuffer): Uint8Array {
 
 /** A TensorReader over parsed safetensors files; a tensor in two files is an error. */
 export function safetensorsReader(files: readonly SafetensorsBytes[]): TensorReader {
-  const fileOf = new Map<string, SafetensorsFile>();
-  for (const { name, bytes } of files) {
-    const file = parseSafetensors(plainBytes(bytes), name);
-    for (const tensor of file.tensors.keys()) {
-      const other = fileOf.get(tensor);
-      if (other) throw new HfWeightsError(`${name}: tensor "${tensor}" is also in ${other.fileName}; which one to load is ambiguous`);
-      fileOf.set(tensor, file);
-    }
-  }
-  const locate = (tensor: string): SafetensorsFile => {
-    const file = fileOf.get(tensor);
-    if (!file) throw new HfWeightsError(`${files.map((f) => f.name).join(', ')}: tensor "${tensor}" not found`);
-    return file;
-  };
+  const location = files.map((f) => f.name).join(', ') || '(no safetensors files)';
+  const parsed = files.map(({ name, bytes }) => parseSafetensors(plainBytes(bytes), name));
+  const index = ShardIndex.fromShards(parsed.map((file) => [file, file.tensors.keys()] as const),
+    { nameOf: (file) => file.fileName, location, error: HfWeightsError });
+  const locate = (tensor: string) => index.locate(tensor, (file) => file);
+  const fileOf = (tensor: string): SafetensorsFile => locate(tensor).shard;
   return {
-    has: (tensor) => fileOf.has(tensor),
-    shape: (tensor) => locate(tensor).tensors.get(tensor)!.shape,
-    readF32: (tensor, rows) => readTensorF32(locate(tensor), tensor, rows),
-    readU8: (tensor, rows) => readTensorU8(locate(tensor), tensor, rows),
-    dtype: (tensor) => locate(tensor).tensors.get(tensor)!.dtype,
-    readBytes: (tensor, rows) => readTensorBytes(locate(tensor), tensor, rows),
-    fileOf: (tensor) => locate(tensor).fileName,
-    location: files.map((f) => f.name).join(', ') || '(no safetensors files)',
+    has: (tensor) => index.has(tensor),
+    shape: (tensor) => locate(tensor).tensor.shape,
+    readF32: (tensor, rows) => readTensorF32(fileOf(tensor), tensor, rows),
+    readU8: (tensor, rows) => readTensorU8(fileOf(tensor), tensor, rows),
+    dtype: (tensor) => locate(tensor).tensor.dtype,
+    readBytes: (tensor, rows) => readTensorBytes(fileOf(tensor), tensor, rows),
+    fileOf: (tensor) => fileOf(tensor).fileName,
+    location,
   };
 }
 
@@ -101,12 +93,9 @@ export async function fetchHfCheckpoint(base: string | URL, options: FetchCheckp
   const index = await get(INDEX_FILE, true);
   let shards: HttpShards = { root, files: [SINGLE_FILE] };
   if (index) {
-    const weightMap = (await json(INDEX_FILE, index)).weight_map;
-    if (typeof weightMap !== 'object' || weightMap === null || !Object.values(weightMap).every((f) => typeof f === 'string')) {
-      throw new HfWeightsError(`${new URL(INDEX_FILE, root)}: "weight_map" is not an object of tensor name -> file name`);
-    }
-    const map = weightMap as Record<string, string>;
-    shards = { root, files: [...new Set(Object.values(map))], weightMap: map, indexUrl: new URL(INDEX_FILE, root).href };
+    const indexUrl = new URL(INDEX_FILE, root).href;
+    const weightMap = weightMapOf(await json(INDEX_FILE, index), indexUrl, HfWeightsError);
+    shards = { root, files: shardFilesOf(weightMap), weightMap, indexUrl };
   }
   const reader = await httpTensorReader(shards, { ...options, fetch: fetchFn });
   return { modelType: config.model_type, config, url: root.href, files: [...shards.files], reader };

@@ -2,7 +2,7 @@
 // Ranges asked for together (in one synchronous run, e.g. a Promise.all) are coalesced when
 // adjacent, and no request asks for more than maxRequestBytes. A server that ignores Range (200)
 // is read with one whole-file GET instead, after a warning. Browser-safe.
-import { HfWeightsError } from './hf-weights.js';
+import { HfWeightsError } from './tensor-reader.js';
 
 export interface HttpRangeOptions {
   /** The fetch to use (default globalThis.fetch). */

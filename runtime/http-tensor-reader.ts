@@ -1,13 +1,12 @@
 // A TensorReader over safetensors shards at URLs, reading with HTTP Range requests: a shard's
 // header when first needed (its 8-byte length, then the header bytes), then only the bytes of the
 // tensors, or rows of them, asked for. Browser-safe.
-import { HfWeightsError, type TensorReader } from './hf-weights.js';
 import { HttpRangeFile, type HttpRangeOptions, type TransferCount } from './http-ranges.js';
 import type { RowRange } from './plan.js';
-import {
-  decodeTensorBytes, decodeTensorF32, decodeTensorU8, MAX_HEADER_BYTES, parseSafetensorsHeader, tensorRowBytes,
-  type SafetensorsDtype, type SafetensorsHeader, type TensorInfo,
-} from './safetensors.js';
+import { headerPrefixLength, parseSafetensorsHeader, type SafetensorsDtype, type SafetensorsHeader, type TensorInfo } from './safetensors.js';
+import { decodeTensorBytes, decodeTensorF32, decodeTensorU8, tensorRowBytes } from './safetensors-read.js';
+import { ShardIndex, type ShardNaming } from './shard-index.js';
+import { HfWeightsError, type TensorReader } from './tensor-reader.js';
 
 export interface HttpTensorReader extends TensorReader {
   readF32(name: string, rows?: RowRange): Promise<Float32Array>;
@@ -41,11 +40,10 @@ async function fetchHeader(file: HttpRangeFile, forWhat: string): Promise<Safete
   const what = `the safetensors header${forWhat}`;
   const lengthBytes = await file.read(0, 8, what);
   const size = file.size!;
-  const claimed = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true);
-  // A length past the end (or over the limit) is reported by the parser from the 8 bytes alone.
-  if (claimed > BigInt(size - 8) || claimed > BigInt(MAX_HEADER_BYTES)) return parseSafetensorsHeader(lengthBytes, size, file.url);
-  const headerBytes = await file.read(8, 8 + Number(claimed), what);
-  const prefix = new Uint8Array(8 + headerBytes.byteLength);
+  const prefixLength = headerPrefixLength(lengthBytes, size);
+  if (prefixLength <= 8) return parseSafetensorsHeader(lengthBytes, size, file.url);
+  const headerBytes = await file.read(8, prefixLength, what);
+  const prefix = new Uint8Array(prefixLength);
   prefix.set(lengthBytes);
   prefix.set(headerBytes, 8);
   return parseSafetensorsHeader(prefix, size, file.url);
@@ -61,7 +59,6 @@ export async function httpTensorReader(shards: HttpShards, options: HttpRangeOpt
   const files = new Map(shards.files.map((f) => [f, new HttpRangeFile(urlOf(f), options, transferred)]));
   const headers = new Map<string, Promise<SafetensorsHeader>>();
   const loaded = new Map<string, SafetensorsHeader>();
-  const fileOfTensor = new Map<string, string>(Object.entries(shards.weightMap ?? {}));
 
   const header = (file: string, forTensor?: string): Promise<SafetensorsHeader> => {
     let made = headers.get(file);
@@ -76,28 +73,22 @@ export async function httpTensorReader(shards: HttpShards, options: HttpRangeOpt
     return made;
   };
 
-  if (!shards.weightMap) {
-    const fileHeaders = await Promise.all(shards.files.map((file) => header(file)));
-    for (const [i, file] of shards.files.entries()) {
-      for (const name of fileHeaders[i]!.tensors.keys()) {
-        const other = fileOfTensor.get(name);
-        if (other !== undefined) throw new HfWeightsError(`${urlOf(file)}: tensor "${name}" is also in ${urlOf(other)}; which one to load is ambiguous`);
-        fileOfTensor.set(name, file);
-      }
-    }
-  }
   const location = shards.indexUrl ?? shards.files.map(urlOf).join(', ');
+  const naming: ShardNaming<string> = { nameOf: urlOf, location, error: HfWeightsError };
+  const index = shards.weightMap
+    ? ShardIndex.fromWeightMap(shards.weightMap, location, naming)
+    : ShardIndex.fromShards(await Promise.all(shards.files.map(async (file) => [file, (await header(file)).tensors.keys()] as const)), naming);
 
-  const locate = (name: string): { url: string; file: HttpRangeFile; tensor: TensorInfo } => {
-    const fileName = fileOfTensor.get(name);
-    if (fileName === undefined) throw new HfWeightsError(`${location}: tensor "${name}" not found`);
-    const file = files.get(fileName)!;
+  const fetchedHeader = (fileName: string, name: string): SafetensorsHeader => {
     const fileHeader = loaded.get(fileName);
     if (!fileHeader) {
-      throw new HfWeightsError(`${file.url}: tensor "${name}": the header of this file has not been fetched yet (call fetchHeaders first)`);
+      throw new HfWeightsError(`${urlOf(fileName)}: tensor "${name}": the header of this file has not been fetched yet (call fetchHeaders first)`);
     }
-    const tensor = fileHeader.tensors.get(name);
-    if (!tensor) throw new HfWeightsError(`${file.url}: tensor "${name}" is listed in ${location} but not in this file`);
+    return fileHeader;
+  };
+  const locate = (name: string): { url: string; file: HttpRangeFile; tensor: TensorInfo } => {
+    const { shard, tensor } = index.locate(name, fetchedHeader);
+    const file = files.get(shard)!;
     return { url: file.url, file, tensor };
   };
 
@@ -109,7 +100,7 @@ export async function httpTensorReader(shards: HttpShards, options: HttpRangeOpt
   };
 
   return {
-    has: (name) => fileOfTensor.has(name),
+    has: (name) => index.has(name),
     shape: (name) => locate(name).tensor.shape,
     async readF32(name, rows) {
       const { url, tensor, bytes } = await readRaw(name, rows);
@@ -125,16 +116,16 @@ export async function httpTensorReader(shards: HttpShards, options: HttpRangeOpt
       return decodeTensorBytes(bytes, tensor, url);
     },
     fileOf: (name) => {
-      const file = fileOfTensor.get(name);
+      const file = index.shardOf(name);
       return file === undefined ? location : urlOf(file);
     },
     location,
-    names: () => [...fileOfTensor.keys()],
+    names: () => index.names(),
     async fetchHeaders(names) {
       const needed = new Map<string, string | undefined>();
       if (names) {
         for (const name of names) {
-          const file = fileOfTensor.get(name);
+          const file = index.shardOf(name);
           if (file !== undefined && !needed.has(file)) needed.set(file, name);
         }
       } else {

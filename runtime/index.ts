@@ -3,9 +3,9 @@
 export { loadModel, ModelError, type BundleData, type HfSafetensorsWeights, type LoadOptions, type Model } from './bundle.js';
 export { inflatePlan } from './bundle-plans.js';
 export { openDevice, GpuError, type AdapterSummary, type GpuRuntime, type OpenDeviceOptions } from './device.js';
-export {
-  describeHfNaming, hfWeightSource, HfWeightsError, modelTypesMatching, SUPPORTED_MODEL_TYPES, type HfWeightSource, type HfWeightSourceOptions, type TensorReader,
-} from './hf-weights.js';
+export { hfWeightSource, type HfWeightSource, type HfWeightSourceOptions } from './hf-weights.js';
+export { describeHfNaming, modelTypesMatching, SUPPORTED_MODEL_TYPES } from './hf-naming.js';
+export { HfWeightsError, type TensorReader } from './tensor-reader.js';
 export {
   fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, safetensorsReader, type FetchCheckpointOptions, type FetchedCheckpoint,
   type SafetensorsBytes,
@@ -14,4 +14,6 @@ export { DEFAULT_MAX_REQUEST_BYTES, type HttpRangeOptions, type TransferCount } 
 export { httpTensorReader, type HttpShards, type HttpTensorReader } from './http-tensor-reader.js';
 export { createMoeBlockExecutor, type MoeBlockExecutor } from './moe-executor.js';
 export type { MoeBlockPlan, RowRange, WeightSource } from './plan.js';
-export { encodeSafetensors, parseSafetensors, readTensorBytes, readTensorF32, SafetensorsError, type SafetensorsFile } from './safetensors.js';
+export { parseSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.js';
+export { encodeSafetensors } from './safetensors-encode.js';
+export { readTensorBytes, readTensorF32 } from './safetensors-read.js';

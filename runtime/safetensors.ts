@@ -1,9 +1,7 @@
 // The safetensors format (https://github.com/huggingface/safetensors), browser-safe:
 // 8-byte little-endian header length N, N bytes of UTF-8 JSON, then the data area.
-// Every check names the file and, where one is involved, the tensor.
-
-import { float16BitsToFloat32 } from './float16.js';
-import type { RowRange } from './plan.js';
+// This file parses and validates the header; safetensors-read.ts reads tensors' values,
+// safetensors-encode.ts writes files. Every check names the file and, where one is involved, the tensor.
 
 export type SafetensorsDtype =
   | 'F64' | 'F32' | 'F16' | 'BF16'
@@ -68,6 +66,18 @@ function isNonNegativeInteger(value: unknown): value is number {
 
 function asBytes(data: Uint8Array | ArrayBuffer): Uint8Array {
   return data instanceof Uint8Array ? data : new Uint8Array(data);
+}
+
+/**
+ * How many leading bytes of a file parseSafetensorsHeader needs, given its first (up to) 8 bytes:
+ * 8 + the header length, or only those bytes when they already show what is wrong (a file too
+ * short, a length past its end or over the limit), which the parser then reports.
+ */
+export function headerPrefixLength(lengthBytes: Uint8Array, fileByteLength: number): number {
+  if (lengthBytes.byteLength < 8) return lengthBytes.byteLength;
+  const claimed = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true);
+  const plausible = claimed <= BigInt(fileByteLength - 8) && claimed <= BigInt(MAX_HEADER_BYTES);
+  return plausible ? 8 + Number(claimed) : 8;
 }
 
 /**
@@ -196,134 +206,3 @@ export function parseSafetensors(bytes: Uint8Array | ArrayBuffer, fileName: stri
   return { ...parseSafetensorsHeader(view, view.byteLength, fileName), bytes: view };
 }
 
-/**
- * Where rows [rows.begin, rows.end) of a tensor's leading dimension lie in the file: its byte
- * offset and length (the whole tensor without `rows`). Throws, naming the file and the tensor,
- * for a range outside the tensor or a tensor with no leading dimension.
- */
-export function tensorRowBytes(tensor: TensorInfo, fileName: string, rows?: RowRange): { fileOffset: number; byteLength: number } {
-  if (!rows) return { fileOffset: tensor.fileOffset, byteLength: tensor.byteLength };
-  const [leading] = tensor.shape;
-  const { begin, end } = rows;
-  if (leading === undefined || !Number.isInteger(begin) || !Number.isInteger(end) || begin < 0 || begin > end || end > leading) {
-    throw new SafetensorsError(fileName, `rows [${begin}, ${end}) are not a range within shape ${formatShape(tensor.shape)}`, tensor.name);
-  }
-  const rowBytes = leading === 0 ? 0 : tensor.byteLength / leading;
-  return { fileOffset: tensor.fileOffset + begin * rowBytes, byteLength: (end - begin) * rowBytes };
-}
-
-/**
- * Converts raw little-endian elements of `tensor` (all of its bytes, or a range of whole rows) to
- * f32. Copies first, so the source needs no alignment (safetensors only aligns the data area to 8).
- * Typed arrays use host byte order; every WebGPU host is little-endian, like the format.
- */
-export function decodeTensorF32(raw: Uint8Array, tensor: TensorInfo, fileName: string): Float32Array {
-  if (raw.byteLength % DTYPE_BYTES[tensor.dtype] !== 0) {
-    throw new SafetensorsError(fileName, `${raw.byteLength} bytes are not whole ${tensor.dtype} elements`, tensor.name);
-  }
-  // Uint8Array.prototype.slice copies even for a Node Buffer, whose own slice() shares its pool.
-  const copy = Uint8Array.prototype.slice.call(raw, 0, raw.byteLength).buffer;
-  switch (tensor.dtype) {
-    case 'F32':
-      return new Float32Array(copy);
-    case 'F64':
-      return Float32Array.from(new Float64Array(copy));
-    case 'F16':
-      return float16BitsToFloat32(new Uint16Array(copy));
-    case 'BF16': {
-      const bits = new Uint16Array(copy);
-      const widened = new Uint32Array(bits.length);
-      for (let i = 0; i < bits.length; i++) widened[i] = bits[i]! << 16; // bf16 is the top half of an f32
-      return new Float32Array(widened.buffer);
-    }
-    default:
-      throw new SafetensorsError(fileName, `dtype ${tensor.dtype} cannot be read as f32`, tensor.name);
-  }
-}
-
-/** A copy of raw bytes of a U8 tensor (MXFP4 blocks and scales); any other dtype is an error naming the tensor. */
-export function decodeTensorU8(raw: Uint8Array, tensor: TensorInfo, fileName: string): Uint8Array {
-  if (tensor.dtype !== 'U8') throw new SafetensorsError(fileName, `dtype ${tensor.dtype}, expected U8 (raw bytes)`, tensor.name);
-  return Uint8Array.prototype.slice.call(raw, 0, raw.byteLength);
-}
-
-/** A copy of raw little-endian bytes of any tensor (FP8 codes, say), whole elements only. */
-export function decodeTensorBytes(raw: Uint8Array, tensor: TensorInfo, fileName: string): Uint8Array {
-  if (raw.byteLength % DTYPE_BYTES[tensor.dtype] !== 0) {
-    throw new SafetensorsError(fileName, `${raw.byteLength} bytes are not whole ${tensor.dtype} elements`, tensor.name);
-  }
-  return Uint8Array.prototype.slice.call(raw, 0, raw.byteLength);
-}
-
-function tensorOf(file: SafetensorsFile, name: string): TensorInfo {
-  const tensor = file.tensors.get(name);
-  if (!tensor) throw new SafetensorsError(file.fileName, 'no such tensor in this file', name);
-  return tensor;
-}
-
-function tensorBytes(file: SafetensorsFile, tensor: TensorInfo, rows?: RowRange): Uint8Array {
-  const { fileOffset, byteLength } = tensorRowBytes(tensor, file.fileName, rows);
-  return file.bytes.subarray(fileOffset, fileOffset + byteLength);
-}
-
-/** Reads a tensor of an in-memory file as f32, converting F16, BF16 and F64; with `rows`, only those rows of its leading dim. */
-export function readTensorF32(file: SafetensorsFile, name: string, rows?: RowRange): Float32Array {
-  const tensor = tensorOf(file, name);
-  return decodeTensorF32(tensorBytes(file, tensor, rows), tensor, file.fileName);
-}
-
-/** Reads a U8 tensor of an in-memory file (a copy); with `rows`, only those rows of its leading dim. */
-export function readTensorU8(file: SafetensorsFile, name: string, rows?: RowRange): Uint8Array {
-  const tensor = tensorOf(file, name);
-  return decodeTensorU8(tensorBytes(file, tensor, rows), tensor, file.fileName);
-}
-
-/** Reads any tensor's raw bytes from an in-memory file (a copy); with `rows`, only those rows of its leading dim. */
-export function readTensorBytes(file: SafetensorsFile, name: string, rows?: RowRange): Uint8Array {
-  const tensor = tensorOf(file, name);
-  return decodeTensorBytes(tensorBytes(file, tensor, rows), tensor, file.fileName);
-}
-
-export interface TensorToEncode {
-  dtype: SafetensorsDtype;
-  shape: readonly number[];
-  /** Raw little-endian elements; F16 and BF16 are given as Uint16Array bits, F8_E4M3 and F8_E5M2 as Uint8Array codes. */
-  data: ArrayBufferView;
-}
-
-/**
- * Writes a safetensors file. Tensors are laid out by element size, largest first,
- * so each one starts aligned to its element size (as the reference writer does).
- */
-export function encodeSafetensors(
-  tensors: Record<string, TensorToEncode>,
-  metadata?: Record<string, string>,
-): Uint8Array {
-  const entries = Object.entries(tensors).sort(
-    ([nameA, a], [nameB, b]) => DTYPE_BYTES[b.dtype] - DTYPE_BYTES[a.dtype] || (nameA < nameB ? -1 : nameA > nameB ? 1 : 0),
-  );
-  const header: Record<string, unknown> = {};
-  if (metadata) header.__metadata__ = metadata;
-  let offset = 0;
-  for (const [name, tensor] of entries) {
-    const expected = tensor.shape.reduce((n, d) => n * d, 1) * DTYPE_BYTES[tensor.dtype];
-    if (tensor.data.byteLength !== expected) {
-      throw new SafetensorsError('<encode>', `data is ${tensor.data.byteLength} bytes, shape ` +
-        `${formatShape(tensor.shape)} of ${tensor.dtype} needs ${expected}`, name);
-    }
-    header[name] = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + expected] };
-    offset += expected;
-  }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const headerLength = Math.ceil(json.byteLength / 8) * 8; // padded with spaces so the data area is 8-aligned
-  const out = new Uint8Array(8 + headerLength + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.byteLength, 8 + headerLength);
-  let cursor = 8 + headerLength;
-  for (const [, tensor] of entries) {
-    out.set(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength), cursor);
-    cursor += tensor.data.byteLength;
-  }
-  return out;
-}

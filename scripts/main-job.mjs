@@ -8,10 +8,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { CLI_BUNDLE } from './build-cli.mjs';
 import { vulkanIcdEnv } from './vulkan-env.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const cli = join(root, 'dist', 'compiler', 'cli', 'main.js');
+const cli = join(root, CLI_BUNDLE);
 const env = { ...process.env, ...vulkanIcdEnv() };
 const NOISE = [/^Warning: max\w+ artificially reduced/, /XDG_RUNTIME_DIR is invalid/];
 

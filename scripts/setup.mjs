@@ -8,6 +8,7 @@ import { appendFileSync, existsSync, openSync, closeSync, readFileSync, readdirS
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildCli, CLI_BUNDLE } from './build-cli.mjs';
 import { findLavapipeIcd, hasHardwareGpu, hasVulkanLoader, listVulkanIcds } from './vulkan-env.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -181,6 +182,7 @@ try {
   ensureVulkan();
   ensureChromium();
   buildTypeScript();
+  say(`cli bundle ${(await buildCli(root)) ? 'built' : 'ok'} (${CLI_BUNDLE})`);
   say(`done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
 } catch (e) {
   if (!(e instanceof SetupError)) throw e;

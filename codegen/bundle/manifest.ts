@@ -3,7 +3,7 @@
 // it reads (IR name, shape, dtype, and the Hugging Face tensors each comes from per family).
 import { DEFAULT_GEMM_TILE, type GemmTile } from '../kernels/grouped-gemm/grouped-gemm.js';
 import { DECODE_MAX_TOKENS } from '../moe-block/compile-moe-block.js';
-import { describeHfNaming, modelTypesMatching } from '../../runtime/hf-weights.js';
+import { describeHfNaming, modelTypesMatching } from '../../runtime/hf-naming.js';
 import type { CompiledBundle } from './bundle-data.js';
 import { sha256 } from './kernel-table.js';
 

@@ -11,11 +11,15 @@ const COPIED: Record<string, string[]> = {
   plan: ['WeightSource', 'RowRange'],
   device: ['AdapterSummary'],
   bundle: ['LoadOptions', 'HfSafetensorsWeights', 'Model'],
-  'hf-weights': ['TensorReader', 'HfWeightSource', 'HfWeightSourceOptions', 'hfWeightSource', 'SUPPORTED_MODEL_TYPES'],
+  'tensor-reader': ['TensorReader'],
+  'hf-weights': ['HfWeightSource', 'HfWeightSourceOptions', 'hfWeightSource'],
+  'hf-naming': ['SUPPORTED_MODEL_TYPES'],
   'hf-checkpoint': ['SafetensorsBytes', 'FetchedCheckpoint', 'FetchCheckpointOptions', 'hfWeightsFromSafetensors', 'hfWeightsFromUrl', 'fetchHfCheckpoint', 'safetensorsReader'],
   'http-ranges': ['HttpRangeOptions', 'TransferCount'],
   'http-tensor-reader': ['HttpTensorReader'],
-  safetensors: ['SafetensorsDtype', 'TensorInfo', 'SafetensorsHeader', 'SafetensorsFile', 'TensorToEncode', 'parseSafetensors', 'readTensorF32', 'encodeSafetensors'],
+  safetensors: ['SafetensorsDtype', 'TensorInfo', 'SafetensorsHeader', 'SafetensorsFile', 'parseSafetensors'],
+  'safetensors-read': ['readTensorF32'],
+  'safetensors-encode': ['TensorToEncode', 'encodeSafetensors'],
 };
 
 const isIdentifier = (k: string): boolean => /^[A-Za-z_$][\w$]*$/.test(k);

@@ -5,23 +5,13 @@
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RowRange } from '../plan.js';
-import {
-  decodeTensorF32,
-  decodeTensorU8,
-  MAX_HEADER_BYTES,
-  parseSafetensorsHeader,
-  tensorRowBytes,
-  type SafetensorsDtype,
-  type SafetensorsHeader,
-  type TensorInfo,
-} from '../safetensors.js';
+import { headerPrefixLength, parseSafetensorsHeader, type SafetensorsDtype, type SafetensorsHeader, type TensorInfo } from '../safetensors.js';
+import { decodeTensorF32, decodeTensorU8, tensorRowBytes } from '../safetensors-read.js';
+import { INDEX_FILE, requireShardFiles, ShardIndex, shardFilesOf, SINGLE_FILE, weightMapOf } from '../shard-index.js';
 
 export class CheckpointError extends Error {
   override readonly name = 'CheckpointError';
 }
-
-const SINGLE_FILE = 'model.safetensors';
-const INDEX_FILE = 'model.safetensors.index.json';
 
 const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
@@ -58,9 +48,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 export class CheckpointDir {
   /** Parsed config.json. */
   readonly config: Record<string, unknown>;
-  /** Tensor name -> shard file name, when an index says so; otherwise filled by scanning headers. */
-  private readonly fileOfTensor = new Map<string, string>();
   private readonly headers = new Map<string, SafetensorsHeader>();
+  /** Tensor name -> shard file name, by the index or, without one, by the shards' headers. */
+  private readonly index: ShardIndex<string>;
 
   private constructor(
     readonly dir: string,
@@ -70,8 +60,10 @@ export class CheckpointDir {
     weightMap: Record<string, string> | undefined,
   ) {
     this.config = config;
-    if (weightMap) for (const [name, file] of Object.entries(weightMap)) this.fileOfTensor.set(name, file);
-    else for (const file of files) for (const name of this.header(file).tensors.keys()) this.claim(name, file);
+    const naming = { nameOf: (file: string) => join(dir, file), location: dir, searched: files.join(', '), error: CheckpointError };
+    this.index = weightMap
+      ? ShardIndex.fromWeightMap(weightMap, INDEX_FILE, naming)
+      : ShardIndex.fromShards(files.map((file) => [file, this.header(file).tensors.keys()] as const), naming);
   }
 
   /** Opens `dir`: config.json, then model.safetensors.index.json, model.safetensors, or every *.safetensors. */
@@ -82,21 +74,9 @@ export class CheckpointDir {
 
     const indexPath = join(dir, INDEX_FILE);
     if (existsSync(indexPath)) {
-      const index = readJson(indexPath);
-      const weightMap = isPlainObject(index) ? index.weight_map : undefined;
-      if (!isPlainObject(weightMap) || !Object.values(weightMap).every((f) => typeof f === 'string')) {
-        throw new CheckpointError(`${indexPath}: "weight_map" is not an object of tensor name -> file name`);
-      }
-      const files = [...new Set(Object.values(weightMap as Record<string, string>))];
-      for (const file of files) {
-        if (!existsSync(join(dir, file))) {
-          const tensor = Object.keys(weightMap).find((name) => weightMap[name] === file)!;
-          throw new CheckpointError(
-            `${indexPath}: weight_map names file "${file}" (for tensor "${tensor}"), which does not exist in ${dir}`,
-          );
-        }
-      }
-      return new CheckpointDir(dir, files, config, weightMap as Record<string, string>);
+      const weightMap = weightMapOf(readJson(indexPath), indexPath, CheckpointError);
+      requireShardFiles(weightMap, indexPath, (file) => existsSync(join(dir, file)), dir, CheckpointError);
+      return new CheckpointDir(dir, shardFilesOf(weightMap), config, weightMap);
     }
     if (existsSync(join(dir, SINGLE_FILE))) return new CheckpointDir(dir, [SINGLE_FILE], config, undefined);
     const shards = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
@@ -108,11 +88,11 @@ export class CheckpointDir {
 
   /** Every tensor name the checkpoint holds (by its index, or by the headers of its files). */
   names(): string[] {
-    return [...this.fileOfTensor.keys()];
+    return this.index.names();
   }
 
   has(name: string): boolean {
-    return this.fileOfTensor.has(name);
+    return this.index.has(name);
   }
 
   /** The path of the file holding `name`. */
@@ -174,26 +154,9 @@ export class CheckpointDir {
     return this.readF32(name);
   }
 
-  private claim(name: string, file: string): void {
-    const other = this.fileOfTensor.get(name);
-    if (other !== undefined) {
-      throw new CheckpointError(`${join(this.dir, file)}: tensor "${name}" is also in ${other}; which one to load is ambiguous`);
-    }
-    this.fileOfTensor.set(name, file);
-  }
-
   private locate(name: string): { file: string; tensor: TensorInfo } {
-    const file = this.fileOfTensor.get(name);
-    if (file === undefined) {
-      throw new CheckpointError(`${this.dir}: tensor "${name}" not found (searched ${this.files.join(', ')})`);
-    }
-    const tensor = this.header(file).tensors.get(name);
-    if (!tensor) {
-      throw new CheckpointError(
-        `${join(this.dir, file)}: tensor "${name}" is listed in ${INDEX_FILE} but not in this file`,
-      );
-    }
-    return { file, tensor };
+    const { shard, tensor } = this.index.locate(name, (file) => this.header(file));
+    return { file: shard, tensor };
   }
 
   /** Parses a shard's header on first use, reading only the header bytes. */
@@ -205,11 +168,8 @@ export class CheckpointDir {
     try {
       const size = fstatSync(fd).size;
       const lengthBytes = readRange(fd, 0, Math.min(8, size), path);
-      // Let the parser report a short file or a length past the end before we read that much.
-      const claimed = lengthBytes.byteLength === 8 ? new DataView(lengthBytes.buffer).getBigUint64(0, true) : 0n;
-      const plausible = claimed <= BigInt(size - 8) && claimed <= BigInt(MAX_HEADER_BYTES);
-      const prefixLength = plausible ? 8 + Number(claimed) : lengthBytes.byteLength;
-      const prefix = prefixLength > 8 ? readRange(fd, 0, prefixLength, path) : lengthBytes;
+      const prefixLength = headerPrefixLength(lengthBytes, size);
+      const prefix = prefixLength > lengthBytes.byteLength ? readRange(fd, 0, prefixLength, path) : lengthBytes;
       const header = parseSafetensorsHeader(prefix, size, path);
       this.headers.set(file, header);
       return header;

@@ -2,11 +2,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointDir, CheckpointError } from './checkpoint-dir.js';
-import { hfWeightSource, HfWeightsError, type HfWeightSource, type TensorReader } from '../hf-weights.js';
+import { hfWeightSource, type HfWeightSource } from '../hf-weights.js';
+import { INDEX_FILE } from '../shard-index.js';
+import { HfWeightsError, type TensorReader } from '../tensor-reader.js';
 
 export function checkpointReader(checkpoint: CheckpointDir): TensorReader {
   // A missing tensor is reported against the file that should list it: the index, or the only file.
-  const index = join(checkpoint.dir, 'model.safetensors.index.json');
+  const index = join(checkpoint.dir, INDEX_FILE);
   const location = existsSync(index) ? index : checkpoint.files.length === 1 ? join(checkpoint.dir, checkpoint.files[0]!) : checkpoint.dir;
   return {
     has: (name) => checkpoint.has(name),

@@ -10,8 +10,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import { interpretGraph } from '../../ir/interpret/interpret.js';
+import { relativeError } from '../../ir/interpret/relative-error.js';
 import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
-import { parseSafetensors, readTensorF32 } from '../../runtime/safetensors.js';
+import { parseSafetensors } from '../../runtime/safetensors.js';
+import { readTensorF32 } from '../../runtime/safetensors-read.js';
 import { moec } from '../bundle/cli.js';
 import { specText, writeHiddenStates, writeRandomCheckpoint, type CheckpointSizes } from '../fixtures/make-checkpoint.js';
 import { launchChromium, serveDirectory, skipBrowserTests, type StaticServer } from './launch-chromium.js';
@@ -24,7 +26,6 @@ const LAYER = 1;
 const PAGE = /* html */ `<!doctype html>
 <script type="module">
 import { load, parseSafetensors, readTensorF32 } from './bundle/model.js';
-import { relativeError } from '../../ir/interpret/relative-error.js';
 try {
   const model = await load({ weights: new URL('checkpoint/', location.href).href });
   window.adapter = model.adapter;

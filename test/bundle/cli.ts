@@ -1,11 +1,11 @@
-// Runs the built CLI (dist/compiler/cli/main.js) as a user would, building it first if needed.
+// Runs the built CLI (dist/cli/moec.js, bundled from tsc's output by scripts/build-cli.mjs) as a user would, building it first if needed.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const CLI = join(ROOT, 'dist', 'compiler', 'cli', 'main.js');
+export const CLI = join(ROOT, 'dist', 'cli', 'moec.js');
 
 /** Harmless driver chatter: lavapipe's two "artificially reduced" lines, Dawn's XDG_RUNTIME_DIR line. */
 const NOISE = [/^Warning: max\w+ artificially reduced/, /XDG_RUNTIME_DIR is invalid/];
@@ -13,7 +13,7 @@ const NOISE = [/^Warning: max\w+ artificially reduced/, /XDG_RUNTIME_DIR is inva
 let built = false;
 const sleep = (ms: number): void => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms) as unknown as void;
 
-/** `tsc -b` (a no-op when dist/ is up to date), one test process at a time. */
+/** `tsc -b` and the CLI bundle (no-ops when up to date), one test process at a time. */
 export function ensureBuiltCli(): void {
   if (built) return;
   const lock = join(ROOT, 'dist', '.test-build-lock');
@@ -31,10 +31,12 @@ export function ensureBuiltCli(): void {
   try {
     // Errors elsewhere in the tree still emit; what matters is that the CLI is there.
     spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+    const bundled = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-cli.mjs')], { cwd: ROOT, encoding: 'utf8' });
+    if (bundled.status !== 0) throw new Error(`scripts/build-cli.mjs failed:\n${bundled.stderr}`);
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
-  if (!existsSync(CLI)) throw new Error(`${CLI} missing after tsc -b: run \`node scripts/setup.mjs\``);
+  if (!existsSync(CLI)) throw new Error(`${CLI} missing after the build: run \`node scripts/setup.mjs\``);
   built = true;
 }
 

@@ -11,11 +11,12 @@ import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import { hfWeightsFromSafetensors } from '../../runtime/hf-checkpoint.js';
 import { dequantizeFp8, E4M3_VALUES, fp8BlockSizeOf } from '../../runtime/hf-fp8.js';
-import { hfWeightSource, type TensorReader } from '../../runtime/hf-weights.js';
+import { hfWeightSource } from '../../runtime/hf-weights.js';
+import type { TensorReader } from '../../runtime/tensor-reader.js';
 import { CheckpointDir } from '../../runtime/node/checkpoint-dir.js';
 import { checkpointReader, openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
 import type { RowRange, WeightSource } from '../../runtime/plan.js';
-import { encodeSafetensors, type TensorToEncode } from '../../runtime/safetensors.js';
+import { encodeSafetensors, type TensorToEncode } from '../../runtime/safetensors-encode.js';
 import { seededRandom, specText, writeRandomCheckpoint, type CheckpointSizes } from '../fixtures/make-checkpoint.js';
 
 // Blocks of 8 x 16: gate/up [20, 24] span 3 x 2 blocks and down [24, 20] 3 x 2, partial at the edges.
@@ -240,7 +241,7 @@ describe('deepseek_v3 FP8 experts: errors are one line naming the file and the t
   });
 
   it('scales in the wrong block size, and a _scale_inv beside a weight that is not FP8', async () => {
-    const wrong = await failure((t, config) => ((config.quantization_config as Record<string, unknown>).weight_block_size = [16, 16]));
+    const wrong = await failure((_tensors, config) => ((config.quantization_config as Record<string, unknown>).weight_block_size = [16, 16]));
     const first = `${P}.experts.0.gate_proj.weight`; // every expert's scales mismatch: the first one read is named
     expect(wrong.line).toBe(`${wrong.file}: tensor "${first}_scale_inv" has shape [3, 2], expected [2, 2] ` +
       `(block scales of "${first}" [20, 24] in 16 x 16 blocks, config.json's weight_block_size)`);

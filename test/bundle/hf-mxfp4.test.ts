@@ -9,13 +9,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import { hfWeightsFromSafetensors } from '../../runtime/hf-checkpoint.js';
-import { hfWeightSource, type TensorReader } from '../../runtime/hf-weights.js';
+import { hfWeightSource } from '../../runtime/hf-weights.js';
+import type { TensorReader } from '../../runtime/tensor-reader.js';
 import { CheckpointDir } from '../../runtime/node/checkpoint-dir.js';
 import { checkpointReader } from '../../runtime/node/checkpoint-weights.js';
 import type { RowRange, WeightSource } from '../../runtime/plan.js';
 import { dequantize, packWeight } from '../../runtime/quant/weight-codec.js';
 import { matrixLayout } from '../../runtime/quant/weight-format.js';
-import { encodeSafetensors, type TensorToEncode } from '../../runtime/safetensors.js';
+import { encodeSafetensors, type TensorToEncode } from '../../runtime/safetensors-encode.js';
 import { specText, writeRandomCheckpoint, type CheckpointSizes } from '../fixtures/make-checkpoint.js';
 
 const s: CheckpointSizes = { hidden: 64, experts: 4, topK: 2, intermediate: 32, layers: 1 };

@@ -10,10 +10,12 @@ import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
 import { interpretGraph } from '../../ir/interpret/interpret.js';
 import type { ModelConfig } from '../../ir/model-config.js';
 import { fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, safetensorsReader } from '../../runtime/hf-checkpoint.js';
-import { describeHfNaming, hfWeightSource, modelTypesMatching, SUPPORTED_MODEL_TYPES, type TensorReader } from '../../runtime/hf-weights.js';
+import { hfWeightSource } from '../../runtime/hf-weights.js';
+import { describeHfNaming, modelTypesMatching, SUPPORTED_MODEL_TYPES } from '../../runtime/hf-naming.js';
+import type { TensorReader } from '../../runtime/tensor-reader.js';
 import { CheckpointDir } from '../../runtime/node/checkpoint-dir.js';
 import { checkpointReader, openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
-import { encodeSafetensors } from '../../runtime/safetensors.js';
+import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
 import type { RowRange, WeightSource } from '../../runtime/plan.js';
 import { FAMILIES, seededRandom, specText, writeRandomCheckpoint, type CheckpointSizes, type Family } from '../fixtures/make-checkpoint.js';
 

@@ -11,7 +11,7 @@ import { checkSpec } from '../../compiler/spec/check.js';
 import { fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl } from '../../runtime/hf-checkpoint.js';
 import type { HfWeightSource } from '../../runtime/hf-weights.js';
 import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
-import { encodeSafetensors } from '../../runtime/safetensors.js';
+import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
 import { serveDirectory, type ServedRequest, type StaticServer } from '../browser/launch-chromium.js';
 import { specText, writeRandomCheckpoint, type CheckpointSizes, type WrittenCheckpoint } from '../fixtures/make-checkpoint.js';
 

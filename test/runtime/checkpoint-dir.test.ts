@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CheckpointDir, CheckpointError } from '../../runtime/node/checkpoint-dir.js';
-import { encodeSafetensors, SafetensorsError } from '../../runtime/safetensors.js';
+import { SafetensorsError } from '../../runtime/safetensors.js';
+import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
 import { float32ToBfloat16Bits } from '../../runtime/float16.js';
 
 const GATE = 'model.layers.0.mlp.gate.weight';

@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  encodeSafetensors,
-  parseSafetensors,
-  readTensorF32,
-  readTensorU8,
-  SafetensorsError,
-  tensorRowBytes,
-  type SafetensorsDtype,
-} from '../../runtime/safetensors.js';
+import { headerPrefixLength, MAX_HEADER_BYTES, parseSafetensors, SafetensorsError, type SafetensorsDtype } from '../../runtime/safetensors.js';
+import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
+import { readTensorF32, readTensorU8, tensorRowBytes } from '../../runtime/safetensors-read.js';
 import { float32ToBfloat16Bits, float32ToFloat16Bit, float32ToFloat16Bits } from '../../runtime/float16.js';
 
 const FILE = 'weights/model-00001.safetensors';
@@ -209,6 +203,17 @@ describe('safetensors corruption', () => {
     new DataView(bytes.buffer).setBigUint64(0, 2n ** 63n, true);
     expect(parseError(bytes).message).toMatch(/header length 9223372036854775808 runs past the end of the file/);
     expect(parseError(sampleFile().subarray(0, 40)).message).toMatch(/runs past the end of the file \(40 bytes\)/);
+  });
+
+  it('headerPrefixLength asks for the whole header only when its length is plausible', () => {
+    const bytes = sampleFile();
+    const length = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+    expect(headerPrefixLength(bytes.subarray(0, 8), bytes.length)).toBe(8 + length);
+    expect(headerPrefixLength(bytes.subarray(0, 5), 5)).toBe(5); // too short: the parser reports it from these
+    expect(headerPrefixLength(bytes.subarray(0, 8), 8 + length - 1)).toBe(8); // past the end
+    const huge = new Uint8Array(8);
+    new DataView(huge.buffer).setBigUint64(0, BigInt(MAX_HEADER_BYTES + 1), true);
+    expect(headerPrefixLength(huge, 2 * MAX_HEADER_BYTES)).toBe(8); // over the limit
   });
 
   it('rejects a truncated data area, naming the tensor cut off', () => {

@@ -133,7 +133,7 @@ describe('moec stats --json (built CLI)', () => {
     execFileSync(process.execPath, [join(root, 'scripts', 'setup.mjs')], { cwd: root, stdio: 'pipe' });
   });
 
-  const cli = (...args: string[]) => execFileSync(process.execPath, [join(root, 'dist', 'compiler', 'cli', 'main.js'), ...args], { cwd: root, encoding: 'utf8' });
+  const cli = (...args: string[]) => execFileSync(process.execPath, [join(root, 'dist', 'cli', 'moec.js'), ...args], { cwd: root, encoding: 'utf8' });
 
   it('prints the stats object with its documented keys', () => {
     const spec = join(root, 'examples', 'tiny-mixtral.moe');
