@@ -10,10 +10,15 @@ import { uploadWeights, type WeightUploadOptions } from './weight-upload.js';
 
 export interface MoeBlockExecutor {
   readonly plan: MoeBlockPlan;
-  /** hidden: [tokens, hidden] f32. Uploads, runs every dispatch in one submit, reads the output back once. */
+  /**
+   * hidden: [tokens, hidden] f32. Uploads, runs every dispatch in one submit, reads the output back once.
+   * A batch of more than plan.maxTokens (what the binding limits let one run hold) runs as
+   * consecutive runs of at most maxTokens tokens, one readback each: tokens are independent here.
+   */
   run(hidden: Float32Array, tokens: number): Promise<Float32Array>;
   /**
-   * Encodes the block reading `input` and writing `output` (both [tokens, hidden] f32, STORAGE usage).
+   * Encodes the block reading `input` and writing `output` (both [tokens, hidden] f32, STORAGE usage),
+   * for at most plan.maxTokens tokens.
    * Submit the encoder before awaiting anything: buffers it uses that a later call retires (outgrown
    * activations, evicted uniforms) are destroyed once the queue has finished the work submitted so far.
    */
@@ -117,8 +122,11 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
     return id;
   };
 
-  const checkTokens = (tokens: number): void => {
+  const checkTokenCount = (tokens: number): void => {
     if (!Number.isInteger(tokens) || tokens < 0) throw new RangeError(`token count ${tokens} is not a non-negative integer`);
+  };
+  const checkTokens = (tokens: number): void => {
+    checkTokenCount(tokens);
     if (tokens > plan.maxTokens) throw new RangeError(`${plan.name}: ${tokens} tokens is more than the ${plan.maxTokens} one run can hold under the binding limits; split the batch`);
   };
 
@@ -202,31 +210,45 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
     pass.end();
   };
 
+  /** One run of at most plan.maxTokens tokens: one submit, one readback. */
+  const runOnce = async (hidden: Float32Array, tokens: number): Promise<Float32Array> => {
+    if (tokens === 0) return new Float32Array(0);
+    reserve(tokens);
+    const input = activations.get(plan.input)!;
+    const output = activations.get(plan.output)!;
+    device.queue.writeBuffer(input, 0, hidden.buffer, hidden.byteOffset, hidden.byteLength);
+    const encoder = device.createCommandEncoder({ label: `${plan.name} run` });
+    encode(encoder, input, output, tokens);
+    staging.copyFrom(encoder, output, tokens * plan.hidden * 4);
+    device.queue.submit([encoder.finish()]);
+    const result = new Float32Array(await staging.read());
+    rt.checkErrors(); // the readback waited for the GPU, so this run's validation errors are in
+    return result;
+  };
+
   return {
     plan,
     encode,
     reserve,
     async run(hidden, tokens) {
-      checkTokens(tokens);
+      checkTokenCount(tokens);
       if (hidden.length !== tokens * plan.hidden) throw new RangeError(`${plan.name}: hidden has ${hidden.length} values, expected tokens x hidden = ${tokens} x ${plan.hidden}`);
-      if (tokens === 0) return new Float32Array(0);
-      reserve(tokens);
-      const input = activations.get(plan.input)!;
-      const output = activations.get(plan.output)!;
-      device.queue.writeBuffer(input, 0, hidden.buffer, hidden.byteOffset, hidden.byteLength);
-      const encoder = device.createCommandEncoder({ label: `${plan.name} run` });
-      encode(encoder, input, output, tokens);
-      staging.copyFrom(encoder, output, tokens * plan.hidden * 4);
-      device.queue.submit([encoder.finish()]);
-      const result = new Float32Array(await staging.read());
-      rt.checkErrors(); // the readback waited for the GPU, so this run's validation errors are in
-      return result;
+      if (tokens > plan.maxTokens) {
+        const out = new Float32Array(tokens * plan.hidden);
+        for (let begin = 0; begin < tokens; begin += plan.maxTokens) {
+          const count = Math.min(plan.maxTokens, tokens - begin);
+          out.set(await runOnce(hidden.subarray(begin * plan.hidden, (begin + count) * plan.hidden), count), begin * plan.hidden);
+        }
+        return out;
+      }
+      return runOnce(hidden, tokens);
     },
     dispatchCount(tokens) {
       return tokens === 0 ? 0 : pathSteps(plan, tokens).length;
     },
     poisonScratch(tokens) {
-      reserve(tokens);
+      checkTokenCount(tokens);
+      reserve(Math.min(tokens, plan.maxTokens)); // a larger batch runs in pieces of maxTokens
       for (const b of activationPlans) {
         if (b.role === 'scratch' || b.role === 'output') poison(device, activations.get(b.name)!, bytesOf(b, capacity));
       }

@@ -73,10 +73,30 @@ describe('on the adapter with its raised limits', () => {
     const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize });
     expect(plan.buffers.filter((b) => b.weight?.param.endsWith('experts.gate')).map((b) => b.name)).toHaveLength(4);
     expect(plan.maxTokens).toBeGreaterThanOrEqual(20);
-    const tokens = [1, 7, plan.maxTokens];
+    // More than maxTokens: run() splits the batch into runs of at most maxTokens (the last one partial).
+    const tokens = [1, 7, plan.maxTokens, 2 * plan.maxTokens + 3];
     const errors = await runAgainstReference(rt, fam, plan, tokens);
     console.log(`sharded (4 shards, maxTokens ${plan.maxTokens}): relative errors at ${tokens.join(', ')} tokens: ${errors.map((e) => e.toExponential(2)).join(', ')}`);
     for (const e of errors) expect(e).toBeLessThan(1e-4);
+  });
+
+  it('runs a batch larger than maxTokens as runs of at most maxTokens; encode() refuses one', async () => {
+    const fam: Family = { name: 'sharded', moe: 'experts = 16\n top_k = 2\n router = topk_softmax(bias = true)\n expert = clamped_swiglu(intermediate = 40, bias = true)' };
+    const { config, graph } = blockGraphOf(fam);
+    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: 4 * 40 * HIDDEN * 4 });
+    const weights = randomWeights(graph, random);
+    const executor = await createMoeBlockExecutor(rt, plan, { readF32: (name) => weights.get(name)! });
+    try {
+      const tokens = 2 * plan.maxTokens + 3;
+      const before = readbackCount();
+      await executor.run(normals(random, tokens * HIDDEN, 1), tokens);
+      expect(readbackCount() - before).toBe(3);
+      const buffer = executor.scratchBuffer(plan.output);
+      const encoder = rt.device.createCommandEncoder();
+      expect(() => executor.encode(encoder, buffer, buffer, plan.maxTokens + 1)).toThrow(/split the batch/);
+    } finally {
+      executor.destroy();
+    }
   });
 
   it('prefill with empty experts and empty shards: a router bias sends every token to experts 0 and 1', async () => {
