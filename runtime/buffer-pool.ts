@@ -110,8 +110,10 @@ export function readbackCount(): number {
 /**
  * A MAP_READ staging buffer kept between reads, and the runtime's only GPU -> CPU path: encode
  * the copy into the same command encoder as the work that produces the data (one submit), submit,
- * then `read()`. It grows to the largest read seen. While a read is in flight the buffer is
- * mapped, so a second concurrent read gets a temporary staging buffer of its own.
+ * then `read()`. It grows to the largest read seen (in pool buckets; `oneOff` sizes it exactly and
+ * is for a single read). While a read is in flight the buffer is mapped, so a second concurrent
+ * read gets a temporary staging buffer of its own. A copy not read (its submit failed, say) is
+ * replaced by the next copyFrom().
  */
 export class ReadbackStaging {
   private buffer: GPUBuffer | undefined;
@@ -121,6 +123,7 @@ export class ReadbackStaging {
   constructor(
     readonly device: GPUDevice,
     readonly label = 'readback staging',
+    private readonly oneOff = false,
   ) {}
 
   /** Encodes a copy of `byteLength` bytes of `source` (which needs COPY_SRC) at `sourceOffset`. */
@@ -131,7 +134,8 @@ export class ReadbackStaging {
     if (sourceOffset + byteLength > source.size) {
       throw new RangeError(`readBack of ${byteLength} bytes at offset ${sourceOffset} runs past buffer "${source.label}" (${source.size} bytes)`);
     }
-    if (this.pending) throw new Error(`${this.label}: copyFrom() twice without read()`);
+    if (this.pending?.temporary) this.pending.staging?.destroy();
+    this.pending = undefined;
     if (byteLength === 0) {
       this.pending = { staging: undefined, byteLength, temporary: false };
       return;
@@ -170,7 +174,7 @@ export class ReadbackStaging {
   private reusable(byteLength: number): GPUBuffer {
     if (this.buffer && this.buffer.size >= byteLength) return this.buffer;
     this.buffer?.destroy();
-    this.buffer = this.create(bucketSize(byteLength, this.device.limits.maxBufferSize));
+    this.buffer = this.create(this.oneOff ? byteLength : bucketSize(byteLength, this.device.limits.maxBufferSize));
     return this.buffer;
   }
 
@@ -186,7 +190,7 @@ export async function readBackBytes(
   byteLength: number,
   sourceOffset = 0,
 ): Promise<ArrayBuffer> {
-  const staging = new ReadbackStaging(device);
+  const staging = new ReadbackStaging(device, 'readback staging', true);
   try {
     const encoder = device.createCommandEncoder({ label: 'readback' });
     staging.copyFrom(encoder, source, byteLength, sourceOffset);

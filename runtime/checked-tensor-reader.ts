@@ -7,8 +7,8 @@ import { DEFAULT_FP8_BLOCK, dequantizeFp8, Fp8ValueError, fp8ScaleName, fp8Scale
 import { decodeMxfp4, MXFP4_BLOCK, mxfp4TensorShapes } from './hf-mxfp4.js';
 import { rowsOf, type RowRange } from './plan.js';
 import { HfWeightsError, type TensorReader } from './tensor-reader.js';
+import { formatShape } from './safetensors.js';
 
-const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 const rowElementsOf = (shape: readonly number[]): number => shape.slice(1).reduce((n, d) => n * d, 1);
 

@@ -8,8 +8,8 @@ import { fp8BlockSizeOf } from './hf-fp8.js';
 import { checkBlockTensors, recipeOf, requireSupportedModelType, type Recipe } from './hf-naming.js';
 import { checkRowRange, type RowRange, type WeightSource } from './plan.js';
 import { HfWeightsError, type TensorReader } from './tensor-reader.js';
+import { formatShape } from './safetensors.js';
 
-const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 export interface HfWeightSource extends WeightSource {
   readonly modelType: string;

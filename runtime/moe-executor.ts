@@ -2,7 +2,8 @@
 // Runs a MoeBlockPlan: compiles its kernels, uploads its weights (weight-upload.ts: read shard by
 // shard, packed into each weight's storage format by runtime/quant), and per call encodes every
 // dispatch of the path chosen by the token count into one compute pass.
-// Nothing is read back between router and combine; run() reads the block output once.
+// Nothing is read back between router and combine; run() reads the block output once (once per
+// piece of at most plan.maxTokens tokens when a batch is larger).
 import { poison, ReadbackStaging, uploadU32 } from './buffer-pool.js';
 import { createComputePipelineChecked, GpuError, type GpuRuntime } from './device.js';
 import { evalTokenExpr, pathSteps, type MoeBlockPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
@@ -23,7 +24,7 @@ export interface MoeBlockExecutor {
    * activations, evicted uniforms) are destroyed once the queue has finished the work submitted so far.
    */
   encode(encoder: GPUCommandEncoder, input: GPUBuffer, output: GPUBuffer, tokens: number): void;
-  /** Dispatches per block for `tokens` (decode path up to plan.decodeMaxTokens, prefill above). */
+  /** Dispatches run() makes for `tokens` (decode path up to plan.decodeMaxTokens, prefill above; summed over the pieces of a batch above plan.maxTokens). */
   dispatchCount(tokens: number): number;
   /** Sizes the activation buffers for up to `tokens` (encode() does it on demand; growing replaces buffers). */
   reserve(tokens: number): void;
@@ -73,6 +74,7 @@ function usageOf(role: PlanBuffer['role']): number {
 
 function checkPlan(rt: GpuRuntime, plan: MoeBlockPlan): void {
   if (plan.format !== 'moec.moe-block-plan' || plan.version !== 1) throw new GpuError(`not a version 1 MoE block plan (format ${String(plan.format)}, version ${String(plan.version)})`);
+  if (!(plan.maxTokens >= 1)) throw new GpuError(`${plan.name}: the plan holds ${plan.maxTokens} tokens per run; it cannot run`);
   for (const [name, needed] of Object.entries(plan.requires) as [keyof MoeBlockPlan['requires'], number][]) {
     const available = rt.limits[name];
     if (available < needed) {
@@ -244,7 +246,9 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
       return runOnce(hidden, tokens);
     },
     dispatchCount(tokens) {
-      return tokens === 0 ? 0 : pathSteps(plan, tokens).length;
+      const steps = (n: number): number => (n === 0 ? 0 : pathSteps(plan, n).length);
+      const full = Math.floor(tokens / plan.maxTokens);
+      return full * steps(plan.maxTokens) + steps(tokens - full * plan.maxTokens);
     },
     poisonScratch(tokens) {
       checkTokenCount(tokens);

@@ -1,7 +1,6 @@
 // Writing safetensors files (tests' checkpoints, `moec run`'s outputs). Browser-safe.
-import { DTYPE_BYTES, SafetensorsError, type SafetensorsDtype } from './safetensors.js';
+import { DTYPE_BYTES, SafetensorsError, type SafetensorsDtype, formatShape } from './safetensors.js';
 
-const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 export interface TensorToEncode {
   dtype: SafetensorsDtype;

@@ -3,9 +3,8 @@
 // HTTP readers fetch the bytes themselves; readTensor* read files held in memory).
 import { float16BitsToFloat32 } from './float16.js';
 import type { RowRange } from './plan.js';
-import { DTYPE_BYTES, SafetensorsError, type SafetensorsFile, type TensorInfo } from './safetensors.js';
+import { DTYPE_BYTES, SafetensorsError, type SafetensorsFile, type TensorInfo, formatShape } from './safetensors.js';
 
-const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 /**
  * Where rows [rows.begin, rows.end) of a tensor's leading dimension lie in the file: its byte

@@ -54,7 +54,8 @@ export class SafetensorsError extends Error {
 /** The reference implementation refuses headers above 100 MB; so do we. */
 export const MAX_HEADER_BYTES = 100_000_000;
 
-const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+/** A shape as messages print it: `[2, 3]`. */
+export const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 function isDtype(value: unknown): value is SafetensorsDtype {
   return typeof value === 'string' && Object.hasOwn(DTYPE_BYTES, value);

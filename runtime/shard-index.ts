@@ -22,7 +22,8 @@ export interface ShardNaming<Shard> {
   error: ErrorClass;
 }
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+/** A JSON object (not null, not an array). */
+export const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The weight_map of a parsed index (`indexName` in messages), checked to map tensor names to file names. */

@@ -10,16 +10,17 @@ import { fileURLToPath } from 'node:url';
 /** The bundled CLI, relative to the package root (package.json's `bin`). */
 export const CLI_BUNDLE = join('dist', 'cli', 'moec.js');
 
-/** Returns false when dist/cli/ is newer than tsc's last build (nothing done). */
+/** Returns false when dist/cli/ is newer than tsc's last build, package.json and this script (nothing done). */
 export async function buildCli(root) {
   const entry = join(root, 'dist', 'compiler', 'cli', 'main.js');
   const buildInfo = join(root, 'dist', '.tsbuildinfo');
   const out = join(root, CLI_BUNDLE);
   if (!existsSync(entry)) throw new Error(`${entry} missing: run \`tsc -b\` first`);
-  if (existsSync(out) && existsSync(buildInfo) && statSync(out).mtimeMs >= statSync(buildInfo).mtimeMs) return false;
+  const inputs = [buildInfo, join(root, 'package.json'), fileURLToPath(import.meta.url)];
+  if (existsSync(out) && inputs.every((f) => existsSync(f) && statSync(out).mtimeMs >= statSync(f).mtimeMs)) return false;
   const { dependencies } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   const { build } = await import('esbuild');
-  const staging = join(root, 'dist', 'cli.tmp');
+  const staging = join(root, 'dist', `cli.tmp-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   await build({
     entryPoints: { moec: entry },

@@ -162,14 +162,21 @@ function ensureChromium() {
 
 // ---- d. TypeScript build ------------------------------------------------------------------------
 
+/** Builds dist/; false when there is nothing to build yet. */
 function buildTypeScript() {
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   // `tsc -b` = `tsc -p` plus an up-to-date check that skips building the program (0.3 s instead of 1.5 s);
   // it still re-reports errors recorded by the last build. Run through node: `npx` adds start-up time.
   const r = spawnSync(process.execPath, [tsc, '-b', 'tsconfig.json'], { cwd: root, encoding: 'utf8' });
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-  if (r.status === 0) return say('typescript build ok (dist/)');
-  if (out.includes('TS18003')) return say('typescript build skipped (tsconfig includes no .ts files yet)');
+  if (r.status === 0) {
+    say('typescript build ok (dist/)');
+    return true;
+  }
+  if (out.includes('TS18003')) {
+    say('typescript build skipped (tsconfig includes no .ts files yet)');
+    return false;
+  }
   process.stderr.write(out);
   throw new SetupError('TypeScript build failed (errors above)', 'fix them; `npx tsc -p tsconfig.json` shows them again', false);
 }
@@ -181,8 +188,7 @@ try {
   ensureNodeModules();
   ensureVulkan();
   ensureChromium();
-  buildTypeScript();
-  say(`cli bundle ${(await buildCli(root)) ? 'built' : 'ok'} (${CLI_BUNDLE})`);
+  if (buildTypeScript()) say(`cli bundle ${(await buildCli(root)) ? 'built' : 'ok'} (${CLI_BUNDLE})`);
   say(`done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
 } catch (e) {
   if (!(e instanceof SetupError)) throw e;

@@ -198,6 +198,11 @@ export function compileMoeBlockPlan(graph: Graph, config: ModelConfig, options: 
   }
   prefill.push(combineStep);
   decode.push(combineStep);
+  const tokensPerRun = maxTokens(b.buffers, maxBinding, { K, E, BM, routerTile: routerTokensPerWorkgroup(E) });
+  if (tokensPerRun < 1) {
+    throw new Error(`${parts.name}: under the ${maxBinding}-byte storage binding limit one run cannot hold a single token ` +
+      `(the per-expert activation buffers take most of a binding); compile for an adapter with a larger maxStorageBufferBindingSize`);
+  }
 
   return {
     format: 'moec.moe-block-plan',
@@ -214,7 +219,7 @@ export function compileMoeBlockPlan(graph: Graph, config: ModelConfig, options: 
     prefill,
     decode,
     decodeMaxTokens: DECODE_MAX_TOKENS,
-    maxTokens: maxTokens(b.buffers, maxBinding, { K, E, BM, routerTile: routerTokensPerWorkgroup(E) }),
+    maxTokens: tokensPerRun,
     requires: {
       maxStorageBufferBindingSize: maxBinding,
       maxStorageBuffersPerShaderStage: Math.max(...[...b.kernels.values()].map((k) => storageCount(k, prefill, decode))),

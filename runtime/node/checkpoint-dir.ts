@@ -5,15 +5,14 @@
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RowRange } from '../plan.js';
-import { headerPrefixLength, parseSafetensorsHeader, type SafetensorsDtype, type SafetensorsHeader, type TensorInfo } from '../safetensors.js';
+import { headerPrefixLength, parseSafetensorsHeader, type SafetensorsDtype, type SafetensorsHeader, type TensorInfo, formatShape } from '../safetensors.js';
 import { decodeTensorF32, decodeTensorU8, tensorRowBytes } from '../safetensors-read.js';
-import { INDEX_FILE, requireShardFiles, ShardIndex, shardFilesOf, SINGLE_FILE, weightMapOf } from '../shard-index.js';
+import { INDEX_FILE, isPlainObject, requireShardFiles, ShardIndex, shardFilesOf, SINGLE_FILE, weightMapOf } from '../shard-index.js';
 
 export class CheckpointError extends Error {
   override readonly name = 'CheckpointError';
 }
 
-const formatShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 /** Reads `length` bytes at `position`, failing loudly on a short read (a file truncated under us). */
 function readRange(fd: number, position: number, length: number, path: string, tensor?: string): Uint8Array {
@@ -39,10 +38,6 @@ function readJson(path: string): unknown {
   } catch (error) {
     throw new CheckpointError(`${path}: not valid JSON (${(error as Error).message})`);
   }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 export class CheckpointDir {

@@ -91,12 +91,20 @@ describe('on the adapter with its raised limits', () => {
       const before = readbackCount();
       await executor.run(normals(random, tokens * HIDDEN, 1), tokens);
       expect(readbackCount() - before).toBe(3);
+      expect(executor.dispatchCount(tokens)).toBe(2 * executor.dispatchCount(plan.maxTokens) + executor.dispatchCount(3));
       const buffer = executor.scratchBuffer(plan.output);
       const encoder = rt.device.createCommandEncoder();
       expect(() => executor.encode(encoder, buffer, buffer, plan.maxTokens + 1)).toThrow(/split the batch/);
     } finally {
       executor.destroy();
     }
+  });
+
+  it('refuses to compile a block whose activation buffers leave a binding no room for one token', () => {
+    const { config, graph } = blockGraphOf(family('phimoe'));
+    // Just one expert matrix (16 experts, intermediate 120): the per-expert padded rows of the grouped GEMM no longer fit beside tokens.
+    const tight = Math.max(...graph.params.filter((p) => p.role === 'expert').map((p) => (p.type.shape as number[]).slice(1).reduce((a, b) => a * b, 4)));
+    expect(() => compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: tight })).toThrow(/one run cannot hold a single token/);
   });
 
   it('prefill with empty experts and empty shards: a router bias sends every token to experts 0 and 1', async () => {

@@ -130,7 +130,6 @@ export function referenceRoute(graph: Graph, x: Float32Array, tokens: number, we
   return { ids: out[route.outputs[0]!.name]!.data as Int32Array, weights: out[route.outputs[1]!.name]!.data as Float32Array };
 }
 
-/** ||out - ref|| / ||ref|| over the rows in `rows` (default: all), in float64. */
 /** The relative error over every row of width `width`, or over `rows` only (near-tie tokens left out). */
 export function relativeError(out: Float32Array, ref: Float32Array, width: number, rows?: number[]): number {
   return relativeErrorOf(out, ref, rows && { width, indices: rows });

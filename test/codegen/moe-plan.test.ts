@@ -37,7 +37,7 @@ describe('dispatches per block', () => {
 
   it('S expert shards: 3 + 2 S prefill and 2 + 2 S decode dispatches', () => {
     const gptOss = family('gpt-oss'); // 8 experts of 60 x 72 f32
-    for (const perShard of [1, 3, 8]) {
+    for (const perShard of [2, 3, 8]) {
       const plan = planOf(gptOss, { maxStorageBufferBindingSize: perShard * 60 * HIDDEN * 4 });
       const shards = Math.ceil(8 / perShard);
       expect(plan.prefill.length, `${perShard} experts per shard`).toBe(3 + 2 * shards);

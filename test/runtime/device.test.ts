@@ -170,7 +170,10 @@ describe('ReadbackStaging', () => {
     const [first, second] = await Promise.all([readOnce(4, 10), readOnce(4, 20)]);
     expect([...first]).toEqual([5, 5.5, 6, 6.5]);
     expect([...second]).toEqual([10, 10.5, 11, 11.5]);
-    expect(readbackCount()).toBe(before + 5);
+    // A copy never read (here: its encoder never submitted) is replaced by the next one.
+    staging.copyFrom(device.createCommandEncoder(), source, 8);
+    expect([...(await readOnce(1, 3))]).toEqual([1.5]);
+    expect(readbackCount()).toBe(before + 6);
     await expect(staging.read()).rejects.toThrow(/read\(\) without copyFrom/);
     staging.destroy();
   });

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { compileModelGraph } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import { computeStats, type ModelStats } from '../../compiler/stats.js';
+import { CLI, ensureBuiltCli } from '../bundle/cli.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -129,11 +130,9 @@ describe('stats: multi-head latent attention (examples/tiny-deepseek-v3.moe)', (
 });
 
 describe('moec stats --json (built CLI)', () => {
-  beforeAll(() => {
-    execFileSync(process.execPath, [join(root, 'scripts', 'setup.mjs')], { cwd: root, stdio: 'pipe' });
-  });
+  beforeAll(() => ensureBuiltCli());
 
-  const cli = (...args: string[]) => execFileSync(process.execPath, [join(root, 'dist', 'cli', 'moec.js'), ...args], { cwd: root, encoding: 'utf8' });
+  const cli = (...args: string[]) => execFileSync(process.execPath, [CLI, ...args], { cwd: root, encoding: 'utf8' });
 
   it('prints the stats object with its documented keys', () => {
     const spec = join(root, 'examples', 'tiny-mixtral.moe');
