@@ -7,6 +7,7 @@ import { deinterleave, deinterleaveTranspose, transposeInner } from './gpt-oss-l
 import { fp8BlockSizeOf } from './hf-fp8.js';
 import { checkBlockTensors, recipeOf, requireSupportedModelType, type Recipe } from './hf-naming.js';
 import { checkRowRange, type RowRange, type WeightSource } from './plan.js';
+import { pairedReads } from './paired-reads.js';
 import { HfWeightsError, type TensorReader } from './tensor-reader.js';
 import { formatShape } from './safetensors.js';
 
@@ -42,9 +43,15 @@ export function hfWeightSource(modelType: string, reader: TensorReader, options:
     throw new HfWeightsError((e as Error).message);
   }
   const tensors = new CheckedTensorReader(reader, modelType, configBlock);
+  // Recipes that take one half of a fused tensor read it through here: the other half's read follows.
+  const fusedTensors = new CheckedTensorReader(pairedReads(reader), modelType, configBlock);
   return {
     modelType,
     checkBlock: (irNames) => checkBlockTensors(modelType, irNames, reader),
+    sharesStorage(a, b) {
+      const [ra, rb] = [recipeOf(modelType, a), recipeOf(modelType, b)];
+      return !!ra && !!rb && 'half' in ra && 'half' in rb && ra.name === rb.name;
+    },
     async readF32(irName: string, shape: number[], rows?: RowRange): Promise<Float32Array> {
       const recipe = recipeOf(modelType, irName);
       if (!recipe) {
@@ -57,7 +64,7 @@ export function hfWeightSource(modelType: string, reader: TensorReader, options:
       } catch (e) {
         throw new HfWeightsError((e as Error).message);
       }
-      return followRecipe(tensors, recipe, irName, shape, range, rows);
+      return followRecipe('half' in recipe ? fusedTensors : tensors, recipe, irName, shape, range, rows);
     },
   };
 }

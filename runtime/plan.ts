@@ -120,6 +120,13 @@ export interface WeightSource {
    * ignores `rows` and returns the whole weight still works; the executor slices it.
    */
   readF32(name: string, shape: number[], rows?: RowRange): Float32Array | Promise<Float32Array>;
+  /**
+   * Optional: whether IR weights `a` and `b` are made from the same stored tensors (gpt-oss's
+   * fused gate_up_proj holds both experts.gate and experts.up). The executor then reads them piece
+   * by piece in turn, each piece's rows of `a` right before the same rows of `b`, so a source that
+   * keeps its last read serves the second from it instead of reading the bytes again.
+   */
+  sharesStorage?(a: string, b: string): boolean;
 }
 
 /**

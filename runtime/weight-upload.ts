@@ -3,7 +3,9 @@
 // [rowBegin, rowEnd) of one IR param (an expert shard, or the whole param) and the WeightSource is
 // asked for those rows only; a packed shard of stacked matrices is read and packed in pieces of
 // whole matrices. So the host holds one buffer's words and one piece of f32 values, never a
-// whole param (DeepSeek-V3's experts.gate of one layer alone is 15 GB of f32).
+// whole param (DeepSeek-V3's experts.gate of one layer alone is 15 GB of f32). Weights the source
+// stores in one tensor (WeightSource.sharesStorage: gpt-oss's fused gate_up) are read piece by
+// piece in turn, holding one buffer's words of each, so the stored bytes are read once.
 import { uploadBytes } from './buffer-pool.js';
 import { GpuError, type GpuRuntime } from './device.js';
 import { checkRowRange, rowsOf, type MoeBlockPlan, type PlanBuffer, type PlanWeight, type RowRange, type WeightSource } from './plan.js';
@@ -16,29 +18,30 @@ export const DEFAULT_MAX_READ_BYTES = 64 * 2 ** 20;
 const product = (dims: readonly number[]): number => dims.reduce((n, d) => n * d, 1);
 const formatRows = (rows: RowRange): string => `rows [${rows.begin}, ${rows.end})`;
 
-/** Reads rows of plan weights. A source that ignores `rows` is read once per weight and sliced. */
+/** Reads rows of plan weights. A source that ignores `rows` is read once per weight (kept for the group) and sliced. */
 class RowReader {
-  private whole: { name: string; data: Float32Array } | undefined;
+  private readonly wholes = new Map<string, Float32Array>();
 
   constructor(private readonly source: WeightSource) {}
 
   async read(w: PlanWeight, rows: RowRange): Promise<Float32Array> {
     const rowElements = product(w.shape.slice(1));
     const totalRows = w.shape[0] ?? 1;
-    if (this.whole?.name === w.name) return this.whole.data.subarray(rows.begin * rowElements, rows.end * rowElements);
+    const whole = this.wholes.get(w.name);
+    if (whole) return whole.subarray(rows.begin * rowElements, rows.end * rowElements);
     const data = await this.source.readF32(w.name, w.shape, rows);
     const got = data instanceof Float32Array ? rowsOf(data, rowElements, totalRows, rows) : undefined;
     if (!got) {
       throw new GpuError(`weight ${w.name} [${w.shape.join(', ')}] ${formatRows(rows)}: expected ${(rows.end - rows.begin) * rowElements} ` +
         `f32 values (or all ${totalRows * rowElements}), the weight source gave ${data instanceof Float32Array ? data.length : String(data)}`);
     }
-    if (got !== data) this.whole = { name: w.name, data }; // kept for the weight's other shards
+    if (got !== data) this.wholes.set(w.name, data); // kept for the weight's other shards
     return got;
   }
 
-  /** Drops a whole weight kept from a source that ignores `rows`. */
+  /** Drops the whole weights kept from a source that ignores `rows`. */
   forget(): void {
-    this.whole = undefined;
+    this.wholes.clear();
   }
 }
 
@@ -47,9 +50,22 @@ function encodeRows(w: PlanWeight, format: WeightFormat, values: Float32Array, s
   return w.storage === 'dequantized' ? dequantize(format, values, shape, what) : packWeight(format, values, shape, what);
 }
 
-/** The contents of one weight buffer, read from the source `piece` leading rows at a time. */
-async function bufferContents(reader: RowReader, w: PlanWeight, buffer: PlanBuffer, maxReadBytes: number): Promise<Uint32Array | Float32Array> {
-  const { rowBegin, rowEnd } = buffer.weight!;
+const bufferRows = (buffer: PlanBuffer): RowRange => ({ begin: buffer.weight!.rowBegin, end: buffer.weight!.rowEnd });
+
+/** One weight buffer to fill: rows of plan weight `w`. */
+interface ShardJob {
+  w: PlanWeight;
+  buffer: PlanBuffer;
+}
+
+/**
+ * The contents of weight buffers over the same rows of same-shaped weights, read from the source
+ * `piece` leading rows at a time; with several, each piece of every buffer in turn (so a source
+ * storing them in one tensor can serve the later ones from its last read).
+ */
+async function shardContents(reader: RowReader, jobs: ShardJob[], maxReadBytes: number): Promise<(Uint32Array | Float32Array)[]> {
+  const { w, buffer } = jobs[0]!;
+  const { begin: rowBegin, end: rowEnd } = bufferRows(buffer);
   try {
     checkRowRange({ begin: rowBegin, end: rowEnd }, w.shape[0] ?? 1, buffer.name);
   } catch (e) {
@@ -62,16 +78,40 @@ async function bufferContents(reader: RowReader, w: PlanWeight, buffer: PlanBuff
   const piecewise = w.storage === 'packed' && format.format !== 'f32' && w.shape.length >= 3;
   const piece = piecewise ? Math.max(1, Math.floor(maxReadBytes / Math.max(4, product(inner) * 4))) : rows;
   if (piece >= rows) {
-    return encodeRows(w, format, await reader.read(w, { begin: rowBegin, end: rowEnd }), [rows, ...inner], buffer.name);
+    const whole: (Uint32Array | Float32Array)[] = [];
+    for (const job of jobs) whole.push(encodeRows(job.w, format, await reader.read(job.w, { begin: rowBegin, end: rowEnd }), [rows, ...inner], job.buffer.name));
+    return whole;
   }
   const rowWords = packedBytes(format, [1, ...inner]) / 4;
-  const words = new Uint32Array(rows * rowWords);
+  const words = jobs.map(() => new Uint32Array(rows * rowWords));
   for (let begin = rowBegin; begin < rowEnd; begin += piece) {
     const end = Math.min(rowEnd, begin + piece);
-    const values = await reader.read(w, { begin, end });
-    words.set(encodeRows(w, format, values, [end - begin, ...inner], `${w.name}[${begin}:${end}]`), (begin - rowBegin) * rowWords);
+    for (const [i, job] of jobs.entries()) {
+      const values = await reader.read(job.w, { begin, end });
+      words[i]!.set(encodeRows(job.w, format, values, [end - begin, ...inner], `${job.w.name}[${begin}:${end}]`), (begin - rowBegin) * rowWords);
+    }
   }
   return words;
+}
+
+/** The weight buffers of `w`, in plan order. */
+const buffersOf = (plan: MoeBlockPlan, w: PlanWeight): PlanBuffer[] => plan.buffers.filter((b) => b.weight?.param === w.name);
+
+/** Whether `a` and `b` can be read piece by piece in turn: same shape, storage, format and shards. */
+function sameLayout(plan: MoeBlockPlan, a: PlanWeight, b: PlanWeight): boolean {
+  const rowsOfBuffers = (w: PlanWeight) => JSON.stringify(buffersOf(plan, w).map(bufferRows));
+  return JSON.stringify([a.shape, a.storage, a.format]) === JSON.stringify([b.shape, b.storage, b.format]) && rowsOfBuffers(a) === rowsOfBuffers(b);
+}
+
+/** The plan's weights in upload order, those the source stores together (and laid out alike) in one group. */
+function uploadGroups(plan: MoeBlockPlan, source: WeightSource): PlanWeight[][] {
+  const groups: PlanWeight[][] = [];
+  for (const w of plan.weights) {
+    const group = source.sharesStorage && groups.find((g) => source.sharesStorage!(g[0]!.name, w.name) && sameLayout(plan, g[0]!, w));
+    if (group) group.push(w);
+    else groups.push([w]);
+  }
+  return groups;
 }
 
 export interface WeightUploadOptions {
@@ -85,14 +125,17 @@ export async function uploadWeights(rt: GpuRuntime, plan: MoeBlockPlan, source: 
   const reader = new RowReader(source);
   const uploaded = new Map<string, GPUBuffer>();
   try {
-    for (const w of plan.weights) {
-      for (const buffer of plan.buffers) {
-        if (buffer.weight?.param !== w.name) continue;
-        const contents = await bufferContents(reader, w, buffer, maxReadBytes);
-        if (contents.length !== buffer.elements.constant) {
-          throw new GpuError(`${buffer.name}: the plan sizes it at ${buffer.elements.constant} words, packing gave ${contents.length}`);
+    for (const group of uploadGroups(plan, source)) {
+      const shards = group.map((w) => buffersOf(plan, w));
+      for (let s = 0; s < shards[0]!.length; s++) {
+        const jobs = group.map((w, i) => ({ w, buffer: shards[i]![s]! }));
+        const contents = await shardContents(reader, jobs, maxReadBytes);
+        for (const [i, { buffer }] of jobs.entries()) {
+          if (contents[i]!.length !== buffer.elements.constant) {
+            throw new GpuError(`${buffer.name}: the plan sizes it at ${buffer.elements.constant} words, packing gave ${contents[i]!.length}`);
+          }
+          uploaded.set(buffer.name, uploadBytes(rt.device, contents[i]!, GPUBufferUsage.STORAGE, buffer.name));
         }
-        uploaded.set(buffer.name, uploadBytes(rt.device, contents, GPUBufferUsage.STORAGE, buffer.name));
       }
       reader.forget();
     }
