@@ -1,6 +1,7 @@
-// Benchmark: the compiled (fused) MoE block against a naive baseline in the same runtime, and the
-// same block with int4 experts against f32 ones, on whatever WebGPU adapter is at hand. Prints two
-// tables; never passes or fails on time.
+// Benchmark: the compiled (fused) MoE block against a naive baseline in the same runtime, the same
+// block with int4 experts against f32 ones, and with f16 activations (compile `dtype = f16`)
+// against f32 ones, on whatever WebGPU adapter is at hand. Prints three tables; never passes or
+// fails on time.
 //   npm run build && npm run bench        (MOEC_BENCH_ITERS=n to change iterations per row)
 import { DEFAULT_GEMM_TILE } from '../codegen/kernels/grouped-gemm/grouped-gemm.js';
 import { compileMoeBlockPlan } from '../codegen/moe-block/compile-moe-block.js';
@@ -20,7 +21,7 @@ import { createNaiveMoe } from './naive-moe.js';
 import { relativeError } from '../ir/interpret/relative-error.js';
 
 // Mixtral-shaped, scaled to run in seconds on a software rasterizer.
-const specWith = (quantize = ''): string => `
+const specWith = (quantize = '', dtype = 'f32'): string => `
 model "bench-moe" {
   hidden = 256
   vocab = 64
@@ -36,7 +37,7 @@ model "bench-moe" {
 }
 compile {
   target = webgpu
-  dtype = f32
+  dtype = ${dtype}
   ${quantize}
 }
 `;
@@ -139,10 +140,10 @@ async function main(): Promise<void> {
       relativeError(a, b).toExponential(1),
     ]);
   }
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  printTable(rows);
   console.log('\nfused/naive = naive time / fused time (higher is better for fused). Times on a software adapter say little about a real GPU.');
   await compareInt4(rt, fused, weights, input, outFused);
+  await compareF16Activations(rt, fused, weights);
   fused.destroy();
   naive.destroy();
   for (const buffer of [input, outFused, outNaive]) buffer.destroy();
@@ -197,12 +198,50 @@ async function compareInt4(rt: GpuRuntime, f32: MoeBlockExecutor, weights: Map<s
       relativeError(a, b).toExponential(1),
     ]);
   }
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  printTable(rows);
   console.log('expert B/tok: gate, up and down bytes of the chosen experts read per token (decode: once per expert; prefill: once per 16-row block).');
   console.log('int4 vs f32 out: the quantization error of the block itself (random weights), not a kernel error.');
   int4.destroy();
   outInt4.destroy();
+}
+
+/** The same block compiled with `dtype = f16` (activations stored as f16 between kernels), timed against f32 through run(). */
+async function compareF16Activations(rt: GpuRuntime, f32: MoeBlockExecutor, weights: Map<string, Float32Array>): Promise<void> {
+  if (!rt.features.has('shader-f16')) {
+    console.log('\nf16 activations: skipped, this adapter has no shader-f16');
+    return;
+  }
+  const config = checkSpec(specWith('', 'f16'), 'bench-moe-f16.moe').config!;
+  const f16 = await createMoeBlockExecutor(rt, compileMoeBlockPlan(compileMoeBlockGraph(config, 0), config), { readF32: (name) => weights.get(name)! });
+  const H = f32.plan.hidden;
+  console.log('\nactivations f16 vs f32 (compile dtype), same block and inputs; run(): upload, forward, readback:');
+  const rows: string[][] = [['tokens', 'path', 'f32 ms', 'f32 tok/s', 'f16 ms', 'f16 tok/s', 'f16/f32 speed', 'f16 vs f32 out']];
+  for (const tokens of TOKEN_COUNTS) {
+    const x = seededNormals(9, tokens * H, 1);
+    let a: Float32Array = new Float32Array(0);
+    let b: Float32Array = new Float32Array(0);
+    const f32Ms = await timeIt(ITERATIONS, async () => (b = await f32.run(x, tokens)));
+    const f16Ms = await timeIt(ITERATIONS, async () => (a = await f16.run(x, tokens)));
+    rows.push([
+      String(tokens),
+      tokens <= f32.plan.decodeMaxTokens ? 'decode' : 'prefill',
+      f32Ms.toFixed(2),
+      ((tokens / f32Ms) * 1000).toFixed(0),
+      f16Ms.toFixed(2),
+      ((tokens / f16Ms) * 1000).toFixed(0),
+      `${(f32Ms / f16Ms).toFixed(2)}x`,
+      relativeError(a, b).toExponential(1),
+    ]);
+  }
+  printTable(rows);
+  console.log('f16 vs f32 out: what storing activations in f16 costs (input, intermediates and output rounded to f16).');
+  f16.destroy();
+}
+
+/** Prints rows right-aligned in columns, the first row as the header. */
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
 }
 
 await main();

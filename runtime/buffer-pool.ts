@@ -6,6 +6,8 @@ export const MIN_BUCKET_BYTES = 256;
 
 /** A quiet-NaN f32: any element still holding it after a kernel ran was never written. */
 export const POISON_BITS = 0x7fc00000;
+/** Two quiet-NaN f16s, for buffers of f16 (POISON_BITS would read as 0 and NaN there). */
+export const POISON_BITS_F16 = 0x7e007e00;
 
 const alignTo = (n: number, alignment: number): number => Math.ceil(n / alignment) * alignment;
 
@@ -209,13 +211,13 @@ export async function readBackU32(device: GPUDevice, source: GPUBuffer, byteLeng
   return new Uint32Array(await readBackBytes(device, source, byteLength, sourceOffset));
 }
 
-/** Fills `byteLength` bytes of `buffer` (needs COPY_DST) with NaN bits, so unwritten outputs show. */
-export function poison(device: GPUDevice, buffer: GPUBuffer, byteLength: number, offset = 0): void {
+/** Fills `byteLength` bytes of `buffer` (needs COPY_DST) with NaN bits (`bits`, per 4 bytes), so unwritten outputs show. */
+export function poison(device: GPUDevice, buffer: GPUBuffer, byteLength: number, offset = 0, bits = POISON_BITS): void {
   if (byteLength % 4 !== 0 || offset % 4 !== 0) {
     throw new RangeError(`poison of ${byteLength} bytes at offset ${offset}: both must be multiples of 4`);
   }
   const chunkBytes = Math.min(byteLength, 4 << 20); // bounded host memory for big buffers
-  const chunk = new Uint32Array(chunkBytes / 4).fill(POISON_BITS);
+  const chunk = new Uint32Array(chunkBytes / 4).fill(bits);
   for (let done = 0; done < byteLength; done += chunkBytes) {
     device.queue.writeBuffer(buffer, offset + done, chunk, 0, Math.min(chunkBytes, byteLength - done) / 4);
   }

@@ -4,9 +4,10 @@
 // dispatch of the path chosen by the token count into one compute pass.
 // Nothing is read back between router and combine; run() reads the block output once (once per
 // piece of at most plan.maxTokens tokens when a batch is larger).
-import { poison, ReadbackStaging, uploadU32 } from './buffer-pool.js';
+import { poison, POISON_BITS, POISON_BITS_F16, ReadbackStaging, uploadU32 } from './buffer-pool.js';
 import { createComputePipelineChecked, GpuError, type GpuRuntime } from './device.js';
-import { evalTokenExpr, pathSteps, type MoeBlockPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
+import { float16BitsToFloat32, float32ToFloat16Bits } from './float16.js';
+import { dtypeBytes, evalTokenExpr, pathSteps, type MoeBlockPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
 import { uploadWeights, type WeightUploadOptions } from './weight-upload.js';
 
 export interface MoeBlockExecutor {
@@ -75,6 +76,12 @@ function usageOf(role: PlanBuffer['role']): number {
 function checkPlan(rt: GpuRuntime, plan: MoeBlockPlan): void {
   if (plan.format !== 'moec.moe-block-plan' || plan.version !== 1) throw new GpuError(`not a version 1 MoE block plan (format ${String(plan.format)}, version ${String(plan.version)})`);
   if (!(plan.maxTokens >= 1)) throw new GpuError(`${plan.name}: the plan holds ${plan.maxTokens} tokens per run; it cannot run`);
+  for (const feature of plan.features ?? []) {
+    if (!rt.features.has(feature)) {
+      throw new GpuError(`${plan.name}: the kernels need the adapter feature ${feature}` +
+        (feature === 'shader-f16' ? ' (the spec compiles with `dtype = f16`)' : '') + `, which this adapter lacks; compile with \`dtype = f32\` for it`);
+    }
+  }
   for (const [name, needed] of Object.entries(plan.requires) as [keyof MoeBlockPlan['requires'], number][]) {
     const available = rt.limits[name];
     if (available < needed) {
@@ -86,7 +93,8 @@ function checkPlan(rt: GpuRuntime, plan: MoeBlockPlan): void {
   }
 }
 
-const bytesOf = (buffer: PlanBuffer, tokens: number): number => Math.max(4, evalTokenExpr(buffer.elements, tokens) * 4);
+/** A buffer's bytes at `tokens`, rounded up to 4 (binding sizes and copies need multiples of 4). */
+const bytesOf = (buffer: PlanBuffer, tokens: number): number => Math.max(4, Math.ceil((evalTokenExpr(buffer.elements, tokens) * dtypeBytes(buffer.dtype)) / 4) * 4);
 
 /** `options.maxReadBytes` bounds the f32 values read at once while packing an expert shard (runtime/weight-upload.ts). */
 export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan, weights: WeightSource, options: WeightUploadOptions = {}): Promise<MoeBlockExecutor> {
@@ -101,6 +109,9 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
   const activationPlans = plan.buffers.filter((b) => b.role !== 'weight');
   const uniformStride = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
   const staging = new ReadbackStaging(device, `${plan.name}/output staging`);
+  const outputPlan = bufferByName.get(plan.output)!;
+  /** Activations stored as f16: the host converts the input and the output. */
+  const f16 = outputPlan.dtype === 'f16';
 
   let capacity = 0;
   let activations = new Map<string, GPUBuffer>();
@@ -218,12 +229,19 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
     reserve(tokens);
     const input = activations.get(plan.input)!;
     const output = activations.get(plan.output)!;
-    device.queue.writeBuffer(input, 0, hidden.buffer, hidden.byteOffset, hidden.byteLength);
+    if (f16) {
+      const bits = new Uint16Array(Math.ceil(hidden.length / 2) * 2); // writes are whole 4-byte words
+      bits.set(float32ToFloat16Bits(hidden));
+      device.queue.writeBuffer(input, 0, bits);
+    } else {
+      device.queue.writeBuffer(input, 0, hidden.buffer, hidden.byteOffset, hidden.byteLength);
+    }
     const encoder = device.createCommandEncoder({ label: `${plan.name} run` });
     encode(encoder, input, output, tokens);
-    staging.copyFrom(encoder, output, tokens * plan.hidden * 4);
+    staging.copyFrom(encoder, output, bytesOf(outputPlan, tokens));
     device.queue.submit([encoder.finish()]);
-    const result = new Float32Array(await staging.read());
+    const bytes = await staging.read();
+    const result = f16 ? float16BitsToFloat32(new Uint16Array(bytes, 0, tokens * plan.hidden)) : new Float32Array(bytes);
     rt.checkErrors(); // the readback waited for the GPU, so this run's validation errors are in
     return result;
   };
@@ -254,7 +272,7 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
       checkTokenCount(tokens);
       reserve(Math.min(tokens, plan.maxTokens)); // a larger batch runs in pieces of maxTokens
       for (const b of activationPlans) {
-        if (b.role === 'scratch' || b.role === 'output') poison(device, activations.get(b.name)!, bytesOf(b, capacity));
+        if (b.role === 'scratch' || b.role === 'output') poison(device, activations.get(b.name)!, bytesOf(b, capacity), 0, b.dtype === 'f16' ? POISON_BITS_F16 : POISON_BITS);
       }
     },
     scratchBuffer(name) {

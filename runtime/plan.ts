@@ -12,7 +12,10 @@ export interface TokenExpr {
   max?: number;
 }
 
-export type PlanDType = 'f32' | 'i32' | 'u32';
+export type PlanDType = 'f32' | 'f16' | 'i32' | 'u32';
+
+/** Bytes per element of a plan buffer's dtype. */
+export const dtypeBytes = (dtype: PlanDType): number => (dtype === 'f16' ? 2 : 4);
 
 /**
  * input/output: the block's hidden states in and out ([T, hidden] f32).
@@ -28,7 +31,7 @@ export interface PlanBuffer {
   name: string;
   role: PlanBufferRole;
   dtype: PlanDType;
-  /** Elements (4 bytes each) as a function of the token count. Weights: constant (words when packed). */
+  /** Elements (of `dtype`) as a function of the token count. Weights: constant (words when packed). */
   elements: TokenExpr;
   weight?: { param: string; rowBegin: number; rowEnd: number };
 }
@@ -103,6 +106,8 @@ export interface MoeBlockPlan {
   maxTokens: number;
   /** Device limits the plan was compiled against; the executor checks the device meets them. */
   requires: { maxStorageBufferBindingSize: number; maxStorageBuffersPerShaderStage: number; maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number };
+  /** Adapter features the kernels need: `shader-f16` when activations are stored in f16 (compile `dtype = f16`). */
+  features?: string[];
 }
 
 /** Rows [begin, end) of a weight's leading dimension (the experts, for stacked expert weights). */

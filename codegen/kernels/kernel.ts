@@ -23,11 +23,21 @@ export interface RenderedKernel {
 
 export type StorageDecl = Omit<KernelBinding, 'binding'>;
 
-/** Numbers the storage bindings in order and renders the shared header (Params + declarations). */
-export function declareBindings(storage: StorageDecl[]): { header: string; bindings: KernelBinding[]; uniformBinding: number } {
+/**
+ * How activations (hidden states, expert intermediates, slot outputs) are stored between steps:
+ * f32, or f16 (compile `dtype = f16`; needs the adapter feature shader-f16). Kernels read them
+ * into f32 and do every sum in f32 either way.
+ */
+export type ActivationDtype = 'f32' | 'f16';
+
+/** The WGSL type of an activation array: `array<f16>`, or `array<vec4<f16>>` for vec4 loads. */
+export const activationArray = (act: ActivationDtype, vec4 = false): string => (vec4 ? `array<vec4<${act}>>` : `array<${act}>`);
+
+/** Numbers the storage bindings in order and renders the shared header (`enable f16;` when needed, Params, declarations). */
+export function declareBindings(storage: StorageDecl[], act: ActivationDtype = 'f32'): { header: string; bindings: KernelBinding[]; uniformBinding: number } {
   const bindings = storage.map((s, binding) => ({ ...s, binding }));
   const uniformBinding = bindings.length;
-  return { header: renderTemplate('common/header.wgsl.hbs', { storage: bindings, uniformBinding }), bindings, uniformBinding };
+  return { header: renderTemplate('common/header.wgsl.hbs', { storage: bindings, uniformBinding, f16: act === 'f16' }), bindings, uniformBinding };
 }
 
 export const f32Array = 'array<f32>';

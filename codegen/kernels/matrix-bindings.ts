@@ -3,7 +3,7 @@
 // weights and the output.
 import type { KindRef } from '../../ir/model-config.js';
 import { F32, type WeightFormat } from '../../runtime/quant/weight-format.js';
-import { f32Array, vec4Array, type StorageDecl } from './kernel.js';
+import { activationArray, f32Array, type ActivationDtype, type StorageDecl } from './kernel.js';
 import { renderWeightLoads, weightArrayType } from './weights/weight-loads.js';
 
 /** What the GEMM and the GEMV have in common: one matrix (or gate/up + activation) of K x N. */
@@ -21,6 +21,8 @@ export interface MatrixKernelShape {
   activation?: KindRef;
   /** Storage of w0 (and w1), decoded to f32 as it is read. Default f32. */
   weights?: WeightFormat;
+  /** Storage of the activation rows read (`a`) and written (`out`). Default f32. */
+  act?: ActivationDtype;
 }
 
 export interface MatrixBindings {
@@ -36,13 +38,13 @@ export function matrixBindings(shape: MatrixKernelShape, vec4: boolean, routing:
   const weightNames = shape.gateup ? ['w0', 'w1'] : ['w0'];
   const weightLoads = weightNames.map((name) => renderWeightLoads({ name, format, rows: shape.ndim, cols: shape.kdim }, vec4)).join('\n');
   const storage: StorageDecl[] = [
-    { name: 'a', access: 'read', type: vec4 ? vec4Array : f32Array },
+    { name: 'a', access: 'read', type: activationArray(shape.act ?? 'f32', vec4) },
     ...routing,
     ...weightNames.map((name): StorageDecl => ({ name, access: 'read', type: weightType })),
     ...(shape.bias ? [{ name: 'b0', access: 'read', type: f32Array } as const] : []),
     ...(shape.bias && shape.gateup ? [{ name: 'b1', access: 'read', type: f32Array } as const] : []),
     ...(shape.weighted ? [{ name: 'routing_weights', access: 'read', type: f32Array } as const] : []),
-    { name: 'out', access: 'read_write', type: f32Array },
+    { name: 'out', access: 'read_write', type: activationArray(shape.act ?? 'f32') },
   ];
   return { storage, weightLoads, format };
 }

@@ -165,26 +165,27 @@ export function compileMoeBlockPlan(graph: Graph, config: ModelConfig, options: 
   // Activations and bookkeeping, sized for T tokens. Padded expert rows: at most T K + E (BM - 1).
   const S = shards.length;
   const paddedRows = tokenExpr(K, E * (BM - 1));
-  const input = b.buffer('hidden_states', 'input', 'f32', tokenExpr(H));
-  const output = b.buffer('block_out', 'output', 'f32', tokenExpr(H));
+  const act = parts.act; // activations between kernels: f32, or f16 (the bookkeeping and routing weights stay 32-bit)
+  const input = b.buffer('hidden_states', 'input', act, tokenExpr(H));
+  const output = b.buffer('block_out', 'output', act, tokenExpr(H));
   const routeIds = b.buffer('route_ids', 'scratch', 'i32', tokenExpr(K));
   const routingWeights = b.buffer('routing_weights', 'scratch', 'f32', tokenExpr(K));
   const sortedSlots = b.buffer('sorted_slots', 'scratch', 'i32', paddedRows);
   const routeMeta = b.buffer('route_meta', 'scratch', 'u32', tokenExpr(K, E * (BM - 1) + S * BM, BM));
   const dispatchArgs = b.buffer('dispatch_args', 'indirect', 'u32', constant(6 * S));
-  const expertInter = b.buffer('expert_inter', 'scratch', 'f32', tokenExpr(K * I, E * (BM - 1) * I));
-  const slotOut = b.buffer('slot_out', 'scratch', 'f32', tokenExpr(K * H));
+  const expertInter = b.buffer('expert_inter', 'scratch', act, tokenExpr(K * I, E * (BM - 1) * I));
+  const slotOut = b.buffer('slot_out', 'scratch', act, tokenExpr(K * H));
   const Is = parts.shared?.intermediate ?? 0;
-  const sharedInter = parts.shared && b.buffer('shared_inter', 'scratch', 'f32', tokenExpr(Is));
-  const sharedOut = parts.shared && b.buffer('shared_out', 'scratch', 'f32', tokenExpr(H));
+  const sharedInter = parts.shared && b.buffer('shared_inter', 'scratch', act, tokenExpr(Is));
+  const sharedOut = parts.shared && b.buffer('shared_out', 'scratch', act, tokenExpr(H));
 
   // Router and combine: the same on both paths.
-  const routerKernel = renderRouterKernel({ hidden: H, experts: E, topK: K, router: parts.router, bias: !!routerBias, correctionBias: !!correctionBias });
+  const routerKernel = renderRouterKernel({ act, hidden: H, experts: E, topK: K, router: parts.router, bias: !!routerBias, correctionBias: !!correctionBias });
   const routerBuffers: Record<string, string> = { x: input, router_weight: routerWeight, route_ids: routeIds, route_weights: routingWeights };
   if (routerBias) routerBuffers['router_bias'] = routerBias;
   if (correctionBias) routerBuffers['correction_bias'] = correctionBias;
   const routerStep = b.step('router', routerKernel, routerBuffers, fixedGrid(tokenExpr(1, 0, routerTokensPerWorkgroup(E))));
-  const combineKernel = renderCombineKernel({ hidden: H, topK: K, shared: !!shared, sharedGate: !!sharedGate });
+  const combineKernel = renderCombineKernel({ act, hidden: H, topK: K, shared: !!shared, sharedGate: !!sharedGate });
   const combineBuffers: Record<string, string> = { route_ids: routeIds, slot_out: slotOut, out: output };
   if (sharedOut) combineBuffers['shared_out'] = sharedOut;
   if (sharedGate) Object.assign(combineBuffers, { x: input, shared_gate_weight: sharedGate });
@@ -193,8 +194,8 @@ export function compileMoeBlockPlan(graph: Graph, config: ModelConfig, options: 
   const prefill = [routerStep, ...prefillExpertSteps(b, parts, tile, shards, { input, routeIds, routingWeights, sortedSlots, routeMeta, dispatchArgs, expertInter, slotOut })];
   const decode = [routerStep, ...decodeExpertSteps(b, parts, shards, { input, routeIds, routingWeights, expertInter, slotOut })];
   if (parts.shared && shared && sharedInter && sharedOut) {
-    prefill.push(...sharedGemmSteps(b, parts.shared, H, K, tile, shared, { input, sharedInter, sharedOut }));
-    decode.push(...sharedGemvSteps(b, parts.shared, H, K, shared, { input, sharedInter, sharedOut }));
+    prefill.push(...sharedGemmSteps(b, parts, parts.shared, tile, shared, { input, sharedInter, sharedOut }));
+    decode.push(...sharedGemvSteps(b, parts, parts.shared, shared, { input, sharedInter, sharedOut }));
   }
   prefill.push(combineStep);
   decode.push(combineStep);
@@ -226,6 +227,7 @@ export function compileMoeBlockPlan(graph: Graph, config: ModelConfig, options: 
       maxComputeWorkgroupStorageSize: 16384,
       maxComputeInvocationsPerWorkgroup: Math.max(...[...b.kernels.values()].map((k) => k.workgroupSize[0] * k.workgroupSize[1] * k.workgroupSize[2]), gemmThreads(tile)),
     },
+    ...(act === 'f16' ? { features: ['shader-f16'] } : {}),
   };
 }
 
@@ -241,13 +243,13 @@ function prefillExpertSteps(
   shards: ExpertShard[],
   buf: { input: string; routeIds: string; routingWeights: string; sortedSlots: string; routeMeta: string; dispatchArgs: string; expertInter: string; slotOut: string },
 ): PlanStep[] {
-  const { hidden: H, experts: E, topK: K, routed } = parts;
+  const { hidden: H, experts: E, topK: K, routed, act } = parts;
   const I = routed.intermediate;
   const bias = !!routed.bias;
   const align = renderRouteAlignKernel({ experts: E, topK: K, blockRows: tile.bm, shardBegins: shards.map((s) => s.begin), gateUpTiles: ceilDiv(I, tile.bn), downTiles: ceilDiv(H, tile.bn) });
   const weights = mlpFormat(routed);
-  const gateUp = renderGemmKernel({ gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, shards: shards.length, activation: routed.activation, tile, weights });
-  const down = renderGemmKernel({ gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, shards: shards.length, tile, weights });
+  const gateUp = renderGemmKernel({ act, gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, shards: shards.length, activation: routed.activation, tile, weights });
+  const down = renderGemmKernel({ act, gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, shards: shards.length, tile, weights });
   const steps = [
     b.step('route-align', align, { route_ids: buf.routeIds, sorted_slots: buf.sortedSlots, route_meta: buf.routeMeta, dispatch_args: buf.dispatchArgs }, fixedGrid(constant(1))),
   ];
@@ -270,12 +272,12 @@ function decodeExpertSteps(
   shards: ExpertShard[],
   buf: { input: string; routeIds: string; routingWeights: string; expertInter: string; slotOut: string },
 ): PlanStep[] {
-  const { hidden: H, topK: K, routed } = parts;
+  const { hidden: H, topK: K, routed, act } = parts;
   const I = routed.intermediate;
   const bias = !!routed.bias;
   const weights = mlpFormat(routed);
-  const gateUp = renderGemvKernel({ gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, activation: routed.activation, maxRows: GEMV_MAX_ROWS, weights });
-  const down = renderGemvKernel({ gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, maxRows: GEMV_MAX_ROWS, weights });
+  const gateUp = renderGemvKernel({ act, gateup: true, grouped: true, bias, weighted: false, kdim: H, ndim: I, topK: K, activation: routed.activation, maxRows: GEMV_MAX_ROWS, weights });
+  const down = renderGemvKernel({ act, gateup: false, grouped: true, bias, weighted: true, kdim: I, ndim: H, topK: K, maxRows: GEMV_MAX_ROWS, weights });
   const steps: PlanStep[] = [];
   for (const shard of shards) {
     const buffers: Record<string, string> = { a: buf.input, route_ids: buf.routeIds, w0: shard.gate, w1: shard.up, out: buf.expertInter };
@@ -292,12 +294,13 @@ function decodeExpertSteps(
 
 type SharedBuffers = { gate: string; up: string; down: string; bias?: { gate: string; up: string; down: string } };
 
-function sharedGemmSteps(b: PlanBuilder, mlp: MlpParams, H: number, K: number, tile: GemmTile, w: SharedBuffers, buf: { input: string; sharedInter: string; sharedOut: string }): PlanStep[] {
+function sharedGemmSteps(b: PlanBuilder, parts: MoeBlockParts, mlp: MlpParams, tile: GemmTile, w: SharedBuffers, buf: { input: string; sharedInter: string; sharedOut: string }): PlanStep[] {
+  const { hidden: H, topK: K, act } = parts;
   const Is = mlp.intermediate;
   const bias = !!mlp.bias;
   const weights = mlpFormat(mlp);
-  const gateUp = renderGemmKernel({ gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, shards: 1, activation: mlp.activation, tile, weights });
-  const down = renderGemmKernel({ gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, shards: 1, tile, weights });
+  const gateUp = renderGemmKernel({ act, gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, shards: 1, activation: mlp.activation, tile, weights });
+  const down = renderGemmKernel({ act, gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, shards: 1, tile, weights });
   const gateUpBuffers: Record<string, string> = { a: buf.input, w0: w.gate, w1: w.up, out: buf.sharedInter };
   if (w.bias) Object.assign(gateUpBuffers, { b0: w.bias.gate, b1: w.bias.up });
   const downBuffers: Record<string, string> = { a: buf.sharedInter, w0: w.down, out: buf.sharedOut };
@@ -309,12 +312,13 @@ function sharedGemmSteps(b: PlanBuilder, mlp: MlpParams, H: number, K: number, t
   ];
 }
 
-function sharedGemvSteps(b: PlanBuilder, mlp: MlpParams, H: number, K: number, w: SharedBuffers, buf: { input: string; sharedInter: string; sharedOut: string }): PlanStep[] {
+function sharedGemvSteps(b: PlanBuilder, parts: MoeBlockParts, mlp: MlpParams, w: SharedBuffers, buf: { input: string; sharedInter: string; sharedOut: string }): PlanStep[] {
+  const { hidden: H, topK: K, act } = parts;
   const Is = mlp.intermediate;
   const bias = !!mlp.bias;
   const weights = mlpFormat(mlp);
-  const gateUp = renderGemvKernel({ gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, activation: mlp.activation, maxRows: GEMV_MAX_ROWS, weights });
-  const down = renderGemvKernel({ gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, maxRows: GEMV_MAX_ROWS, weights });
+  const gateUp = renderGemvKernel({ act, gateup: true, grouped: false, bias, weighted: false, kdim: H, ndim: Is, topK: K, activation: mlp.activation, maxRows: GEMV_MAX_ROWS, weights });
+  const down = renderGemvKernel({ act, gateup: false, grouped: false, bias, weighted: false, kdim: Is, ndim: H, topK: K, maxRows: GEMV_MAX_ROWS, weights });
   const gateUpBuffers: Record<string, string> = { a: buf.input, w0: w.gate, w1: w.up, out: buf.sharedInter };
   if (w.bias) Object.assign(gateUpBuffers, { b0: w.bias.gate, b1: w.bias.up });
   const downBuffers: Record<string, string> = { a: buf.sharedInter, w0: w.down, out: buf.sharedOut };

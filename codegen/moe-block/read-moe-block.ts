@@ -5,6 +5,7 @@ import type { Graph, Op, Value } from '../../ir/graph.js';
 import { isKindRef } from '../../ir/graph.js';
 import { boolParam, numParam, type KindRef, type ModelConfig } from '../../ir/model-config.js';
 import { opDefinitions } from '../../ir/ops.js';
+import type { ActivationDtype } from '../kernels/kernel.js';
 import { weightFormatOf } from './weight-formats.js';
 
 export interface MlpParams {
@@ -18,6 +19,8 @@ export interface MlpParams {
 
 export interface MoeBlockParts {
   name: string;
+  /** How activations are stored between kernels: the spec's compile dtype. */
+  act: ActivationDtype;
   hidden: number;
   experts: number;
   topK: number;
@@ -53,9 +56,6 @@ function mlpParams(op: Op): MlpParams {
 }
 
 function checkCompileOptions(config: ModelConfig): void {
-  if (config.compile.dtype !== 'f32') {
-    throw new Error(`compile dtype ${config.compile.dtype} is not supported by the WebGPU MoE kernels yet; set \`dtype = f32\` in the compile block`);
-  }
   const rounding = config.compile.tokenRounding.kind;
   if (rounding !== 'exact') {
     throw new Error(`token_rounding = ${rounding} is not supported by the WebGPU MoE kernels yet; set \`token_rounding = exact\` in the compile block`);
@@ -107,6 +107,7 @@ export function readMoeBlock(graph: Graph, config: ModelConfig): MoeBlockParts {
   const router = kind(route, 'router');
   const parts: MoeBlockParts = {
     name: graph.name,
+    act: config.compile.dtype,
     hidden,
     experts: route.attrs['experts'] as number,
     topK: route.attrs['top_k'] as number,

@@ -66,7 +66,7 @@ export const compileBlock: BlockSchema = {
   blocks: [],
   fields: [
     { name: 'target', doc: 'Code generation target.', value: { type: 'enum', values: ['webgpu'] }, default: 'webgpu' },
-    { name: 'dtype', doc: 'Activation and accumulation dtype of the kernels.', value: { type: 'enum', values: ['f32', 'f16'] }, default: 'f32' },
+    { name: 'dtype', doc: 'How the kernels store activations between steps: f32, or f16 (half the activation bytes; needs the adapter feature shader-f16). Sums are f32 either way.', value: { type: 'enum', values: ['f32', 'f16'] }, default: 'f32' },
     { name: 'quantize', doc: 'Storage format of a group of weights: `quantize experts = int4(group = 32)`.', value: { type: 'kind', category: 'quant' }, qualifiers: quantTargets },
     { name: 'token_rounding', doc: 'How per-expert token counts meet the GEMM tile: `exact` (padding) or `sonic(mode = nearest)`.', value: { type: 'kind', category: 'rounding' }, default: 'exact' },
     { name: 'context', doc: 'Context length at which FLOPs per token are reported.', value: positive, default: 4096 },

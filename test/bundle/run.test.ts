@@ -105,6 +105,24 @@ describe('moec run: every family on WebGPU vs the CPU interpreter', () => {
   });
 });
 
+describe('moec run --check with f16 activations (compile dtype = f16)', () => {
+  it('a compiled bundle stores activations in f16 and agrees with the f32 reference to f16 precision', async () => {
+    const c = makeCase('qwen2_moe', 105); // 13 tokens: the grouped-GEMM path, with the gated shared expert
+    writeFileSync(c.spec, readFileSync(c.spec, 'utf8').replace('  dtype = f32\n', '  dtype = f16\n'));
+    const bundle = join(work, 'qwen2-moe-f16-bundle');
+    expect((await moec(['compile', c.spec, '-o', bundle])).status).toBe(0);
+    expect(readFileSync(join(bundle, 'model.js'), 'utf8')).toContain('enable f16;');
+    const output = join(work, 'f16.out.safetensors');
+    const result = await moec([...runArgs(c, output, bundle), '--check']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const reported = Number(/relative error vs CPU reference: (\S+)/.exec(result.stdout)?.[1]);
+    console.log(`qwen2_moe, f16 activations, ${c.tokens} tokens: --check relative error ${reported}`);
+    expect(reported).toBeGreaterThan(1e-6); // really rounded to f16: f32 runs agree to ~1e-7
+    expect(reported).toBeLessThan(5e-3);
+  });
+});
+
 describe('moec run --check with quantized weights', () => {
   it('the CPU reference computes with the dequantized values the GPU decodes', async () => {
     const c = makeCase('qwen2_moe', 103); // 13 tokens: the grouped-GEMM path

@@ -132,9 +132,6 @@ describe('what the WebGPU backend refuses, and how it says so', () => {
       /layers\.0\.moe\.experts\.up is stored as nf4<g8>, which the WebGPU kernels cannot read; use f32, f16, bf16, int8, int4 or mxfp4 in `quantize experts = \.\.\.`/,
     );
   });
-  it('compile dtype f16', () => {
-    expect(() => planOf(mixtral, {}, 'target = webgpu\n dtype = f16')).toThrow(/compile dtype f16 is not supported .* set `dtype = f32`/);
-  });
   it('sonic token rounding', () => {
     expect(() => planOf(mixtral, {}, 'target = webgpu\n token_rounding = sonic(mode = up)')).toThrow(/token_rounding = sonic is not supported/);
   });

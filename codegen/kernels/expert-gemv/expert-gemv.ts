@@ -33,7 +33,8 @@ export function renderGemvKernel(shape: GemvKernelShape): RenderedKernel {
   const vec4 = shape.kdim % 4 === 0;
   const routing: StorageDecl[] = shape.grouped ? [{ name: 'route_ids', access: 'read', type: i32Array }] : [];
   const { storage, weightLoads, format } = matrixBindings(shape, vec4, routing);
-  const { header, bindings, uniformBinding } = declareBindings(storage);
+  const act = shape.act ?? 'f32';
+  const { header, bindings, uniformBinding } = declareBindings(storage, act);
   const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';
   const wgsl = renderTemplate('expert-gemv/expert-gemv.wgsl.hbs', {
     title: `${shape.grouped ? 'Routed-expert' : 'Dense'} GEMV, ${what}: K = ${shape.kdim}, N = ${shape.ndim}, ${format.format} weights.`,
@@ -54,7 +55,8 @@ export function renderGemvKernel(shape: GemvKernelShape): RenderedKernel {
     aRow: shape.gateup && shape.grouped ? '(out_rows[base + j] / TOPK)' : 'out_rows[base + j]',
     weightLoads,
     activation: shape.activation ? renderActivation(shape.activation) : '',
+    act,
   });
-  const name = `${shape.grouped ? 'expert' : 'dense'}_gemv_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}`;
+  const name = `${shape.grouped ? 'expert' : 'dense'}_gemv_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}${act === 'f16' ? '_f16act' : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [GEMV_ROWS * GEMV_LANES, 1, 1], bindings, uniformBinding };
 }

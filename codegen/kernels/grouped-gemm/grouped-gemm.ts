@@ -43,7 +43,8 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
       ]
     : [];
   const { storage, weightLoads, format } = matrixBindings(shape, vec4, routing);
-  const { header, bindings, uniformBinding } = declareBindings(storage);
+  const act = shape.act ?? 'f32';
+  const { header, bindings, uniformBinding } = declareBindings(storage, act);
   const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';
   const title = `${shape.grouped ? 'Grouped' : 'Dense'} GEMM, ${what}: K = ${shape.kdim}, N = ${shape.ndim}, ${format.format} weights.`;
   const wgsl = renderTemplate('grouped-gemm/grouped-gemm.wgsl.hbs', {
@@ -61,7 +62,8 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
     vec4,
     weightLoads,
     activation: shape.activation ? renderActivation(shape.activation) : '',
+    act,
   });
-  const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}`;
+  const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}${act === 'f16' ? '_f16act' : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [gemmThreads(tile), 1, 1], bindings, uniformBinding };
 }

@@ -1,7 +1,7 @@
 // The router kernel family: one template for the projection and one selection partial per
 // router kind (select-<kind>.wgsl.hbs). Adding a router kind = adding a partial and a case here.
 import { boolParam, numParam, type KindRef } from '../../../ir/model-config.js';
-import { declareBindings, f32Array, i32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import { activationArray, declareBindings, f32Array, i32Array, type ActivationDtype, type RenderedKernel, type StorageDecl } from '../kernel.js';
 import { f32Literal, renderTemplate } from '../template.js';
 
 export interface RouterKernelShape {
@@ -12,6 +12,8 @@ export interface RouterKernelShape {
   /** The op has a router bias input / a correction_bias input. */
   bias: boolean;
   correctionBias: boolean;
+  /** Storage of the hidden states x. Default f32. */
+  act?: ActivationDtype;
 }
 
 const WORKGROUP = 64;
@@ -53,14 +55,14 @@ export function renderRouterKernel(shape: RouterKernelShape): RenderedKernel {
   const groups = 'groups' in router.params ? numParam(router, 'groups') : 1;
   if (groups > 1 && experts % groups !== 0) throw new Error(`${router.kind}: ${experts} experts cannot be split into ${groups} equal groups`);
   const storage: StorageDecl[] = [
-    { name: 'x', access: 'read', type: f32Array },
+    { name: 'x', access: 'read', type: activationArray(shape.act ?? 'f32') },
     { name: 'router_weight', access: 'read', type: f32Array },
     ...(shape.bias ? [{ name: 'router_bias', access: 'read', type: f32Array } as const] : []),
     ...(shape.correctionBias ? [{ name: 'correction_bias', access: 'read', type: f32Array } as const] : []),
     { name: 'route_ids', access: 'read_write', type: i32Array },
     { name: 'route_weights', access: 'read_write', type: f32Array },
   ];
-  const { header, bindings, uniformBinding } = declareBindings(storage);
+  const { header, bindings, uniformBinding } = declareBindings(storage, shape.act);
   const tokensPerWorkgroup = routerTokensPerWorkgroup(experts);
   // Split each dot product over more lanes when H is long, so a pass has enough work per thread.
   const lanes = hidden >= 1024 ? 16 : hidden >= 128 ? 4 : 1;
@@ -83,5 +85,5 @@ export function renderRouterKernel(shape: RouterKernelShape): RenderedKernel {
     groupScoreDoc: router.kind === 'sigmoid_topk' ? 'Group score: the sum of the two best keys in the group (DeepSeek-V3).' : 'Group score: the best key in the group (DeepSeek-V2).',
     selection,
   });
-  return { name: `router_${router.kind}`, wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
+  return { name: `router_${router.kind}${shape.act === 'f16' ? '_f16act' : ''}`, wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
 }

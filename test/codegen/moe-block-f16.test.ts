@@ -1,0 +1,34 @@
+// Compile `dtype = f16`: what the plan asks of the adapter and stores in f16, and the refusal on
+// an adapter without shader-f16. The numbers of every family with f16 activations, against the
+// CPU reference, are in moe-block-families.test.ts.
+import { describe, expect, it } from 'vitest';
+import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.js';
+import { openDevice } from '../../runtime/device.js';
+import { createMoeBlockExecutor } from '../../runtime/moe-executor.js';
+import { createNodeGpu } from '../../runtime/node/dawn.js';
+import { blockGraphOf, families, randomWeights, seededRandom } from './moe-fixtures.js';
+
+const F16 = 'target = webgpu\n dtype = f16';
+
+describe('the plan', () => {
+  it('stores activations in f16, keeps the bookkeeping 32-bit, and asks for shader-f16', () => {
+    const { config, graph } = blockGraphOf(families[0]!, F16);
+    const plan = compileMoeBlockPlan(graph, config);
+    expect(plan.features).toEqual(['shader-f16']);
+    const dtypes = Object.fromEntries(plan.buffers.filter((b) => b.role !== 'weight').map((b) => [b.name, b.dtype]));
+    expect(dtypes).toMatchObject({ hidden_states: 'f16', block_out: 'f16', expert_inter: 'f16', slot_out: 'f16', route_ids: 'i32', routing_weights: 'f32' });
+    expect(plan.kernels.every((k) => k.wgsl.includes('enable f16;') === /_f16act$/.test(k.name))).toBe(true);
+  });
+
+  it('is refused, naming the feature, by a device without shader-f16', async () => {
+    const { config, graph } = blockGraphOf(families[0]!, F16);
+    const bare = await openDevice({ gpu: createNodeGpu(), noOptionalFeatures: true });
+    try {
+      const weights = randomWeights(graph, seededRandom(1));
+      await expect(createMoeBlockExecutor(bare, compileMoeBlockPlan(graph, config), { readF32: (n) => weights.get(n)! }))
+        .rejects.toThrow(/need the adapter feature shader-f16 \(the spec compiles with `dtype = f16`\)/);
+    } finally {
+      bare.destroy();
+    }
+  });
+});
