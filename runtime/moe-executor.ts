@@ -19,8 +19,9 @@ export interface MoeBlockExecutor {
    */
   run(hidden: Float32Array, tokens: number): Promise<Float32Array>;
   /**
-   * Encodes the block reading `input` and writing `output` (both [tokens, hidden] f32, STORAGE usage),
-   * for at most plan.maxTokens tokens.
+   * Encodes the block reading `input` and writing `output` (both [tokens, hidden], STORAGE usage, in
+   * the plan's activation dtype: f16 when it was compiled with `dtype = f16`), for at most
+   * plan.maxTokens tokens.
    * Submit the encoder before awaiting anything: buffers it uses that a later call retires (outgrown
    * activations, evicted uniforms) are destroyed once the queue has finished the work submitted so far.
    */
