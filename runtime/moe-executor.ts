@@ -214,6 +214,12 @@ export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan,
   const encode = (encoder: GPUCommandEncoder, input: GPUBuffer, output: GPUBuffer, tokens: number): void => {
     reserve(tokens);
     if (tokens === 0) return;
+    for (const [what, buffer] of [['input', input], ['output', output]] as const) {
+      const needed = bytesOf(outputPlan, tokens); // input and output: [tokens, hidden] of the activation dtype
+      if (buffer.size < needed) {
+        throw new GpuError(`${plan.name}: the ${what} buffer "${buffer.label}" has ${buffer.size} bytes; ${tokens} tokens of ${outputPlan.dtype} activations need ${needed}`);
+      }
+    }
     const groups = bindGroupsFor(tokens, input, output);
     const pass = encoder.beginComputePass({ label: `${plan.name} T=${tokens}` });
     pathSteps(plan, tokens).forEach((step, i) => {

@@ -2,8 +2,9 @@
 // fused tensor, and the loader reads each piece of its rows for gate and right after for up
 // (WeightSource.sharesStorage). This reader keeps a read until the same read is asked for again,
 // hands it over and forgets it, so the pair costs one read of the stored bytes. At most `entries`
-// reads are kept (oldest dropped), so a read never paired holds no memory for long. The arrays it
-// returns may be handed out twice: callers must not modify them. Browser-safe.
+// reads are kept (oldest dropped), so a read never paired holds no memory for long — though a
+// whole-tensor read (no rows, as `moec run --check` makes) can be large while it waits. The arrays
+// it returns may be handed out twice: callers must not modify them. Browser-safe.
 import type { RowRange } from './plan.js';
 import type { TensorReader } from './tensor-reader.js';
 
@@ -18,6 +19,8 @@ export function pairedReads(reader: TensorReader, entries = 4): TensorReader {
     }
     const value = read();
     kept.set(key, value);
+    // A failed read is not kept: a retry reads again.
+    if (value instanceof Promise) value.catch(() => kept.get(key) === value && kept.delete(key));
     if (kept.size > entries) kept.delete(kept.keys().next().value!);
     return value;
   };

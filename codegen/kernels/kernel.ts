@@ -37,7 +37,7 @@ export const activationArray = (act: ActivationDtype, vec4 = false): string => (
 export function declareBindings(storage: StorageDecl[], act: ActivationDtype = 'f32'): { header: string; bindings: KernelBinding[]; uniformBinding: number } {
   const bindings = storage.map((s, binding) => ({ ...s, binding }));
   const uniformBinding = bindings.length;
-  return { header: renderTemplate('common/header.wgsl.hbs', { storage: bindings, uniformBinding, f16: act === 'f16' }), bindings, uniformBinding };
+  return { header: renderTemplate('common/header.wgsl.hbs', { storage: bindings, uniformBinding, act, f16: act === 'f16' }), bindings, uniformBinding };
 }
 
 export const f32Array = 'array<f32>';

@@ -10,7 +10,7 @@ import type { Graph, Value } from '../../ir/graph.js';
 import type { ModelConfig } from '../../ir/model-config.js';
 import { DEFAULT_LIMITS } from '../../runtime/device.js';
 import type { MoeBlockPlan, PlanBinding, PlanBuffer, PlanDType, PlanGrid, PlanKernel, PlanStep, PlanWeight, TokenExpr } from '../../runtime/plan.js';
-import { tokenExpr } from '../../runtime/plan.js';
+import { dtypeBytes, tokenExpr } from '../../runtime/plan.js';
 import { packedBytes, type WeightFormat } from '../../runtime/quant/weight-format.js';
 import { COMBINE_GRID_WIDTH, renderCombineKernel } from '../kernels/combine/combine.js';
 import { GEMV_MAX_ROWS, GEMV_ROWS, renderGemvKernel } from '../kernels/expert-gemv/expert-gemv.js';
@@ -337,7 +337,7 @@ function maxTokens(buffers: PlanBuffer[], maxBinding: number, g: { K: number; E:
   for (const buffer of buffers) {
     const e = buffer.elements;
     if (e.perToken <= 0) continue;
-    caps.push(Math.floor(((maxBinding / 4) * (e.divisor ?? 1) - e.constant) / e.perToken));
+    caps.push(Math.floor(((maxBinding / dtypeBytes(buffer.dtype)) * (e.divisor ?? 1) - e.constant) / e.perToken));
   }
   return Math.max(0, Math.min(...caps));
 }

@@ -6,7 +6,7 @@ import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.j
 import { openDevice } from '../../runtime/device.js';
 import { createMoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
-import { blockGraphOf, families, randomWeights, seededRandom } from './moe-fixtures.js';
+import { blockGraphOf, families, HIDDEN, normals, randomWeights, seededRandom } from './moe-fixtures.js';
 
 const F16 = 'target = webgpu\n dtype = f16';
 
@@ -29,6 +29,23 @@ describe('the plan', () => {
         .rejects.toThrow(/need the adapter feature shader-f16 \(the spec compiles with `dtype = f16`\)/);
     } finally {
       bare.destroy();
+    }
+  });
+
+  it('saturates at +-65504 where a value overflows f16, instead of leaving infinities', async (ctx) => {
+    const rt = await openDevice({ gpu: createNodeGpu() });
+    try {
+      if (!rt.features.has('shader-f16')) return ctx.skip('this adapter has no shader-f16');
+      const { config, graph } = blockGraphOf(families[0]!, F16);
+      const weights = randomWeights(graph, seededRandom(2));
+      for (const [name, w] of weights) if (name.endsWith('experts.down')) w.forEach((v, i) => (w[i] = v * 1e6));
+      const executor = await createMoeBlockExecutor(rt, compileMoeBlockPlan(graph, config), { readF32: (n) => weights.get(n)! });
+      const out = await executor.run(normals(seededRandom(3), 5 * HIDDEN, 1), 5);
+      executor.destroy();
+      expect(out.every(Number.isFinite)).toBe(true);
+      expect(Math.max(...out.map(Math.abs))).toBe(65504);
+    } finally {
+      rt.destroy();
     }
   });
 });

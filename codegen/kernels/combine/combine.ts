@@ -39,7 +39,6 @@ export function renderCombineKernel(shape: CombineKernelShape): RenderedKernel {
     gridWidth: COMBINE_GRID_WIDTH,
     shared: shape.shared,
     sharedGate: shape.sharedGate,
-    act,
   });
   return { name: `combine${shape.shared ? (shape.sharedGate ? '_shared_gated' : '_shared') : ''}${act === 'f16' ? '_f16act' : ''}`, wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
 }

@@ -55,7 +55,6 @@ export function renderGemvKernel(shape: GemvKernelShape): RenderedKernel {
     aRow: shape.gateup && shape.grouped ? '(out_rows[base + j] / TOPK)' : 'out_rows[base + j]',
     weightLoads,
     activation: shape.activation ? renderActivation(shape.activation) : '',
-    act,
   });
   const name = `${shape.grouped ? 'expert' : 'dense'}_gemv_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}${act === 'f16' ? '_f16act' : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [GEMV_ROWS * GEMV_LANES, 1, 1], bindings, uniformBinding };

@@ -62,7 +62,6 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
     vec4,
     weightLoads,
     activation: shape.activation ? renderActivation(shape.activation) : '',
-    act,
   });
   const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}${act === 'f16' ? '_f16act' : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [gemmThreads(tile), 1, 1], bindings, uniformBinding };
