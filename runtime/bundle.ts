@@ -13,7 +13,7 @@ export interface BundleData {
   moecVersion: string;
   specSha256: string;
   /** The resolved model config the bundle was compiled from (the compiler's ModelConfig, as JSON). */
-  config: { name: string; hidden: number } & Record<string, unknown>;
+  config: { name: string; hidden: number; compile: { dtype: 'f32' | 'f16' } } & Record<string, unknown>;
   moeLayers: number[];
   /** Layer index -> its MoE block's plan, in the stored form of bundle-plans.ts. */
   plans: Record<string, unknown>;
@@ -80,6 +80,11 @@ export async function loadModel(data: BundleData, options: LoadOptions): Promise
   }
   const weights = await resolveWeights(options.weights, options.fetchOptions);
   const rt: GpuRuntime = await openDevice({ gpu: options.gpu, defaultLimits: options.defaultLimits ?? false, label: data.config.name });
+  if (data.config.compile.dtype === 'f16' && !rt.features.has('shader-f16')) {
+    rt.destroy();
+    throw new ModelError(`${data.config.name}: this bundle stores activations in f16 (compiled with \`dtype = f16\`) and needs the adapter ` +
+      `feature shader-f16, which this adapter (${[rt.info.vendor, rt.info.architecture, rt.info.description].filter(Boolean).join(' / ')}) lacks; compile with \`dtype = f32\` for it`);
+  }
   const executors = new Map<number, Promise<MoeBlockExecutor>>();
   const plans = new Map<number, MoeBlockPlan>();
   let destroyed = false;

@@ -18,6 +18,8 @@ export interface BundleManifest {
   files: Record<string, { bytes: number; sha256: string }>;
   kernels: CompiledBundle['kernels'];
   tuning: { source: string; gemmTile: GemmTile; decodeMaxTokens: number };
+  /** How activations are stored between kernels, and the adapter features that needs. */
+  activations: { dtype: 'f32' | 'f16'; requiresFeatures: string[] };
   /** HF model_types whose checkpoints hold exactly the MoE weights below (none ignored). */
   hfModelTypes: string[];
   weights: Array<CompiledBundle['weights'][number] & { hf: Record<string, string> }>;
@@ -40,6 +42,7 @@ export function buildManifest(compiled: CompiledBundle, specFile: string, files:
     kernels: compiled.kernels,
     // No autotuning yet: every kernel uses the compiler's default tile.
     tuning: { source: 'defaults: no tuning cache', gemmTile: DEFAULT_GEMM_TILE, decodeMaxTokens: DECODE_MAX_TOKENS },
+    activations: { dtype: data.config.compile.dtype, requiresFeatures: data.config.compile.dtype === 'f16' ? ['shader-f16'] : [] },
     hfModelTypes: modelTypes,
     weights: compiled.weights.map((w) => ({
       ...w,

@@ -12,7 +12,9 @@ Compiled by moec ${data.moecVersion} from a spec with sha256 \`${data.specSha256
 - \`model.js\`: one ES module (runtime, plans and WGSL kernels; no Node built-ins), for Node and browsers.
 - \`model.d.ts\`: its typed API. \`manifest.json\`: kernels with hashes, tuning, and the weight layout.
 
-MoE layers: ${data.moeLayers.join(', ') || 'none'}. Hidden size: ${hidden}.
+MoE layers: ${data.moeLayers.join(', ') || 'none'}. Hidden size: ${hidden}.${data.config.compile.dtype === 'f16'
+    ? '\nActivations are stored in f16 (compiled with `dtype = f16`): `load()` refuses an adapter without the `shader-f16` feature.'
+    : ''}
 Weights come from a Hugging Face checkpoint (safetensors; F32, F16 or BF16) of model_type
 ${modelTypes.length ? modelTypes.map((t) => `\`${t}\``).join(', ') : '(none supported)'}; see \`manifest.json\` for the tensors read.
 

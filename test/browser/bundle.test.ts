@@ -34,6 +34,18 @@ try {
     const tokens = file.tensors.get('hidden_states').shape[0];
     return Array.from(await model.runMoeBlock(${LAYER}, readTensorF32(file, 'hidden_states'), tokens));
   };
+  // An f16 bundle: refused by an adapter without shader-f16 (load() throws), or run.
+  window.tryF16 = async () => {
+    const f16 = await import('./bundle-f16/model.js');
+    try {
+      const model = await f16.load({ weights: new URL('checkpoint/', location.href).href });
+      const out = await model.runMoeBlock(${LAYER}, new Float32Array(2 * ${SIZES.hidden}).fill(0.5), 2);
+      model.destroy();
+      return { finite: Array.from(out).every(Number.isFinite) };
+    } catch (e) {
+      return { error: String(e?.message ?? e) };
+    }
+  };
   window.ready = true;
 } catch (e) {
   window.pageError = String(e?.stack ?? e);
@@ -60,6 +72,9 @@ describe.skipIf(skipBrowserTests)('a compiled bundle in headless Chromium', () =
     const compiled = await moec(['compile', spec, '-o', join(root, 'bundle')]);
     expect(compiled.stderr).toBe('');
     expect(compiled.status).toBe(0);
+    const specF16 = join(root, 'tiny-f16.moe');
+    writeFileSync(specF16, specText(FAMILY, SIZES).replace('  dtype = f32\n', '  dtype = f16\n'));
+    expect((await moec(['compile', specF16, '-o', join(root, 'bundle-f16')])).status).toBe(0);
 
     server = await serveDirectory(root);
     browser = await launchChromium();
@@ -125,5 +140,14 @@ describe.skipIf(skipBrowserTests)('a compiled bundle in headless Chromium', () =
     expect(shards.filter((r) => r.status !== 206 || !r.range?.startsWith('bytes='))).toEqual([]);
     expect(bytes).toBeLessThan(0.75 * total);
     expect(pageWarnings.filter((w) => w.includes('Range'))).toEqual([]);
+  });
+
+  test('an f16 bundle: load() refuses an adapter without shader-f16, naming the feature (or runs where it has it)', async () => {
+    // After the Range-request test: where the adapter has shader-f16 this reads layer 1 again.
+    type Outcome = { error: string } | { finite: boolean };
+    const outcome = await page.evaluate(() => (window as unknown as { tryF16: () => Promise<Outcome> }).tryF16());
+    console.log(`chromium, f16 bundle: ${JSON.stringify(outcome)}`);
+    if ('error' in outcome) expect(outcome.error).toMatch(/stores activations in f16 .* needs the adapter feature shader-f16, which this adapter .* lacks/);
+    else expect(outcome.finite).toBe(true);
   });
 });
