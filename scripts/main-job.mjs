@@ -2,9 +2,10 @@
 // `npm start` (after scripts/setup.mjs has built dist/): a tour of the toolchain through the built
 // CLI. For a real model's spec: check, stats and the IR of its first MoE block. Then, for each tiny
 // runnable example: a random Hugging Face checkpoint and input in a temp dir, `moec compile` to
-// out/<name>/, and `moec run --check` on that bundle, which compares WebGPU with the CPU interpreter.
+// out/<name>/, and `moec run --check` on that bundle, which compares WebGPU with the CPU interpreter;
+// one of them again with activations stored in f16 (compile `dtype = f16`) where the adapter can.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -17,12 +18,13 @@ const env = { ...process.env, ...vulkanIcdEnv() };
 const NOISE = [/^Warning: max\w+ artificially reduced/, /XDG_RUNTIME_DIR is invalid/];
 
 const EXAMPLE = 'examples/mixtral-8x7b.moe';
-/** Tiny runnable examples and the HF family whose checkpoint layout their random weights use. */
+/** Tiny runnable examples, the HF family whose checkpoint layout their random weights use, tokens, activation dtype. */
 const TINY = [
-  ['examples/tiny-mixtral.moe', 'mixtral', 5],
-  ['examples/tiny-qwen2-moe.moe', 'qwen2_moe', 5],
-  ['examples/tiny-gpt-oss.moe', 'gpt_oss', 12],
-  ['examples/tiny-deepseek-v3.moe', 'deepseek_v3', 5],
+  ['examples/tiny-mixtral.moe', 'mixtral', 5, 'f32'],
+  ['examples/tiny-qwen2-moe.moe', 'qwen2_moe', 5, 'f32'],
+  ['examples/tiny-gpt-oss.moe', 'gpt_oss', 12, 'f32'],
+  ['examples/tiny-deepseek-v3.moe', 'deepseek_v3', 5, 'f32'],
+  ['examples/tiny-qwen2-moe.moe', 'qwen2_moe', 5, 'f16'],
 ];
 
 /** Runs `moec <args>`, echoing the command and its output; stops the job on failure. */
@@ -46,7 +48,18 @@ if (!existsSync(cli)) {
 const started = performance.now();
 const { checkSpec } = await import(pathToFileURL(join(root, 'dist', 'compiler', 'spec', 'check.js')).href);
 const { moeLayerIndices } = await import(pathToFileURL(join(root, 'dist', 'ir', 'model-config.js')).href);
-const configOf = (path) => checkSpec(readFileSync(join(root, path), 'utf8'), path).config;
+const configOf = (path) => checkSpec(readFileSync(resolve(root, path), 'utf8'), path).config;
+
+/** Whether this machine's WebGPU adapter can run kernels that store activations in f16. */
+async function adapterHasShaderF16() {
+  Object.assign(process.env, env); // the same Vulkan driver the CLI runs on
+  const { createNodeGpu } = await import(pathToFileURL(join(root, 'dist', 'runtime', 'node', 'dawn.js')).href);
+  const { openDevice } = await import(pathToFileURL(join(root, 'dist', 'runtime', 'device.js')).href);
+  const rt = await openDevice({ gpu: createNodeGpu() });
+  const has = rt.features.has('shader-f16');
+  rt.destroy();
+  return has;
+}
 
 // ---- 1. a real model's spec: check, stats, the IR of its first MoE block ----
 console.log(`== ${EXAMPLE}`);
@@ -64,10 +77,21 @@ try {
   await build({ entryPoints: [join(root, 'test', 'fixtures', 'make-checkpoint.ts')], bundle: true, platform: 'node', format: 'esm', outfile: fixture, logLevel: 'error' });
   const { writeRandomCheckpoint, writeHiddenStates } = await import(pathToFileURL(fixture).href);
 
+  const hasF16 = await adapterHasShaderF16();
   const summary = [];
-  for (const [spec, family, tokens] of TINY) {
-    if (!existsSync(join(root, spec))) continue;
+  for (const [example, family, tokens, dtype] of TINY) {
+    if (!existsSync(join(root, example))) continue;
+    let spec = example;
+    if (dtype === 'f16') {
+      if (!hasF16) {
+        console.log(`\n== ${example} with f16 activations: skipped, this adapter has no shader-f16`);
+        continue;
+      }
+      spec = join(work, example.replace(/^.*\//, '').replace('.moe', '-f16.moe'));
+      writeFileSync(spec, readFileSync(join(root, example), 'utf8').replace(/dtype = f32/, 'dtype = f16'));
+    }
     const config = configOf(spec);
+    const name = dtype === 'f16' ? `${config.name}-f16` : config.name;
     const moe = config.moe;
     const intermediate = moe.expert.params.intermediate;
     const shared = moe.shared?.params.intermediate;
@@ -77,18 +101,18 @@ try {
       ...(shared !== undefined && family.startsWith('deepseek') ? { sharedExperts: shared / intermediate } : {}),
     };
     const layer = moeLayerIndices(config)[0];
-    const checkpoint = join(work, config.name);
-    const input = join(work, `${config.name}.in.safetensors`);
-    console.log(`\n== ${spec}: random ${family} checkpoint (${JSON.stringify(sizes)}), ${tokens} tokens`);
+    const checkpoint = join(work, name);
+    const input = join(work, `${name}.in.safetensors`);
+    console.log(`\n== ${example}${dtype === 'f16' ? ' with f16 activations' : ''}: random ${family} checkpoint (${JSON.stringify(sizes)}), ${tokens} tokens`);
     writeRandomCheckpoint(checkpoint, family, sizes, { seed: 1, shards: 2 });
     writeHiddenStates(input, tokens, config.hidden, 2);
-    const bundle = join('out', config.name);
+    const bundle = join('out', name);
     moec(['compile', spec, '-o', bundle]);
     const t0 = performance.now();
     const out = moec(['run', bundle, '--weights', checkpoint, '--layer', String(layer), '--input', input,
-      '--output', join(work, `${config.name}.out.safetensors`), '--check']);
+      '--output', join(work, `${name}.out.safetensors`), '--check']);
     const error = /relative error vs CPU reference: (\S+)/.exec(out)?.[1] ?? '?';
-    summary.push({ model: config.name, family, layer, tokens, 'rel. error vs CPU': error, 'run (s)': ((performance.now() - t0) / 1000).toFixed(1) });
+    summary.push({ model: config.name, family, activations: dtype, layer, tokens, 'rel. error vs CPU': error, 'run (s)': ((performance.now() - t0) / 1000).toFixed(1) });
   }
   console.log('\n== WebGPU bundles vs the CPU reference interpreter');
   console.table(summary);
