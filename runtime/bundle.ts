@@ -3,7 +3,7 @@
 // the deduplicated WGSL kernels) and `load`, which opens a device and builds an executor per
 // MoE layer on first use. Browser-safe; in Node the caller passes `gpu` from the `webgpu` package.
 import { inflatePlan } from './bundle-plans.js';
-import { openDevice, type AdapterSummary, type GpuRuntime } from './device.js';
+import { openDevice, requireFeatures, type AdapterSummary, type GpuRuntime } from './device.js';
 import { hfWeightsFromSafetensors, hfWeightsFromUrl, type FetchCheckpointOptions, type SafetensorsBytes } from './hf-checkpoint.js';
 import type { HfWeightSource } from './hf-weights.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from './moe-executor.js';
@@ -21,6 +21,8 @@ export interface BundleData {
   planTemplates: unknown[];
   /** Kernel id -> finished WGSL. */
   kernels: Record<string, string>;
+  /** Adapter features any layer's kernels need (every plan's `features`). */
+  features: string[];
 }
 
 /** A checkpoint's safetensors files in memory, with its config.json's model_type. */
@@ -80,10 +82,11 @@ export async function loadModel(data: BundleData, options: LoadOptions): Promise
   }
   const weights = await resolveWeights(options.weights, options.fetchOptions);
   const rt: GpuRuntime = await openDevice({ gpu: options.gpu, defaultLimits: options.defaultLimits ?? false, label: data.config.name });
-  if (data.config.compile.dtype === 'f16' && !rt.features.has('shader-f16')) {
+  try {
+    requireFeatures(rt, data.config.name, data.features); // up front, not at a layer's first run
+  } catch (e) {
     rt.destroy();
-    throw new ModelError(`${data.config.name}: this bundle stores activations in f16 (compiled with \`dtype = f16\`) and needs the adapter ` +
-      `feature shader-f16, which this adapter (${[rt.info.vendor, rt.info.architecture, rt.info.description].filter(Boolean).join(' / ')}) lacks; compile with \`dtype = f32\` for it`);
+    throw new ModelError((e as Error).message);
   }
   const executors = new Map<number, Promise<MoeBlockExecutor>>();
   const plans = new Map<number, MoeBlockPlan>();

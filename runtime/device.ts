@@ -80,6 +80,20 @@ async function summarizeAdapter(adapter: GPUAdapter): Promise<AdapterSummary> {
 }
 
 /** The higher limits to request: only those the adapter raises above the default. */
+/**
+ * Throws a GpuError unless the device has every feature in `features` (a plan's, or a bundle's);
+ * `who` names the plan or bundle in the message.
+ */
+export function requireFeatures(rt: GpuRuntime, who: string, features: readonly string[]): void {
+  for (const feature of features) {
+    if (rt.features.has(feature)) continue;
+    const adapter = [rt.info.vendor, rt.info.architecture, rt.info.description].filter(Boolean).join(' / ');
+    throw new GpuError(`${who}: the kernels need the adapter feature ${feature}` +
+      (feature === 'shader-f16' ? ' (they store activations in f16: compiled with `dtype = f16`)' : '') +
+      `, which this adapter (${adapter}) lacks` + (feature === 'shader-f16' ? '; compile with `dtype = f32` for it' : ''));
+  }
+}
+
 export function raisedLimits(adapter: GPUAdapter): Partial<Record<RaisedLimitName, number>> {
   const raised: Partial<Record<RaisedLimitName, number>> = {};
   for (const name of Object.keys(DEFAULT_LIMITS) as RaisedLimitName[]) {

@@ -5,7 +5,7 @@
 // Nothing is read back between router and combine; run() reads the block output once (once per
 // piece of at most plan.maxTokens tokens when a batch is larger).
 import { poison, POISON_BITS, POISON_BITS_F16, ReadbackStaging, uploadU32 } from './buffer-pool.js';
-import { createComputePipelineChecked, GpuError, type GpuRuntime } from './device.js';
+import { createComputePipelineChecked, GpuError, requireFeatures, type GpuRuntime } from './device.js';
 import { float16BitsToFloat32, float32ToFloat16Bits } from './float16.js';
 import { dtypeBytes, evalTokenExpr, pathSteps, type MoeBlockPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
 import { uploadWeights, type WeightUploadOptions } from './weight-upload.js';
@@ -77,12 +77,7 @@ function usageOf(role: PlanBuffer['role']): number {
 function checkPlan(rt: GpuRuntime, plan: MoeBlockPlan): void {
   if (plan.format !== 'moec.moe-block-plan' || plan.version !== 1) throw new GpuError(`not a version 1 MoE block plan (format ${String(plan.format)}, version ${String(plan.version)})`);
   if (!(plan.maxTokens >= 1)) throw new GpuError(`${plan.name}: the plan holds ${plan.maxTokens} tokens per run; it cannot run`);
-  for (const feature of plan.features ?? []) {
-    if (!rt.features.has(feature)) {
-      throw new GpuError(`${plan.name}: the kernels need the adapter feature ${feature}` +
-        (feature === 'shader-f16' ? ' (the spec compiles with `dtype = f16`)' : '') + `, which this adapter lacks; compile with \`dtype = f32\` for it`);
-    }
-  }
+  requireFeatures(rt, plan.name, plan.features ?? []);
   for (const [name, needed] of Object.entries(plan.requires) as [keyof MoeBlockPlan['requires'], number][]) {
     const available = rt.limits[name];
     if (available < needed) {

@@ -46,6 +46,7 @@ export function compileBundleData(config: ModelConfig, specSource: string, layer
     plans: table.plans,
     planTemplates: table.planTemplates,
     kernels: table.kernels,
+    features: [...new Set([...plans.values()].flatMap((p) => p.features ?? []))],
   };
   return { data, kernels: table.info, weights };
 }

@@ -42,7 +42,7 @@ export function buildManifest(compiled: CompiledBundle, specFile: string, files:
     kernels: compiled.kernels,
     // No autotuning yet: every kernel uses the compiler's default tile.
     tuning: { source: 'defaults: no tuning cache', gemmTile: DEFAULT_GEMM_TILE, decodeMaxTokens: DECODE_MAX_TOKENS },
-    activations: { dtype: data.config.compile.dtype, requiresFeatures: data.config.compile.dtype === 'f16' ? ['shader-f16'] : [] },
+    activations: { dtype: data.config.compile.dtype, requiresFeatures: data.features },
     hfModelTypes: modelTypes,
     weights: compiled.weights.map((w) => ({
       ...w,

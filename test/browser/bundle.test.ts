@@ -147,7 +147,7 @@ describe.skipIf(skipBrowserTests)('a compiled bundle in headless Chromium', () =
     type Outcome = { error: string } | { finite: boolean };
     const outcome = await page.evaluate(() => (window as unknown as { tryF16: () => Promise<Outcome> }).tryF16());
     console.log(`chromium, f16 bundle: ${JSON.stringify(outcome)}`);
-    if ('error' in outcome) expect(outcome.error).toMatch(/stores activations in f16 .* needs the adapter feature shader-f16, which this adapter .* lacks/);
+    if ('error' in outcome) expect(outcome.error).toMatch(/tiny-qwen2-moe: the kernels need the adapter feature shader-f16 \(they store activations in f16: compiled with `dtype = f16`\), which this adapter \(.*\) lacks/);
     else expect(outcome.finite).toBe(true);
   });
 });

@@ -26,7 +26,7 @@ describe('the plan', () => {
     try {
       const weights = randomWeights(graph, seededRandom(1));
       await expect(createMoeBlockExecutor(bare, compileMoeBlockPlan(graph, config), { readF32: (n) => weights.get(n)! }))
-        .rejects.toThrow(/need the adapter feature shader-f16 \(the spec compiles with `dtype = f16`\)/);
+        .rejects.toThrow(/need the adapter feature shader-f16 \(they store activations in f16: compiled with `dtype = f16`\), which this adapter \(.*\) lacks/);
     } finally {
       bare.destroy();
     }
