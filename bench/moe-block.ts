@@ -3,9 +3,8 @@
 // against f32 ones, on whatever WebGPU adapter is at hand. Prints three tables; never passes or
 // fails on time.
 //   npm run build && npm run bench        (MOEC_BENCH_ITERS=n to change iterations per row)
-import { DEFAULT_GEMM_TILE } from '../codegen/kernels/grouped-gemm/grouped-gemm.js';
-import { compileMoeBlockPlan } from '../codegen/moe-block/compile-moe-block.js';
-import { readMoeBlock } from '../codegen/moe-block/read-moe-block.js';
+import { compileMoeBlockPlan } from '../compiler/moe-block-plan.js';
+import { DEFAULT_GEMM_TILE } from '../ir/target.js';
 import { compileMoeBlockGraph } from '../compiler/pipeline.js';
 import { checkSpec } from '../compiler/spec/check.js';
 import { readBackBytes, readBackF32, readbackCount, uploadF32 } from '../runtime/buffer-pool.js';
@@ -17,7 +16,7 @@ import { packedBytes } from '../runtime/quant/weight-format.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createNaiveMoe } from './naive-moe.js';
+import { createNaiveMoe, naiveBlockOf } from './naive-moe.js';
 import { relativeError } from '../ir/interpret/relative-error.js';
 
 // Mixtral-shaped, scaled to run in seconds on a software rasterizer.
@@ -85,8 +84,8 @@ async function main(): Promise<void> {
   if (!checked.config) throw new Error(checked.diagnostics.map((d) => d.message).join('\n'));
   const config = checked.config;
   const graph = compileMoeBlockGraph(config, 0);
-  const parts = readMoeBlock(graph, config);
-  const plan = compileMoeBlockPlan(graph, config);
+  const block = naiveBlockOf(graph);
+  const plan = compileMoeBlockPlan(config, 0);
   const weights = new Map(graph.params.map((p, i) => {
     const shape = p.type.shape as number[];
     const fanIn = shape[shape.length - 1]!;
@@ -97,7 +96,7 @@ async function main(): Promise<void> {
   const { device } = rt;
   const maxTokens = Math.max(...TOKEN_COUNTS);
   const fused = await createMoeBlockExecutor(rt, plan, { readF32: (name) => weights.get(name)! });
-  const naive = await createNaiveMoe(rt, plan, parts, weights, maxTokens);
+  const naive = await createNaiveMoe(rt, plan, block, weights, maxTokens);
   const H = plan.hidden;
   const { STORAGE, COPY_SRC, COPY_DST } = GPUBufferUsage;
   const input = uploadF32(device, seededNormals(7, maxTokens * H, 1), STORAGE | COPY_SRC);
@@ -106,7 +105,7 @@ async function main(): Promise<void> {
 
   const { vendor, architecture, device: name, description } = rt.info;
   console.log(`adapter: ${[vendor, architecture, name, description].filter(Boolean).join(' / ')}`);
-  console.log(`block: hidden ${H}, intermediate ${parts.routed.intermediate}, ${plan.experts} experts, top-${plan.topK} (${parts.router.kind}), f32; ${ITERATIONS} timed iterations per row after 2 warm-ups, median`);
+  console.log(`block: hidden ${H}, intermediate ${block.intermediate}, ${plan.experts} experts, top-${plan.topK} (${(graph.ops[0]!.attrs['router'] as { kind: string }).kind}), f32; ${ITERATIONS} timed iterations per row after 2 warm-ups, median`);
   console.log('fused: router -> GPU bookkeeping -> indirect grouped GEMMs -> combine (decode: GEMV over chosen experts), one submit, no readback');
   console.log('naive: router -> readback -> per active expert gather, gate, up, act, down, scatter-add -> combine');
   console.log('');
@@ -166,7 +165,7 @@ async function expertBytesPerToken(rt: GpuRuntime, executor: MoeBlockExecutor, t
 async function compareInt4(rt: GpuRuntime, f32: MoeBlockExecutor, weights: Map<string, Float32Array>, input: GPUBuffer, outF32: GPUBuffer): Promise<void> {
   const { device } = rt;
   const config = checkSpec(specWith(QUANTIZED), 'bench-moe-int4.moe').config!;
-  const int4 = await createMoeBlockExecutor(rt, compileMoeBlockPlan(compileMoeBlockGraph(config, 0), config), { readF32: (name) => weights.get(name)! });
+  const int4 = await createMoeBlockExecutor(rt, compileMoeBlockPlan(config, 0), { readF32: (name) => weights.get(name)! });
   const outInt4 = device.createBuffer({ size: outF32.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   const H = f32.plan.hidden;
   const timeFused = (executor: MoeBlockExecutor, output: GPUBuffer, tokens: number) =>
@@ -212,7 +211,7 @@ async function compareF16Activations(rt: GpuRuntime, f32: MoeBlockExecutor, weig
     return;
   }
   const config = checkSpec(specWith('', 'f16'), 'bench-moe-f16.moe').config!;
-  const f16 = await createMoeBlockExecutor(rt, compileMoeBlockPlan(compileMoeBlockGraph(config, 0), config), { readF32: (name) => weights.get(name)! });
+  const f16 = await createMoeBlockExecutor(rt, compileMoeBlockPlan(config, 0), { readF32: (name) => weights.get(name)! });
   const H = f32.plan.hidden;
   console.log('\nactivations f16 vs f32 (compile dtype), same block and inputs; run(): upload, forward, readback:');
   const rows: string[][] = [['tokens', 'path', 'f32 ms', 'f32 tok/s', 'f16 ms', 'f16 tok/s', 'f16/f32 speed', 'f16 vs f32 out']];

@@ -5,10 +5,13 @@
 // gather -> gate GEMM -> up GEMM -> activation -> down GEMM -> scatter-add, and a final
 // combine. It shares the router and the dense GEMM kernels with the fused plan, so the
 // comparison is about structure (syncs, dispatch count, padding), not kernel quality.
-import { DEFAULT_GEMM_TILE, renderGemmKernel } from '../codegen/kernels/grouped-gemm/grouped-gemm.js';
+import { renderGemmKernel } from '../codegen/kernels/grouped-gemm/grouped-gemm.js';
+import { DEFAULT_GEMM_TILE } from '../ir/target.js';
 import type { RenderedKernel } from '../codegen/kernels/kernel.js';
 import { renderActivateKernel, renderFinishKernel, renderGatherRowsKernel, renderScatterAddKernel } from '../codegen/kernels/naive/naive.js';
-import type { MoeBlockParts } from '../codegen/moe-block/read-moe-block.js';
+import type { Graph } from '../ir/graph.js';
+import type { KindRef } from '../ir/model-config.js';
+import { inputsByName } from '../ir/ops.js';
 import { readBackBytes, uploadF32 } from '../runtime/buffer-pool.js';
 import { createComputePipelineChecked, type GpuRuntime } from '../runtime/device.js';
 import { evalTokenExpr, type MoeBlockPlan } from '../runtime/plan.js';
@@ -21,21 +24,45 @@ export interface NaiveMoe {
 
 const UNIFORM_STRIDE = 256;
 
-export async function createNaiveMoe(rt: GpuRuntime, plan: MoeBlockPlan, parts: MoeBlockParts, weights: Map<string, Float32Array>, maxTokens: number): Promise<NaiveMoe> {
-  if (parts.shared || parts.routed.bias || parts.routerBias || parts.correctionBias) throw new Error('the naive baseline covers blocks without shared experts and biases');
+/** What the naive baseline reads of a block graph (before lowering): sizes, activation, weight names. */
+export interface NaiveBlock {
+  hidden: number;
+  experts: number;
+  topK: number;
+  intermediate: number;
+  activation: KindRef;
+  routerWeight: { name: string };
+  gate: { name: string };
+  up: { name: string };
+  down: { name: string };
+}
+
+export function naiveBlockOf(graph: Graph): NaiveBlock {
+  const route = graph.ops.find((op) => op.opcode === 'moe.route')!;
+  const experts = graph.ops.find((op) => op.opcode === 'moe.experts')!;
+  if (graph.ops.length !== 2 || route.inputs.length !== 2 || experts.inputs.length !== 6) throw new Error('the naive baseline covers blocks without shared experts and biases');
+  const r = inputsByName(route);
+  const e = inputsByName(experts);
+  const activation = experts.attrs['activation'] as KindRef;
+  return {
+    hidden: e['x']!.type.shape[1] as number, experts: experts.attrs['experts'] as number, topK: experts.attrs['top_k'] as number,
+    intermediate: activation.params['intermediate'] as number, activation, routerWeight: r['weight']!, gate: e['gate']!, up: e['up']!, down: e['down']!,
+  };
+}
+
+export async function createNaiveMoe(rt: GpuRuntime, plan: MoeBlockPlan, block: NaiveBlock, weights: Map<string, Float32Array>, maxTokens: number): Promise<NaiveMoe> {
   const { device } = rt;
-  const { hidden: H, experts: E, topK: K } = parts;
-  const I = parts.routed.intermediate;
+  const { hidden: H, experts: E, topK: K, intermediate: I } = block;
   const stride = Math.ceil(maxTokens / 64) * 64; // token lists per expert at 256-byte-aligned offsets
   const { STORAGE, COPY_SRC, COPY_DST, UNIFORM } = GPUBufferUsage;
 
   const routerStep = plan.prefill[0]!;
   const routerKernel = plan.kernels.find((k) => k.name === routerStep.kernel)!;
-  const gemm = (kdim: number, ndim: number) => renderGemmKernel({ gateup: false, grouped: false, bias: false, weighted: false, kdim, ndim, topK: K, shards: 1 });
+  const gemm = (kdim: number, ndim: number) => renderGemmKernel({ gateup: false, grouped: false, bias: false, weighted: false, kdim, ndim, topK: 0, shards: 1 });
   const kernels = {
     gather: renderGatherRowsKernel(H),
     upProject: gemm(H, I),
-    activate: renderActivateKernel(I, parts.routed.activation),
+    activate: renderActivateKernel(I, block.activation),
     downProject: gemm(I, H),
     scatter: renderScatterAddKernel(H),
     finish: renderFinishKernel(H),
@@ -45,7 +72,7 @@ export async function createNaiveMoe(rt: GpuRuntime, plan: MoeBlockPlan, parts: 
 
   const buffer = (label: string, floats: number, usage = STORAGE | COPY_SRC | COPY_DST) => device.createBuffer({ label, size: Math.max(16, floats * 4), usage });
   const weight = (v: { name: string }) => uploadF32(device, weights.get(v.name)!, STORAGE, v.name);
-  const w = { router: weight(parts.routerWeight), gate: weight(parts.routed.gate), up: weight(parts.routed.up), down: weight(parts.routed.down) };
+  const w = { router: weight(block.routerWeight), gate: weight(block.gate), up: weight(block.up), down: weight(block.down) };
   const b = {
     ids: buffer('ids', maxTokens * K),
     routeWeights: buffer('route weights', maxTokens * K),
@@ -77,7 +104,7 @@ export async function createNaiveMoe(rt: GpuRuntime, plan: MoeBlockPlan, parts: 
     scatter: bind('scatter', kernels.scatter, { y: { buffer: b.y }, token_index: list(b.tokenIndex, e), token_weight: list(b.tokenWeight, e), acc: { buffer: b.acc } }, e),
   }));
   // The router step of the fused plan, its buffers swapped for this baseline's.
-  const routerBuffers: Record<string, GPUBuffer> = { route_ids: b.ids, routing_weights: b.routeWeights, [parts.routerWeight.name]: w.router };
+  const routerBuffers: Record<string, GPUBuffer> = { route_ids: b.ids, routing_weights: b.routeWeights, [block.routerWeight.name]: w.router };
   const routerGroup = (input: GPUBuffer) =>
     device.createBindGroup({
       layout: pipelines['router']!.getBindGroupLayout(0),

@@ -54,7 +54,7 @@ function emitMoeBlock(b: GraphBuilder, config: ModelConfig, layer: number, x: Va
   if (moe.router.params['bias'] === true) routerWeights.push(b.param(`${p}.router.bias`, [moe.experts], 'router'));
   if (moe.router.params['correction_bias'] === true) routerWeights.push(b.param(`${p}.router.correction_bias`, [moe.experts], 'router'));
   const attrs = { router: moe.router, experts: moe.experts, top_k: moe.topK };
-  const [ids, weights] = b.op('moe.route', [x, ...routerWeights], attrs, `${p}.route`);
+  const [ids, weights] = b.op('moe.route', [x, ...routerWeights], attrs, p);
   const expertWeights = mlpWeights(b, moe.expert, config.hidden, `${p}.experts`, 'expert', moe.experts);
   let y = b.op1('moe.experts', [x, ids!, weights!, ...expertWeights], { activation: moe.expert, experts: moe.experts, top_k: moe.topK }, `${p}.experts`);
   if (moe.shared) {

@@ -37,6 +37,25 @@ export interface Graph {
   params: Value[];
   ops: Op[];
   outputs: Value[];
+  /** Facts about the whole function that passes decided (its path, the token counts it serves, ...). */
+  attrs?: Record<string, AttrValue>;
+}
+
+/**
+ * What the pipeline transforms: one function until split-paths, then one per path (`prefill`,
+ * and `decode` for token counts up to a target-given bound), each with its own ops over the same
+ * params.
+ */
+export interface Module {
+  name: string;
+  functions: Graph[];
+}
+
+export const moduleOf = (graph: Graph): Module => ({ name: graph.name, functions: [graph] });
+
+/** The function of a module that serves `path` (`main` before split-paths). */
+export function functionOf(module: Module, path: string): Graph | undefined {
+  return module.functions.find((f) => (f.attrs?.['path'] ?? 'main') === path);
 }
 
 export function isKindRef(v: AttrValue): v is KindRef {

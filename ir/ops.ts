@@ -1,46 +1,12 @@
 // Every opcode of the IR: its inputs (some present only for some attrs), its outputs, and
 // shape/dtype inference. The builder and the verifier both infer through this table.
-import type { AttrValue } from './graph.js';
+import { activation, expectActivation, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
 import { boolParam, numParam, type KindRef } from './model-config.js';
-import { dtypeName, TOKENS, type Dim, type TensorType } from './types.js';
+import { loweredOpDefinitions } from './ops-lowered.js';
+import { TOKENS, type TensorType } from './types.js';
+import type { Value } from './graph.js';
 
-export class IRTypeError extends Error {}
-
-type Inputs = Record<string, TensorType>;
-type Attrs = Record<string, AttrValue>;
-
-export interface OpDefinition {
-  doc: string;
-  inputNames(attrs: Attrs): string[];
-  outputNames: string[];
-  infer(inputs: Inputs, attrs: Attrs): TensorType[];
-}
-
-function kindAttr(attrs: Attrs, name: string): KindRef {
-  const v = attrs[name];
-  if (typeof v !== 'object' || Array.isArray(v)) throw new IRTypeError(`attribute ${name} must be a kind`);
-  return v;
-}
-
-function numAttr(attrs: Attrs, name: string): number {
-  const v = attrs[name];
-  if (typeof v !== 'number') throw new IRTypeError(`attribute ${name} must be a number`);
-  return v;
-}
-
-function expectShape(what: string, t: TensorType, shape: Dim[]): void {
-  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-    throw new IRTypeError(`${what} has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-  }
-}
-
-function expectActivation(what: string, t: TensorType): Dim {
-  if (t.shape.length !== 2 || t.shape[0] !== TOKENS) throw new IRTypeError(`${what} must be [${TOKENS}, n], got [${t.shape.join(', ')}]`);
-  if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new IRTypeError(`${what} must be f32 or f16, got ${dtypeName(t.dtype)}`);
-  return t.shape[1]!;
-}
-
-const activation = (width: Dim, dtype: TensorType['dtype'] = 'f32'): TensorType => ({ shape: [TOKENS, width], dtype });
+export { IRTypeError, type OpDefinition };
 
 /** Names of an activation kind's weights: gate/up/down plus biases when it has them. */
 export function mlpWeightNames(act: KindRef): string[] {
@@ -67,9 +33,9 @@ export const opDefinitions: Record<string, OpDefinition> = {
     doc: 'Rows of the embedding table for each token id.',
     inputNames: () => ['ids', 'table'],
     outputNames: ['y'],
-    infer: ({ ids, table }) => {
+    infer: ({ ids, table }, a) => {
       expectShape('ids', ids!, [TOKENS]);
-      return [activation(table!.shape[1]!)];
+      return [activation(table!.shape[1]!, a['dtype'] === 'f16' ? 'f16' : 'f32')];
     },
   },
   norm: {
@@ -129,7 +95,7 @@ export const opDefinitions: Record<string, OpDefinition> = {
       const r = kindAttr(a, 'router');
       return ['x', 'weight', ...(r.params['bias'] === true ? ['bias'] : []), ...(r.params['correction_bias'] === true ? ['correction_bias'] : [])];
     },
-    outputNames: ['ids', 'weights'],
+    outputNames: ['route_ids', 'routing_weights'],
     infer: ({ x, weight, bias, correction_bias }, a) => {
       const h = expectActivation('x', x!);
       const e = numAttr(a, 'experts');
@@ -169,6 +135,8 @@ export const opDefinitions: Record<string, OpDefinition> = {
   },
 };
 
+Object.assign(opDefinitions, loweredOpDefinitions);
+
 /** Runs an op's inference given its inputs in order; throws IRTypeError on a mismatch. */
 export function inferOp(opcode: string, inputs: TensorType[], attrs: Attrs): TensorType[] {
   const definition = opDefinitions[opcode];
@@ -178,4 +146,10 @@ export function inferOp(opcode: string, inputs: TensorType[], attrs: Attrs): Ten
   const named: Inputs = {};
   names.forEach((n, i) => (named[n] = inputs[i]!));
   return definition.infer(named, attrs);
+}
+
+/** An op's inputs by the names its definition gives them. */
+export function inputsByName(op: { opcode: string; inputs: Value[]; attrs: Attrs }): Record<string, Value> {
+  const names = opDefinitions[op.opcode]!.inputNames(op.attrs);
+  return Object.fromEntries(names.map((n, i) => [n, op.inputs[i]!]));
 }

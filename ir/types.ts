@@ -1,6 +1,17 @@
 // Tensor types of the IR. The token count is symbolic ('T'); everything else is a number.
 
-export type Dim = number | string;
+/**
+ * A row count that grows with the token count: ceil((perToken * T + constant) / divisor). The
+ * lowered IR sizes its buffers with these (e.g. K T + E (BM - 1) padded expert rows); the
+ * runtime's TokenExpr is the same thing.
+ */
+export interface TokenDim {
+  perToken: number;
+  constant: number;
+  divisor?: number;
+}
+
+export type Dim = number | string | TokenDim;
 
 export type ScalarType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32';
 
@@ -29,19 +40,58 @@ export function bitsPerElement(dtype: DType): number {
   return dtype === 'f16' || dtype === 'bf16' ? 16 : 32;
 }
 
+/** `perToken T + constant` tokens, divided (rounding up) by `divisor`; plain `T` or a number where it is one. */
+export function tokenDim(perToken: number, constant = 0, divisor = 1): Dim {
+  if (perToken === 0) return Math.ceil(constant / divisor);
+  if (perToken === 1 && constant === 0 && divisor === 1) return TOKENS;
+  return divisor === 1 ? { perToken, constant } : { perToken, constant, divisor };
+}
+
+/** A dim as perToken T + constant over divisor (T itself is 1 T + 0). */
+export function asTokenDim(d: Dim): TokenDim {
+  if (typeof d === 'number') return { perToken: 0, constant: d };
+  if (typeof d === 'string') {
+    if (d !== TOKENS) throw new Error(`dimension ${d} is not the token count`);
+    return { perToken: 1, constant: 0 };
+  }
+  return d;
+}
+
+export function dimText(d: Dim): string {
+  if (typeof d !== 'object') return String(d);
+  const t = d.perToken === 1 ? TOKENS : `${d.perToken}${TOKENS}`;
+  const sum = d.constant === 0 ? t : `${t} + ${d.constant}`;
+  if (d.divisor === undefined || d.divisor === 1) return d.constant === 0 ? sum : `(${sum})`;
+  return `ceil((${sum}) / ${d.divisor})`;
+}
+
+export function sameDim(a: Dim, b: Dim): boolean {
+  if (typeof a !== 'object' || typeof b !== 'object') return a === b;
+  return a.perToken === b.perToken && a.constant === b.constant && (a.divisor ?? 1) === (b.divisor ?? 1);
+}
+
 export function typeToString(t: TensorType): string {
-  return `[${t.shape.join(', ')}] ${dtypeName(t.dtype)}`;
+  return `[${t.shape.map(dimText).join(', ')}] ${dtypeName(t.dtype)}`;
 }
 
 export function sameType(a: TensorType, b: TensorType): boolean {
-  return dtypeName(a.dtype) === dtypeName(b.dtype) && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  return dtypeName(a.dtype) === dtypeName(b.dtype) && a.shape.length === b.shape.length && a.shape.every((d, i) => sameDim(d, b.shape[i]!));
+}
+
+/** The value of a dim with the symbolic dims bound (e.g. { T: 7 }). */
+export function dimValue(d: Dim, bindings: Record<string, number>): number {
+  if (typeof d === 'number') return d;
+  if (typeof d === 'string') {
+    const v = bindings[d];
+    if (v === undefined) throw new Error(`dimension ${d} is not bound`);
+    return v;
+  }
+  const t = bindings[TOKENS];
+  if (t === undefined) throw new Error(`dimension ${dimText(d)} needs ${TOKENS}, which is not bound`);
+  return Math.ceil((d.perToken * t + d.constant) / (d.divisor ?? 1));
 }
 
 /** Number of elements with the symbolic dims bound (e.g. { T: 7 }). */
 export function elementCount(shape: readonly Dim[], bindings: Record<string, number> = {}): number {
-  return shape.reduce<number>((n, d) => {
-    const v = typeof d === 'number' ? d : bindings[d];
-    if (v === undefined) throw new Error(`dimension ${d} is not bound`);
-    return n * v;
-  }, 1);
+  return shape.reduce<number>((n, d) => n * dimValue(d, bindings), 1);
 }

@@ -1,6 +1,8 @@
-// What a pass is: a named, pure function from a graph to a graph.
-import type { Graph } from '../ir/graph.js';
+// What a pass is: a named, pure function from a module to a module. It reads the spec's config,
+// the registry's kinds and the target description, and records every decision it makes in the IR.
+import type { Graph, Module } from '../ir/graph.js';
 import type { ModelConfig, ParamValue } from '../ir/model-config.js';
+import type { TargetDescription } from '../ir/target.js';
 
 /** How a quantization kind stores a weight matrix: as a float type, or as `bits`-bit values
  *  with one `scaleBits`-bit scale per `group` of them. */
@@ -17,10 +19,19 @@ export interface PassContext {
   config: ModelConfig;
   /** The kinds the spec was checked with, a plugin's included. */
   kinds: PassKinds;
+  target: TargetDescription;
 }
 
 export interface Pass {
   name: string;
   description: string;
-  run(graph: Graph, context: PassContext): Graph;
+  run(module: Module, context: PassContext): Module;
 }
+
+/** A pass that treats every function of the module alike. */
+export function forEachFunction(module: Module, rewrite: (f: Graph) => Graph): Module {
+  return { ...module, functions: module.functions.map(rewrite) };
+}
+
+/** The path a function serves: `main` before split-paths, then `prefill` or `decode`. */
+export const pathOf = (f: Graph): string => String(f.attrs?.['path'] ?? 'main');

@@ -1,12 +1,12 @@
-// Spec -> what a bundle carries: each MoE layer's plan (IR -> passes -> kernels), the WGSL
-// deduplicated across layers, and the weight layout the plans read.
+// What a bundle carries, from each MoE layer's lowered module and plan (compiler/compile-bundle.ts
+// runs the pipeline): the plans with their WGSL deduplicated across layers, the weight layout they
+// read, and what each plan's paths dispatch (for the manifest).
+import type { Module } from '../../ir/graph.js';
 import type { ModelConfig } from '../../ir/model-config.js';
-import { moeLayerIndices } from '../../ir/model-config.js';
+import type { TargetDescription } from '../../ir/target.js';
 import { dtypeName } from '../../ir/types.js';
-import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
 import type { BundleData } from '../../runtime/bundle.js';
-import type { MoeBlockPlan } from '../../runtime/plan.js';
-import { compileMoeBlockPlan } from '../moe-block/compile-moe-block.js';
+import type { MoeBlockPlan, PlanStep } from '../../runtime/plan.js';
 import { deduplicateKernels, sha256, type KernelInfo } from './kernel-table.js';
 import { moecVersion } from './package-info.js';
 
@@ -18,35 +18,60 @@ export interface WeightLayout {
   dtype: string;
 }
 
+/** One path of one plan as it runs: its steps' kernels, in order, and the tiles its ops used. */
+export interface PathSummary {
+  dispatches: number;
+  kernels: string[];
+  tiles: string[];
+}
+
+export interface PlanSummary {
+  layer: number;
+  prefill: PathSummary;
+  decode: PathSummary & { maxTokens: number };
+}
+
 export interface CompiledBundle {
   data: BundleData;
   kernels: KernelInfo[];
   weights: WeightLayout[];
+  plans: PlanSummary[];
+  target: TargetDescription;
 }
 
-/** Compiles the MoE block of each of `layers` (default: every MoE layer) for the bundle. */
-export function compileBundleData(config: ModelConfig, specSource: string, layers = moeLayerIndices(config)): CompiledBundle {
-  const plans = new Map<number, MoeBlockPlan>();
-  const weights: WeightLayout[] = [];
-  for (const layer of layers) {
-    const graph = compileMoeBlockGraph(config, layer);
-    const plan = compileMoeBlockPlan(graph, config);
-    plans.set(layer, plan);
-    for (const w of plan.weights) {
-      const param = graph.params.find((p) => p.name === w.name);
-      weights.push({ layer, name: w.name, shape: [...w.shape], dtype: param ? dtypeName(param.type.dtype) : 'f32' });
-    }
-  }
+export interface CompiledBlock {
+  layer: number;
+  module: Module;
+  plan: MoeBlockPlan;
+}
+
+function summarizePath(module: Module, path: string, steps: PlanStep[]): PathSummary {
+  const f = module.functions.find((g) => g.attrs?.['path'] === path) ?? module.functions[0]!;
+  const tiles = f.ops.flatMap((op) => (op.attrs['tile'] !== undefined ? [JSON.stringify(op.attrs['tile'])] : op.attrs['rows'] !== undefined ? [`{"rows":${String(op.attrs['rows'])}}`] : []));
+  return { dispatches: steps.length, kernels: steps.map((s) => s.kernel), tiles: [...new Set(tiles)] };
+}
+
+export function assembleBundle(config: ModelConfig, specSource: string, blocks: CompiledBlock[], target: TargetDescription): CompiledBundle {
+  const plans = new Map(blocks.map((b) => [b.layer, b.plan]));
+  const weights: WeightLayout[] = blocks.flatMap(({ layer, module, plan }) => plan.weights.map((w) => {
+    const param = module.functions[0]!.params.find((p) => p.name === w.name);
+    return { layer, name: w.name, shape: [...w.shape], dtype: param ? dtypeName(param.type.dtype) : 'f32' };
+  }));
   const table = deduplicateKernels(plans);
   const data: BundleData = {
     moecVersion: moecVersion(),
     specSha256: sha256(specSource),
     config: JSON.parse(JSON.stringify(config)) as BundleData['config'],
-    moeLayers: layers,
+    moeLayers: blocks.map((b) => b.layer),
     plans: table.plans,
     planTemplates: table.planTemplates,
     kernels: table.kernels,
-    features: [...new Set([...plans.values()].flatMap((p) => p.features ?? []))],
+    features: [...new Set(blocks.flatMap((b) => b.plan.features ?? []))],
   };
-  return { data, kernels: table.info, weights };
+  const summaries = blocks.map(({ layer, module, plan }) => ({
+    layer,
+    prefill: summarizePath(module, 'prefill', plan.prefill),
+    decode: { ...summarizePath(module, 'decode', plan.decode), maxTokens: plan.decodeMaxTokens },
+  }));
+  return { data, kernels: table.info, weights, plans: summaries, target };
 }

@@ -1,8 +1,7 @@
 // manifest.json: what a bundle is, for people and tools: where it came from (spec hash,
 // compiler version), its kernels with hashes, what tuning chose them, and the weight layout
 // it reads (IR name, shape, dtype, and the Hugging Face tensors each comes from per family).
-import { DEFAULT_GEMM_TILE, type GemmTile } from '../kernels/grouped-gemm/grouped-gemm.js';
-import { DECODE_MAX_TOKENS } from '../moe-block/compile-moe-block.js';
+import type { GemmTile } from '../../ir/ops-lowered.js';
 import { describeHfNaming, modelTypesMatching } from '../../runtime/hf-naming.js';
 import type { CompiledBundle } from './bundle-data.js';
 import { sha256 } from './kernel-table.js';
@@ -17,7 +16,10 @@ export interface BundleManifest {
   moeLayers: number[];
   files: Record<string, { bytes: number; sha256: string }>;
   kernels: CompiledBundle['kernels'];
-  tuning: { source: string; gemmTile: GemmTile; decodeMaxTokens: number };
+  /** Where the target's tiles came from, and the defaults the passes were handed. */
+  tuning: { source: string; gemmTile: GemmTile; gemvRows: number; decodeMaxTokens: number };
+  /** Per MoE layer and path: the kernels dispatched in order (`dispatches` of them) and the tiles the lowered ops carry. */
+  plans: CompiledBundle['plans'];
   /** How activations are stored between kernels, and the adapter features that needs. */
   activations: { dtype: 'f32' | 'f16'; requiresFeatures: string[] };
   /** HF model_types whose checkpoints hold exactly the MoE weights below (none ignored). */
@@ -40,8 +42,8 @@ export function buildManifest(compiled: CompiledBundle, specFile: string, files:
       return [name, { bytes: bytes.byteLength, sha256: sha256(bytes) }];
     })),
     kernels: compiled.kernels,
-    // No autotuning yet: every kernel uses the compiler's default tile.
-    tuning: { source: 'defaults: no tuning cache', gemmTile: DEFAULT_GEMM_TILE, decodeMaxTokens: DECODE_MAX_TOKENS },
+    tuning: { source: compiled.target.source, gemmTile: compiled.target.gemmTile, gemvRows: compiled.target.gemvRows, decodeMaxTokens: compiled.target.decodeMaxTokens },
+    plans: compiled.plans,
     activations: { dtype: data.config.compile.dtype, requiresFeatures: data.features },
     hfModelTypes: modelTypes,
     weights: compiled.weights.map((w) => ({

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../../ir/model-config.js';
-import { compileBundleData } from './bundle-data.js';
+import type { CompiledBundle } from './bundle-data.js';
 import { buildManifest, type BundleManifest } from './manifest.js';
 import { emitModelDts } from './model-dts.js';
 import { emitModelJs } from './model-js.js';
@@ -12,9 +12,8 @@ import { bundleReadme } from './readme.js';
 
 export class BundleWriteError extends Error {}
 
-export async function compileBundle(config: ModelConfig, specSource: string, specFile: string, outDir: string): Promise<BundleManifest> {
-  refuseToReplace(outDir); // before the work, not after
-  const compiled = compileBundleData(config, specSource);
+/** Writes a compiled bundle (compiler/compile-bundle.ts) as directory `outDir`. */
+export async function writeBundle(compiled: CompiledBundle, config: ModelConfig, specFile: string, outDir: string): Promise<BundleManifest> {
   const files: Record<string, string> = {
     'model.js': await emitModelJs(compiled.data),
     'model.d.ts': emitModelDts(compiled.data),
@@ -38,13 +37,14 @@ function replaceable(dir: string): boolean {
   return entries.length === 0 || entries.includes('manifest.json');
 }
 
-/** Writes `files` (flat names) as directory `target`, replacing a previous bundle there, or nothing on error. */
-function refuseToReplace(target: string): void {
+/** Throws unless `target` is absent, empty or a previous bundle: call it before the work, not after. */
+export function refuseToReplace(target: string): void {
   if (existsSync(target) && !replaceable(target)) {
     throw new BundleWriteError(`${target}: exists and is not a moec bundle (no manifest.json); refusing to replace it`);
   }
 }
 
+/** Writes `files` (flat names) as directory `target`, replacing a previous bundle there, or nothing on error. */
 export function writeDirectoryAtomic(target: string, files: Record<string, string | Uint8Array>): void {
   const dir = resolve(target);
   refuseToReplace(dir);

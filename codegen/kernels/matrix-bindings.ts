@@ -1,6 +1,7 @@
 // The bindings the GEMM and the GEMV share: activation rows, the kernel's own routing tables,
 // the weight matrices (w0, and w1 for gate/up) with their decode functions, biases, routing
-// weights and the output.
+// weights and the output. weightBindings() is the weight part alone, for kernels that read
+// several weight groups (the fused decode kernels: routed and shared expert).
 import type { KindRef } from '../../ir/model-config.js';
 import { F32, type WeightFormat } from '../../runtime/quant/weight-format.js';
 import { activationArray, f32Array, type ActivationDtype, type StorageDecl } from './kernel.js';
@@ -34,17 +35,43 @@ export interface MatrixBindings {
 
 export function matrixBindings(shape: MatrixKernelShape, vec4: boolean, routing: readonly StorageDecl[]): MatrixBindings {
   const format = shape.weights ?? F32;
-  const weightType = weightArrayType(format, vec4);
-  const weightNames = shape.gateup ? ['w0', 'w1'] : ['w0'];
-  const weightLoads = weightNames.map((name) => renderWeightLoads({ name, format, rows: shape.ndim, cols: shape.kdim }, vec4)).join('\n');
+  const weights = weightBindings({
+    names: shape.gateup ? ['w0', 'w1'] : ['w0'],
+    biases: shape.bias ? (shape.gateup ? ['b0', 'b1'] : ['b0']) : [],
+    format,
+    rows: shape.ndim,
+    cols: shape.kdim,
+  }, vec4);
   const storage: StorageDecl[] = [
     { name: 'a', access: 'read', type: activationArray(shape.act ?? 'f32', vec4) },
     ...routing,
-    ...weightNames.map((name): StorageDecl => ({ name, access: 'read', type: weightType })),
-    ...(shape.bias ? [{ name: 'b0', access: 'read', type: f32Array } as const] : []),
-    ...(shape.bias && shape.gateup ? [{ name: 'b1', access: 'read', type: f32Array } as const] : []),
+    ...weights.storage,
     ...(shape.weighted ? [{ name: 'routing_weights', access: 'read', type: f32Array } as const] : []),
     { name: 'out', access: 'read_write', type: activationArray(shape.act ?? 'f32') },
   ];
-  return { storage, weightLoads, format };
+  return { storage, weightLoads: weights.weightLoads, format };
+}
+
+/** Matrices of one format and size read through `<name>_at` (and `_at4`), and their f32 biases. */
+export interface WeightGroup {
+  names: readonly string[];
+  /** Bias bindings (f32), in order after the matrices; none when empty. */
+  biases: readonly string[];
+  format: WeightFormat;
+  /** One matrix: rows (output features) x cols (the reduced dim). */
+  rows: number;
+  cols: number;
+}
+
+/** The bindings of a weight group (matrices, then biases) and the WGSL that decodes its matrices. */
+export function weightBindings(group: WeightGroup, vec4: boolean): { storage: StorageDecl[]; weightLoads: string } {
+  const { names, biases, format, rows, cols } = group;
+  const weightType = weightArrayType(format, vec4);
+  return {
+    storage: [
+      ...names.map((name): StorageDecl => ({ name, access: 'read', type: weightType })),
+      ...biases.map((name): StorageDecl => ({ name, access: 'read', type: f32Array })),
+    ],
+    weightLoads: names.map((name) => renderWeightLoads({ name, format, rows, cols }, vec4)).join('\n'),
+  };
 }

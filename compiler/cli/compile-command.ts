@@ -23,8 +23,8 @@ export const compileCommand: Command = {
     const specFile = positionals[0]!;
     const { config, source } = loadSpec(specFile);
     if (!config) return 1;
-    // Loaded on use: esbuild and ts-morph (a whole TypeScript) would slow every other command's start.
-    const { compileBundle, BundleWriteError } = await import('../../codegen/bundle/write-bundle.js');
+    // Loaded on use: esbuild and Handlebars would slow every other command's start.
+    const [{ compileBundle }, { BundleWriteError }] = await Promise.all([import('../compile-bundle.js'), import('../../codegen/bundle/write-bundle.js')]);
     try {
       const manifest = await compileBundle(config, source, specFile, values.output);
       const bytes = manifest.files['model.js']!.bytes;

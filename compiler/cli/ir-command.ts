@@ -1,22 +1,25 @@
 import { parseArgs } from 'node:util';
-import { printGraph } from '../../ir/print.js';
-import { compileModelGraph, compileMoeBlockGraph, passNames } from '../pipeline.js';
+import { printModule } from '../../ir/print.js';
+import { compileModelModule, compileMoeBlockModule, passNames } from '../pipeline.js';
 import { loadSpec, UsageError, type Command } from './command.js';
 
 export const irCommand: Command = {
   name: 'ir',
   summary: 'print the IR of a spec (whole model or one MoE block)',
-  usage: 'moec ir <spec.moe> [--layer N] [--print-ir-after=<pass>|all] [--verify-each]',
+  usage: 'moec ir <spec.moe> [--layer N] [--print-ir-after=<pass>|all] [--verify-each] [--disable-pass=<pass>]...',
   help: [
-    'Prints the IR after all passes. Options:',
+    'Prints the IR after all passes. With --layer, the MoE block lowered for WebGPU: one function per',
+    'path (@prefill, @decode) of kernel-level ops; without, the whole decoder, lowered as far as the',
+    'WebGPU kernels go (attention and norms have no kernel yet, so legalize-webgpu is left out). Options:',
     '  --layer N               only layer N\'s MoE block (what `moec run --layer N` executes)',
     `  --print-ir-after=P      also print the IR after pass P (${passNames().join(', ')}, or all)`,
     '  --verify-each           run the IR verifier after every pass',
+    '  --disable-pass=P        leave pass P out of the pipeline (repeatable)',
   ].join('\n'),
   run(args) {
     const { values, positionals } = parseArgs({
       args, allowPositionals: true,
-      options: { layer: { type: 'string' }, 'print-ir-after': { type: 'string' }, 'verify-each': { type: 'boolean' } },
+      options: { layer: { type: 'string' }, 'print-ir-after': { type: 'string' }, 'verify-each': { type: 'boolean' }, 'disable-pass': { type: 'string', multiple: true } },
     });
     if (positionals.length !== 1) throw new UsageError('ir takes one spec');
     const after = values['print-ir-after'];
@@ -25,18 +28,20 @@ export const irCommand: Command = {
     }
     const { config } = loadSpec(positionals[0]!);
     if (!config) return 1;
-    const options = { verifyEach: values['verify-each'] ?? false, ...(after ? { printIrAfter: after } : {}) };
+    const disabled = values['disable-pass'] ?? [];
+    for (const name of disabled) if (!passNames().slice(1).includes(name)) throw new UsageError(`--disable-pass: unknown pass \`${name}\`; passes: ${passNames().slice(1).join(', ')}`);
+    const options = { verifyEach: values['verify-each'] ?? false, disabledPasses: disabled, ...(after ? { printIrAfter: after } : {}) };
     const layer = values.layer === undefined ? undefined : Number(values.layer);
     if (layer !== undefined && !(Number.isInteger(layer) && layer >= 0 && layer < config.layers)) {
       throw new UsageError(`--layer must be a layer index 0..${config.layers - 1}, got ${values.layer}`);
     }
-    let graph;
+    let module;
     try {
-      graph = layer === undefined ? compileModelGraph(config, options) : compileMoeBlockGraph(config, layer, options);
+      module = layer === undefined ? compileModelModule(config, options) : compileMoeBlockModule(config, layer, options);
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    if (!after) process.stdout.write(printGraph(graph));
+    if (!after) process.stdout.write(printModule(module));
     return 0;
   },
 };

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../../codegen/bundle/package-info.js';
-import { quantTargetOf, weightFormatOf } from '../../codegen/moe-block/weight-formats.js';
+import { quantTargetOf, weightFormatOf } from '../../ir/storage-format.js';
 import { interpretGraph } from '../../ir/interpret/interpret.js';
 import { moeLayerIndices, type ModelConfig } from '../../ir/model-config.js';
 import type { LoadOptions, Model } from '../../runtime/bundle.js';
@@ -146,7 +146,7 @@ function compileSpec(path: string, layer: number): Runnable | undefined {
     moeLayers: moeLayerIndices(config),
     async load(options) {
       const [{ compileBundleData }, { loadModel }] = await Promise.all([
-        import('../../codegen/bundle/bundle-data.js'), import('../../runtime/bundle.js')]);
+        import('../compile-bundle.js'), import('../../runtime/bundle.js')]);
       let data;
       try {
         data = compileBundleData(config, source, [layer]).data;

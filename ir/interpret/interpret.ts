@@ -1,11 +1,13 @@
 // The CPU reference interpreter: runs a Graph on host tensors, op by op, through a table
 // opcode -> implementation. f32 storage between ops, float64 accumulation inside them. Every
 // GPU kernel is checked against it, so each op is written the plainest way, not the fastest.
-import type { Graph, Op, Value } from '../graph.js';
+import { functionOf, type Graph, type Module, type Op, type Value } from '../graph.js';
+import { float16BitsToFloat32, float32ToFloat16Bits } from '../../runtime/float16.js';
 import { opDefinitions } from '../ops.js';
-import { dtypeName, elementCount, typeToString, type Dim, type TensorType } from '../types.js';
+import { dimText, dimValue, dtypeName, elementCount, TOKENS, typeToString, type Dim, type TensorType } from '../types.js';
 import { verifyGraph } from '../verify.js';
 import type { HostTensor, OpImplementation } from './host-tensor.js';
+import { loweredImplementations } from './lowered.js';
 import { runExperts, runMlp } from './mlp.js';
 import { runRoute } from './routers.js';
 import { runAdd, runAttention, runEmbed, runLinear, runNorm, runSigmoidGate } from './tensor-ops.js';
@@ -27,6 +29,7 @@ export const opImplementations: Record<string, OpImplementation> = {
   'moe.route': runRoute,
   'moe.experts': runExperts,
   sigmoid_gate: runSigmoidGate,
+  ...loweredImplementations,
 };
 
 /**
@@ -38,13 +41,29 @@ export function interpretGraph(graph: Graph, inputs: Record<string, HostTensor>,
   verifyGraph(graph);
   const bindings = bindInputs(graph, inputs);
   const values = new Map<number, HostTensor>();
-  for (const v of graph.inputs) values.set(v.id, inputs[v.name]!);
+  for (const v of graph.inputs) values.set(v.id, v.type.dtype === 'f16' ? roundToF16(inputs[v.name]!) : inputs[v.name]!);
   for (const p of graph.params) values.set(p.id, loadWeight(graph, p, weight, bindings));
   graph.ops.forEach((op, index) => {
     const outputs = runOp(graph, op, index, values, bindings);
     op.outputs.forEach((v, i) => values.set(v.id, outputs[i]!));
   });
   return Object.fromEntries(graph.outputs.map((v) => [v.name, values.get(v.id)!]));
+}
+
+/** An activation stored as f16 between ops (compile `dtype = f16`): the f32 values it holds. */
+function roundToF16(t: HostTensor): HostTensor {
+  return { shape: t.shape, data: float16BitsToFloat32(float32ToFloat16Bits(t.data)) };
+}
+
+/**
+ * Runs a lowered module the way the runtime does: the `decode` function for token counts up to
+ * its max_tokens, `prefill` (or the one function) above.
+ */
+export function interpretModule(module: Module, inputs: Record<string, HostTensor>, weight: (param: Value) => Float32Array): Record<string, HostTensor> {
+  const tokens = Object.values(inputs)[0]?.shape[0] ?? 0;
+  const decode = functionOf(module, 'decode');
+  const chosen = decode && tokens <= (decode.attrs?.['max_tokens'] as number) ? decode : functionOf(module, 'prefill') ?? module.functions[0]!;
+  return interpretGraph(chosen, inputs, weight);
 }
 
 function runOp(graph: Graph, op: Op, index: number, values: Map<number, HostTensor>, bindings: Record<string, number>): HostTensor[] {
@@ -63,7 +82,7 @@ function runOp(graph: Graph, op: Op, index: number, values: Map<number, HostTens
   if (outputs.length !== op.outputs.length) throw new InterpretError(`${where}: the implementation returned ${outputs.length} outputs, the op has ${op.outputs.length}`);
   // Inputs were bound against the graph's declared types, so any mismatch here is an implementation bug.
   op.outputs.forEach((v, i) => checkTensor(`${where}: output %${v.name}`, outputs[i]!, v.type, bindings));
-  return outputs;
+  return outputs.map((t, i) => (op.outputs[i]!.type.dtype === 'f16' ? roundToF16(t) : t));
 }
 
 /** Binds each symbolic dim (T) from the inputs' shapes, checking every input against its declared type. */
@@ -77,7 +96,7 @@ function bindInputs(graph: Graph, inputs: Record<string, HostTensor>): Record<st
     const t = inputs[v.name];
     if (!t) throw new InterpretError(`${graph.name}: missing input %${v.name} (${typeToString(v.type)}); the graph takes ${describeInputs(graph)}`);
     const what = `${graph.name}: input %${v.name}`;
-    if (t.shape.length !== v.type.shape.length) throw new InterpretError(`${what} has shape [${t.shape.join(', ')}], expected [${v.type.shape.join(', ')}]`);
+    if (t.shape.length !== v.type.shape.length) throw new InterpretError(`${what} has shape [${t.shape.join(', ')}], expected ${typeToString(v.type)}`);
     v.type.shape.forEach((d, axis) => {
       if (typeof d !== 'string') return;
       const n = t.shape[axis]!;
@@ -113,6 +132,10 @@ function checkTensor(what: string, t: HostTensor, type: TensorType, bindings: Re
 
 function concrete(d: Dim, bindings: Record<string, number>, what: string): number {
   if (typeof d === 'number') return d;
+  if (typeof d === 'object') {
+    if (bindings[TOKENS] === undefined) throw new InterpretError(`${what}: dimension ${dimText(d)} needs ${TOKENS}, which no graph input binds`);
+    return dimValue(d, bindings);
+  }
   const n = bindings[d];
   if (n === undefined) throw new InterpretError(`${what}: dimension ${d} is not bound by any graph input`);
   return n;

@@ -6,7 +6,7 @@ import { dim, f32Tensor, floats, ints, kindAttr, numAttr, type HostTensor, type 
 import { dot } from './math.js';
 
 /** One MLP's weights in the IR layout: gate/up [I, H], down [H, I], biases [I], [I], [H]. */
-interface MlpWeights {
+export interface MlpWeights {
   gate: Float32Array;
   up: Float32Array;
   down: Float32Array;
@@ -15,17 +15,30 @@ interface MlpWeights {
   downBias?: Float32Array;
 }
 
-/** down(act(gate x + gate_bias, up x + up_bias)) + down_bias for the row x[xOffset .. xOffset + hidden), in float64. */
-function gatedMlpRow(x: Float32Array, xOffset: number, hidden: number, intermediate: number, w: MlpWeights, act: GatedActivation): Float64Array {
-  const a = new Float64Array(intermediate);
+/**
+ * act(gate x + gate_bias, up x + up_bias) for the row x[xOffset .. xOffset + hidden): float64
+ * sums, stored as f32 (the intermediate activation between the two matrix kernels).
+ */
+export function gateUpRow(x: Float32Array, xOffset: number, hidden: number, intermediate: number, w: MlpWeights, act: GatedActivation): Float32Array {
+  const a = new Float32Array(intermediate);
   for (let i = 0; i < intermediate; i++) {
     const g = dot(w.gate, i * hidden, x, xOffset, hidden) + (w.gateBias?.[i] ?? 0);
     const u = dot(w.up, i * hidden, x, xOffset, hidden) + (w.upBias?.[i] ?? 0);
     a[i] = act(g, u);
   }
+  return a;
+}
+
+/** scale (down a + down_bias) in float64 for the intermediate row a[aOffset .. aOffset + intermediate). */
+export function downRow(a: Float32Array, aOffset: number, hidden: number, intermediate: number, w: MlpWeights, scale = 1): Float64Array {
   const y = new Float64Array(hidden);
-  for (let h = 0; h < hidden; h++) y[h] = dot(w.down, h * intermediate, a, 0, intermediate) + (w.downBias?.[h] ?? 0);
+  for (let h = 0; h < hidden; h++) y[h] = scale * (dot(w.down, h * intermediate, a, aOffset, intermediate) + (w.downBias?.[h] ?? 0));
   return y;
+}
+
+/** down(act(gate x + gate_bias, up x + up_bias)) + down_bias, the intermediate stored as f32 as the lowered ops store it. */
+function gatedMlpRow(x: Float32Array, xOffset: number, hidden: number, intermediate: number, w: MlpWeights, act: GatedActivation): Float64Array {
+  return downRow(gateUpRow(x, xOffset, hidden, intermediate, w, act), 0, hidden, intermediate, w);
 }
 
 function mlpWeights(call: OpCall): MlpWeights {
@@ -36,7 +49,7 @@ function mlpWeights(call: OpCall): MlpWeights {
 }
 
 /** Expert e's slice of stacked [E, ...] weights (views, no copies). */
-function expertSlice(w: MlpWeights, e: number, hidden: number, intermediate: number): MlpWeights {
+export function expertSlice(w: MlpWeights, e: number, hidden: number, intermediate: number): MlpWeights {
   const matrix = hidden * intermediate;
   return {
     gate: w.gate.subarray(e * matrix, (e + 1) * matrix),
@@ -79,9 +92,10 @@ export function runExperts(call: OpCall): HostTensor[] {
       const e = ids[t * topK + k]!;
       if (e === -1) continue;
       if (e < 0 || e >= experts) throw new Error(`token ${t}, slot ${k} routes to expert ${e}; ids must be -1 (empty slot) or 0..${experts - 1}`);
-      const out = gatedMlpRow(x, t * hidden, hidden, intermediate, expertSlice(w, e, hidden, intermediate), act);
-      const weight = weights[t * topK + k]!;
-      for (let h = 0; h < hidden; h++) y[t * hidden + h]! += weight * out[h]!;
+      const inter = gateUpRow(x, t * hidden, hidden, intermediate, expertSlice(w, e, hidden, intermediate), act);
+      // Each slot's weighted row is stored as f32 before the sum, as the lowered ops store it.
+      const row = Float32Array.from(downRow(inter, 0, hidden, intermediate, expertSlice(w, e, hidden, intermediate), weights[t * topK + k]!));
+      for (let h = 0; h < hidden; h++) y[t * hidden + h]! += row[h]!;
     }
   }
   return [f32Tensor([tokens, hidden], y)];

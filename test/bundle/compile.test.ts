@@ -6,11 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileBundleData } from '../../codegen/bundle/bundle-data.js';
+import { compileBundleData } from '../../compiler/compile-bundle.js';
 import { deduplicateKernels } from '../../codegen/bundle/kernel-table.js';
 import { writeDirectoryAtomic } from '../../codegen/bundle/write-bundle.js';
-import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.js';
-import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
+import { compileMoeBlockPlan } from '../../compiler/moe-block-plan.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import { inflatePlan } from '../../runtime/bundle-plans.js';
 import { specText, type CheckpointSizes } from '../fixtures/make-checkpoint.js';
@@ -143,7 +142,7 @@ describe('stored plans', () => {
     expect(data.moeLayers).toHaveLength(12);
     expect(data.planTemplates).toHaveLength(1);
     for (const layer of data.moeLayers) {
-      const expected = compileMoeBlockPlan(compileMoeBlockGraph(config, layer), config);
+      const expected = compileMoeBlockPlan(config, layer);
       expect(inflatePlan(data.plans[String(layer)], layer, data.planTemplates, data.kernels)).toEqual(expected);
     }
   });

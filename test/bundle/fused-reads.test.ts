@@ -6,8 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.js';
-import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
+import { compileMoeBlockPlan } from '../../compiler/moe-block-plan.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import { openDevice, type GpuRuntime } from '../../runtime/device.js';
 import { hfWeightSource } from '../../runtime/hf-weights.js';
@@ -56,10 +55,9 @@ describe.each([
     writeRandomCheckpoint(dir, 'gpt_oss', s, { seed: 7, mxfp4Experts, dtype: 'BF16' });
     const { config } = checkSpec(specText('gpt_oss', s).replace('  dtype = f32', `  dtype = f32\n  ${quantize}`), 'gpt-oss.moe');
     expect(config).toBeDefined();
-    const graph = compileMoeBlockGraph(config!, 0);
     // Two experts per binding -> 3 shards, each read in pieces of one expert matrix (f32 bytes).
     const matrixBytes = s.intermediate * s.hidden * 4;
-    const plan = compileMoeBlockPlan(graph, config!, { maxStorageBufferBindingSize: BINDING });
+    const plan = compileMoeBlockPlan(config!, 0, { maxStorageBufferBindingSize: BINDING });
     expect(plan.buffers.filter((b) => b.weight?.param.endsWith('experts.up')).length).toBe(3);
 
     const reads: string[] = [];

@@ -5,7 +5,7 @@
 // f16 the input is rounded to f16 before the reference sees it, so the error is what storing the
 // intermediates and the output in f16 costs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.js';
+import { compileMoeBlockPlan } from '../../compiler/moe-block-plan.js';
 import { openDevice, type GpuRuntime } from '../../runtime/device.js';
 import { float16BitsToFloat32, float32ToFloat16Bits } from '../../runtime/float16.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from '../../runtime/moe-executor.js';
@@ -47,7 +47,7 @@ ACTIVATIONS.forEach(({ dtype, tolerance, input }) => families.forEach((family, i
       if (dtype === 'f16' && !rt.features.has('shader-f16')) return;
       random = seededRandom(seed + 1_000_003 * index);
       weights = randomWeights(graph, random);
-      const plan = compileMoeBlockPlan(graph, config);
+      const plan = compileMoeBlockPlan(config, 0);
       executor = await createMoeBlockExecutor(rt, plan, { readF32: (name) => weights.get(name)! });
     });
     afterAll(() => executor?.destroy());

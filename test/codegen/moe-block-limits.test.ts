@@ -3,7 +3,7 @@
 // weights sharded across bindings (a tiny maxStorageBufferBindingSize), on both paths; weights
 // read from the WeightSource one shard (or piece of one) at a time.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.js';
+import { compileMoeBlockPlan } from '../../compiler/moe-block-plan.js';
 import type { Graph } from '../../ir/graph.js';
 import { readBackBytes, readbackCount } from '../../runtime/buffer-pool.js';
 import { DEFAULT_LIMITS, openDevice, type GpuRuntime } from '../../runtime/device.js';
@@ -21,7 +21,7 @@ const family = (name: string): Family => families.find((f) => f.name === name)!;
 async function runAgainstReference(rt: GpuRuntime, fam: Family, plan: MoeBlockPlan | undefined, tokenCounts: number[], options = {}): Promise<number[]> {
   const { config, graph } = blockGraphOf(fam);
   const weights = randomWeights(graph, random);
-  const executor = await createMoeBlockExecutor(rt, plan ?? compileMoeBlockPlan(graph, config, options), { readF32: (name) => weights.get(name)! });
+  const executor = await createMoeBlockExecutor(rt, plan ?? compileMoeBlockPlan(config, 0, options), { readF32: (name) => weights.get(name)! });
   try {
     const errors: number[] = [];
     for (const tokens of tokenCounts) {
@@ -47,7 +47,7 @@ describe('on the adapter with its raised limits', () => {
   it('reads the GPU once per forward: nothing between router and combine', async () => {
     const { config, graph } = blockGraphOf(family('deepseek-v3'));
     const weights = randomWeights(graph, random);
-    const executor = await createMoeBlockExecutor(rt, compileMoeBlockPlan(graph, config), { readF32: (name) => weights.get(name)! });
+    const executor = await createMoeBlockExecutor(rt, compileMoeBlockPlan(config, 0), { readF32: (name) => weights.get(name)! });
     for (const tokens of [3, 200]) {
       const before = readbackCount();
       await executor.run(normals(random, tokens * HIDDEN, 1), tokens);
@@ -58,8 +58,8 @@ describe('on the adapter with its raised limits', () => {
 
   it('runs a plan that went through JSON (what a bundle ships)', async () => {
     const fam = family('qwen2-moe');
-    const { config, graph } = blockGraphOf(fam);
-    const plan = JSON.parse(JSON.stringify(compileMoeBlockPlan(graph, config))) as MoeBlockPlan;
+    const { config } = blockGraphOf(fam);
+    const plan = JSON.parse(JSON.stringify(compileMoeBlockPlan(config, 0))) as MoeBlockPlan;
     const errors = await runAgainstReference(rt, fam, plan, [5, 8, 33]);
     console.log(`JSON plan, qwen2-moe: relative errors ${errors.map((e) => e.toExponential(2)).join(', ')}`);
     for (const e of errors) expect(e).toBeLessThan(1e-4);
@@ -69,8 +69,8 @@ describe('on the adapter with its raised limits', () => {
     // 16 experts of 40 x 72 f32 (11520 bytes per matrix): 4 experts per 46080-byte binding -> 4 shards.
     const fam: Family = { name: 'sharded', moe: 'experts = 16\n top_k = 2\n router = topk_softmax(bias = true)\n expert = clamped_swiglu(intermediate = 40, bias = true)' };
     const maxStorageBufferBindingSize = 4 * 40 * HIDDEN * 4;
-    const { config, graph } = blockGraphOf(fam);
-    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize });
+    const { config } = blockGraphOf(fam);
+    const plan = compileMoeBlockPlan(config, 0, { maxStorageBufferBindingSize });
     expect(plan.buffers.filter((b) => b.weight?.param.endsWith('experts.gate')).map((b) => b.name)).toHaveLength(4);
     expect(plan.maxTokens).toBeGreaterThanOrEqual(20);
     // More than maxTokens: run() splits the batch into runs of at most maxTokens (the last one partial).
@@ -83,7 +83,7 @@ describe('on the adapter with its raised limits', () => {
   it('runs a batch larger than maxTokens as runs of at most maxTokens; encode() refuses one', async () => {
     const fam: Family = { name: 'sharded', moe: 'experts = 16\n top_k = 2\n router = topk_softmax(bias = true)\n expert = clamped_swiglu(intermediate = 40, bias = true)' };
     const { config, graph } = blockGraphOf(fam);
-    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: 4 * 40 * HIDDEN * 4 });
+    const plan = compileMoeBlockPlan(config, 0, { maxStorageBufferBindingSize: 4 * 40 * HIDDEN * 4 });
     const weights = randomWeights(graph, random);
     const executor = await createMoeBlockExecutor(rt, plan, { readF32: (name) => weights.get(name)! });
     try {
@@ -104,13 +104,13 @@ describe('on the adapter with its raised limits', () => {
     const { config, graph } = blockGraphOf(family('phimoe'));
     // Just one expert matrix (16 experts, intermediate 120): the per-expert padded rows of the grouped GEMM no longer fit beside tokens.
     const tight = Math.max(...graph.params.filter((p) => p.role === 'expert').map((p) => (p.type.shape as number[]).slice(1).reduce((a, b) => a * b, 4)));
-    expect(() => compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: tight })).toThrow(/one run cannot hold a single token/);
+    expect(() => compileMoeBlockPlan(config, 0, { maxStorageBufferBindingSize: tight })).toThrow(/one run cannot hold a single token/);
   });
 
   it('prefill with empty experts and empty shards: a router bias sends every token to experts 0 and 1', async () => {
     const fam: Family = { name: 'skewed', moe: 'experts = 16\n top_k = 2\n router = topk_softmax(bias = true)\n expert = clamped_swiglu(intermediate = 40, bias = true)' };
     const { config, graph } = blockGraphOf(fam);
-    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: 4 * 40 * HIDDEN * 4 });
+    const plan = compileMoeBlockPlan(config, 0, { maxStorageBufferBindingSize: 4 * 40 * HIDDEN * 4 });
     expect(plan.buffers.filter((b) => b.weight?.param.endsWith('experts.gate')).map((b) => b.weight!.rowBegin)).toEqual([0, 4, 8, 12]);
     const weights = randomWeights(graph, random);
     const bias = weights.get('layers.0.moe.router.bias')!;
@@ -197,7 +197,7 @@ describe('weights are read one expert shard at a time', () => {
 
   it('f32 experts: one request per shard, never more than one shard\'s rows', async () => {
     const { config, graph } = blockGraphOf(fam);
-    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: 4 * 40 * HIDDEN * 4 });
+    const plan = compileMoeBlockPlan(config, 0, { maxStorageBufferBindingSize: 4 * 40 * HIDDEN * 4 });
     const shards = plan.buffers.filter((b) => b.weight?.param.endsWith('experts.gate'));
     expect(shards.map((b) => [b.weight!.rowBegin, b.weight!.rowEnd])).toEqual([[0, 4], [4, 8], [8, 12], [12, 16]]);
     const weights = randomWeights(graph, random);
@@ -218,7 +218,7 @@ describe('weights are read one expert shard at a time', () => {
 
   it('int4 experts: a shard is read and packed in pieces of maxReadBytes (4 experts)', async () => {
     const { config, graph } = int4Block();
-    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: int4Binding });
+    const plan = compileMoeBlockPlan(config, 0, { maxStorageBufferBindingSize: int4Binding });
     const shards = plan.buffers.filter((b) => b.weight?.param.endsWith('experts.down'));
     expect(shards.map((b) => [b.weight!.rowBegin, b.weight!.rowEnd])).toEqual([[0, 6], [6, 12], [12, 16]]);
     const weights = randomWeights(graph, random);
@@ -232,7 +232,7 @@ describe('weights are read one expert shard at a time', () => {
 
   it('a source that ignores the row range still works, and is read once per weight', async () => {
     const { config, graph } = int4Block();
-    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: int4Binding });
+    const plan = compileMoeBlockPlan(config, 0, { maxStorageBufferBindingSize: int4Binding });
     const weights = randomWeights(graph, random);
     const calls: string[] = [];
     const legacy: WeightSource = { readF32: (name) => (calls.push(name), weights.get(name)!) };
@@ -258,8 +258,8 @@ describe("under WebGPU's default limits", () => {
   });
 
   it('refuses a plan compiled for a larger binding than the device allows', async () => {
-    const { config, graph } = blockGraphOf(family('mixtral'));
-    const plan = compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: 2 * DEFAULT_LIMITS.maxStorageBufferBindingSize });
+    const { config } = blockGraphOf(family('mixtral'));
+    const plan = compileMoeBlockPlan(config, 0, { maxStorageBufferBindingSize: 2 * DEFAULT_LIMITS.maxStorageBufferBindingSize });
     await expect(createMoeBlockExecutor(rt, plan, { readF32: () => new Float32Array(0) })).rejects.toThrow(/maxStorageBufferBindingSize/);
   });
 });

@@ -4,7 +4,7 @@
 // the dequantized weights (the values the kernels decode), at 1, 7 (decode) and 64, 300 tokens
 // (prefill), outputs and scratch poisoned; then a sharded int4 run on both paths.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.js';
+import { compileMoeBlockPlan } from '../../compiler/moe-block-plan.js';
 import { openDevice, type GpuRuntime } from '../../runtime/device.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
@@ -60,7 +60,7 @@ quantFamilies.forEach((family, familyIndex) => {
         random = seededRandom(seed + 1_000_003 * (familyIndex * FORMATS.length + formatIndex));
         weights = randomWeights(graph, random);
         dequantized = dequantizedWeights(graph, weights);
-        const plan = compileMoeBlockPlan(graph, config);
+        const plan = compileMoeBlockPlan(config, 0);
         executor = await createMoeBlockExecutor(rt, plan, { readF32: (name) => weights.get(name)! });
       });
       afterAll(() => executor?.destroy());
@@ -95,7 +95,7 @@ describe('sharded int4 experts', () => {
     // One [42, 384] int4 matrix is 2016 value words + 1344 scale words = 13440 bytes: 4 experts per binding -> 4 shards.
     const family: Family = { name: 'sharded-int4', hidden: 384, moe: 'experts = 16\n top_k = 2\n router = topk_softmax(bias = true)\n expert = clamped_swiglu(intermediate = 42, bias = true)' };
     const { config, graph } = blockGraphOf(family, compileBlock('int4(group = 6)'));
-    const plan = JSON.parse(JSON.stringify(compileMoeBlockPlan(graph, config, { maxStorageBufferBindingSize: 4 * 13440 }))) as MoeBlockPlan;
+    const plan = JSON.parse(JSON.stringify(compileMoeBlockPlan(config, 0, { maxStorageBufferBindingSize: 4 * 13440 }))) as MoeBlockPlan;
     const gateShards = plan.buffers.filter((b) => b.weight?.param.endsWith('experts.gate'));
     expect(gateShards.map((b) => [b.dtype, b.elements.constant])).toEqual(Array(4).fill(['u32', 4 * 3360]));
     expect(plan.weights.find((w) => w.name.endsWith('experts.down'))).toMatchObject({ format: { format: 'int4', group: 6 }, storage: 'packed' });

@@ -2,7 +2,7 @@
 // once the queue is done with it: evicted uniform buffers, and activation buffers outgrown by
 // encode()-only callers that never call run().
 import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from 'vitest';
-import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.js';
+import { compileMoeBlockPlan } from '../../compiler/moe-block-plan.js';
 import { openDevice, type GpuRuntime } from '../../runtime/device.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
@@ -38,7 +38,7 @@ describe('executor caches', () => {
   });
 
   it('70 distinct token counts: at most 64 cached, the evicted uniform buffers destroyed, results right', async () => {
-    executor = await createMoeBlockExecutor(rt, compileMoeBlockPlan(graph, config), { readF32: (name) => weights.get(name)! });
+    executor = await createMoeBlockExecutor(rt, compileMoeBlockPlan(config, 0), { readF32: (name) => weights.get(name)! });
     destroySpy.mockClear();
     for (let tokens = 1; tokens <= 70; tokens++) {
       const x = normals(random, tokens * H, 1);

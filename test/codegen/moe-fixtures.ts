@@ -1,6 +1,6 @@
 // Shared by the MoE block GPU tests: one small inline spec per router family, seeded random
 // weights and inputs, the CPU reference (ir/interpret) and the error measure.
-import { weightFormatOf } from '../../codegen/moe-block/weight-formats.js';
+import { weightFormatOf } from '../../ir/storage-format.js';
 import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import type { Graph, Value } from '../../ir/graph.js';

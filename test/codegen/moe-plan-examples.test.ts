@@ -5,8 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { compileMoeBlockPlan } from '../../codegen/moe-block/compile-moe-block.js';
-import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
+import { compileMoeBlockPlan } from '../../compiler/moe-block-plan.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import { moeLayerIndices } from '../../ir/model-config.js';
 import { DEFAULT_LIMITS } from '../../runtime/device.js';
@@ -35,7 +34,7 @@ describe('every example compiles at real size under the default limits', () => {
       expect(layers.length).toBeGreaterThan(0);
       // Every MoE layer of a spec has the same shapes; the first and last stand for them all.
       for (const layer of new Set([layers[0]!, layers[layers.length - 1]!])) {
-        const plan = compileMoeBlockPlan(compileMoeBlockGraph(config, layer), config);
+        const plan = compileMoeBlockPlan(config, layer);
         for (const [limit, needed] of Object.entries(plan.requires)) {
           expect(needed, `${file} layer ${layer}: ${limit}`).toBeLessThanOrEqual(DEFAULT_LIMITS[limit as keyof typeof DEFAULT_LIMITS]);
         }

@@ -1,15 +1,17 @@
 // The MoE block plan without a GPU: dispatches per path (golden), buffer dataflow, sharding,
 // JSON round trip, and the errors for what the backend does not run yet.
 import { describe, expect, it, vi } from 'vitest';
-import { compileMoeBlockPlan, DECODE_MAX_TOKENS } from '../../codegen/moe-block/compile-moe-block.js';
+import { compileMoeBlockPlan } from '../../compiler/moe-block-plan.js';
+import { defaultTarget } from '../../compiler/pipeline.js';
+import { checkSpec } from '../../compiler/spec/check.js';
+import { builtinRegistry } from '../../compiler/spec/kinds/builtin.js';
 import { evalTokenExpr, pathSteps, stepReads, stepWrites, type MoeBlockPlan } from '../../runtime/plan.js';
-import { blockGraphOf, families, HIDDEN, type Family } from './moe-fixtures.js';
+import { configOf, families, HIDDEN, specOf, type Family } from './moe-fixtures.js';
+
+const DECODE_MAX_TOKENS = defaultTarget().decodeMaxTokens;
 
 const family = (name: string): Family => families.find((f) => f.name === name)!;
-const planOf = (fam: Family, options = {}, compile?: string): MoeBlockPlan => {
-  const { config, graph } = blockGraphOf(fam, compile);
-  return compileMoeBlockPlan(graph, config, options);
-};
+const planOf = (fam: Family, options = {}, compile?: string): MoeBlockPlan => compileMoeBlockPlan(configOf(fam, compile), 0, options);
 const labels = (plan: MoeBlockPlan, tokens: number) => pathSteps(plan, tokens).map((s) => s.label);
 
 describe('dispatches per block', () => {
@@ -124,12 +126,12 @@ describe('quantized weights in the plan', () => {
 
 describe('what the WebGPU backend refuses, and how it says so', () => {
   const mixtral = family('mixtral');
-  it('a weight format no kernel reads', () => {
-    const { config, graph } = blockGraphOf(mixtral, 'target = webgpu\n dtype = f32\n quantize experts = int4(group = 8)');
-    const nf4 = { format: 'nf4', group: 8, bitsPerWeight: 4.5 };
-    const params = graph.params.map((p) => (p.name.endsWith('experts.up') ? { ...p, type: { ...p.type, dtype: nf4 } } : p));
-    expect(() => compileMoeBlockPlan({ ...graph, params }, config)).toThrow(
-      /layers\.0\.moe\.experts\.up is stored as nf4<g8>, which the WebGPU kernels cannot read; use f32, f16, bf16, int8, int4 or mxfp4 in `quantize experts = \.\.\.`/,
+  it('a weight format no kernel reads (a quantization kind with a storage cost but no WGSL load)', () => {
+    const kinds = builtinRegistry().clone();
+    kinds.register({ name: 'nf4', category: 'quant', doc: 'no kernel', params: [{ name: 'group', doc: '', value: { type: 'int', min: 1 }, default: 8 }], storage: (p) => ({ bits: 4, scaleBits: 4, group: p['group'] as number }) });
+    const { config } = checkSpec(specOf(mixtral, 'target = webgpu\n dtype = f32\n quantize experts = nf4(group = 8)'), 'mixtral.moe', kinds);
+    expect(() => compileMoeBlockPlan(config!, 0, { kinds })).toThrow(
+      /layers\.0\.moe\.experts\.gate is stored as nf4<g8>, which the WebGPU kernels cannot read; use f32, f16, bf16, int8, int4 or mxfp4 in `quantize experts = \.\.\.`/,
     );
   });
   it('sonic token rounding', () => {
@@ -142,9 +144,8 @@ describe('what the WebGPU backend refuses, and how it says so', () => {
     vi.resetModules();
     vi.doMock('../../codegen/kernels/expert-gemv/expert-gemv.js', async (original) => ({ ...(await original<object>()), GEMV_MAX_ROWS: 4 }));
     try {
-      const { compileMoeBlockPlan: compileWithSmallGemv } = await import('../../codegen/moe-block/compile-moe-block.js');
-      const { config, graph } = blockGraphOf(mixtral);
-      expect(() => compileWithSmallGemv(graph, config)).toThrow(`the decode path takes up to ${DECODE_MAX_TOKENS} tokens, but its GEMV computes at most 4 rows`);
+      const { compileMoeBlockPlan: compileWithSmallGemv } = await import('../../compiler/moe-block-plan.js');
+      expect(() => compileWithSmallGemv(configOf(mixtral), 0)).toThrow(`the decode path takes up to ${DECODE_MAX_TOKENS} tokens, but its GEMV computes at most 4 rows`);
     } finally {
       vi.doUnmock('../../codegen/kernels/expert-gemv/expert-gemv.js');
       vi.resetModules();

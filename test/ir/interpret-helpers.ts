@@ -53,7 +53,7 @@ export function route(router: KindRef, topK: number, logits: number[][], extra: 
     'router.correction_bias': Float32Array.from(extra.correctionBias ?? new Array<number>(experts).fill(0)),
   };
   const out = interpretGraph(graph, { x: { shape: [tokens, tokens], data: identity } }, (p) => params[p.name]!);
-  return { ids: rows(out['route.ids']!), weights: rows(out['route.weights']!) };
+  return { ids: rows(out['route.route_ids']!), weights: rows(out['route.routing_weights']!) };
 }
 
 /** n values uniform in [-scale, scale). */

@@ -159,12 +159,12 @@ describe('inputs, weights and the token count', () => {
   test('T comes from the inputs; outputs are keyed by value name with their concrete shapes', () => {
     for (const tokens of [1, 3]) {
       const out = interpretGraph(routeGraph(), { x: f32([tokens, 2], new Array<number>(2 * tokens).fill(1)) }, w);
-      expect(Object.keys(out).sort()).toEqual(['route.ids', 'route.weights']);
-      expect(out['route.ids']!.shape).toEqual([tokens, 2]);
-      expect(out['route.ids']!.data).toBeInstanceOf(Int32Array);
-      expect(out['route.weights']!.data).toBeInstanceOf(Float32Array);
+      expect(Object.keys(out).sort()).toEqual(['route.route_ids', 'route.routing_weights']);
+      expect(out['route.route_ids']!.shape).toEqual([tokens, 2]);
+      expect(out['route.route_ids']!.data).toBeInstanceOf(Int32Array);
+      expect(out['route.routing_weights']!.data).toBeInstanceOf(Float32Array);
       // logits [1, 1, 2, -1]: expert 2, then experts 0 and 1 tie -> 0.
-      expect(rows(out['route.ids']!)).toEqual(new Array(tokens).fill([2, 0]));
+      expect(rows(out['route.route_ids']!)).toEqual(new Array(tokens).fill([2, 0]));
     }
   });
 

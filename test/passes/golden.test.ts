@@ -1,13 +1,15 @@
 // Golden tests per pass: test/passes/<pass>/<case>.moe is built, run through the pipeline up to
-// and including <pass>, printed, and compared with <case>.expected.ir next to it.
-// UPDATE_GOLDEN=1 npx vitest run test/passes rewrites the expected files (review the diff).
+// and including <pass>, printed, and compared with <case>.expected.ir next to it. A case whose
+// first line is `// layer: N` builds layer N's MoE block (what codegen compiles); the others the
+// whole decoder. UPDATE_GOLDEN=1 npx vitest run test/passes rewrites the expected files (review the diff).
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultPasses, runPasses } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
-import { buildModelGraph } from '../../ir/build-model.js';
-import { printGraph } from '../../ir/print.js';
+import { buildModelGraph, buildMoeBlockGraph } from '../../ir/build-model.js';
+import { moduleOf } from '../../ir/graph.js';
+import { printModule } from '../../ir/print.js';
 
 const root = new URL('.', import.meta.url).pathname;
 const passDirs = readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
@@ -23,10 +25,13 @@ describe.each(passDirs)('pass %s', (passName) => {
 
   it.each(cases)('%s', (file) => {
     const path = join(root, passName, file);
-    const { config, diagnostics } = checkSpec(readFileSync(path, 'utf8'), path);
+    const source = readFileSync(path, 'utf8');
+    const { config, diagnostics } = checkSpec(source, path);
     expect(diagnostics).toEqual([]);
-    const graph = runPasses(buildModelGraph(config!), config!, { passes: defaultPasses.slice(0, index + 1), verifyEach: true });
-    const actual = printGraph(graph);
+    const layer = /^\/\/ layer: (\d+)/.exec(source)?.[1];
+    const graph = layer === undefined ? buildModelGraph(config!) : buildMoeBlockGraph(config!, Number(layer));
+    const module = runPasses(moduleOf(graph), config!, { passes: defaultPasses.slice(0, index + 1), verifyEach: true });
+    const actual = printModule(module);
     const expectedPath = path.replace(/\.moe$/, '.expected.ir');
     if (process.env['UPDATE_GOLDEN']) writeFileSync(expectedPath, actual);
     expect(existsSync(expectedPath), `${expectedPath} is missing: run with UPDATE_GOLDEN=1 and review it`).toBe(true);

@@ -1,11 +1,8 @@
-// IR param dtype (set by passes/quantize-weights.ts) -> the runtime's storage format, and which
-// weights the kernels read packed. The router and the shared-expert gate are small vectors read
-// by f32-only kernels: a quantized one is uploaded as its dequantized f32 values, so the numbers
-// match the IR (and the reference) without the router kernel decoding formats.
-import { quantTargetOfRole, type Value } from '../../ir/graph.js';
-import { dtypeName, type DType } from '../../ir/types.js';
-import type { PlanWeight } from '../../runtime/plan.js';
-import { checkFormatFits, type WeightFormat } from '../../runtime/quant/weight-format.js';
+// IR param dtype (set by passes/quantize-weights.ts) -> the runtime's storage format of the
+// weight (runtime/quant/weight-format.ts), which sizes expert shards and picks the kernels' loads.
+import { quantTargetOfRole, type Value } from './graph.js';
+import { dtypeName, type DType } from './types.js';
+import { checkFormatFits, type WeightFormat } from '../runtime/quant/weight-format.js';
 
 /** The `quantize <target>` a param's format comes from, for messages. */
 export function quantTargetOf(param: Value): string {
@@ -20,7 +17,7 @@ function formatOfDtype(dtype: DType): WeightFormat | undefined {
   return undefined;
 }
 
-/** The storage format of an IR weight; throws for a dtype no kernel can read. */
+/** The storage format of an IR weight; throws for a dtype no kernel can read or a group that does not divide the reduced dim. */
 export function weightFormatOf(param: Value): WeightFormat {
   const format = formatOfDtype(param.type.dtype);
   if (!format) {
@@ -31,10 +28,4 @@ export function weightFormatOf(param: Value): WeightFormat {
   const cols = shape[shape.length - 1];
   if (typeof cols === 'number') checkFormatFits(format, cols, `${param.name} (\`quantize ${quantTargetOf(param)} = ...\`)`);
   return format;
-}
-
-/** The plan's description of a weight: its format, and whether kernels decode it (packed) or read dequantized f32. */
-export function planWeightOf(param: Value, storage: PlanWeight['storage']): PlanWeight {
-  const format = weightFormatOf(param);
-  return { name: param.name, shape: param.type.shape as number[], format, storage: format.format === 'f32' ? 'packed' : storage };
 }

@@ -1,0 +1,120 @@
+// A lowered MoE block module (compiler/pipeline.ts compileMoeBlockModule) -> the MoeBlockPlan the
+// runtime executes: each op of each path through the kernel table, in order; buffers from the
+// value types. Nothing here chooses a path, tile, shard or format: the passes did.
+import { functionOf, type Graph, type Module, type Op, type Value } from '../../ir/graph.js';
+import type { TargetDescription } from '../../ir/target.js';
+import type { MoeBlockPlan, PlanBinding, PlanBufferRole, PlanKernel, PlanStep, TokenExpr } from '../../runtime/plan.js';
+import { dtypeBytes, tokenExpr } from '../../runtime/plan.js';
+import { COMBINE_GRID_WIDTH } from '../kernels/combine/combine.js';
+import { GEMV_MAX_ROWS } from '../kernels/expert-gemv/expert-gemv.js';
+import { gemmThreads } from '../kernels/grouped-gemm/grouped-gemm.js';
+import { routerTokensPerWorkgroup } from '../kernels/router/router.js';
+import { tileOf } from '../../ir/ops-lowered.js';
+import { kernelTable, type KernelEntry } from './kernel-table.js';
+import { PlanBuffers } from './plan-buffers.js';
+
+const MAX_WORKGROUPS_PER_DIMENSION = 65535;
+const VIEWS = new Set(['slice_rows', 'dequantize']);
+
+function entryOf(f: Graph, op: Op): KernelEntry {
+  const entry = (kernelTable as Record<string, KernelEntry | undefined>)[op.opcode];
+  if (!entry) throw new Error(`${f.name}: no WebGPU kernel for ${op.opcode} (legalize-webgpu should have refused it)`);
+  return entry;
+}
+
+export function emitMoeBlockPlan(module: Module, target: TargetDescription): MoeBlockPlan {
+  const prefill = functionOf(module, 'prefill') ?? functionOf(module, 'main');
+  if (!prefill) throw new Error(`${module.name}: no prefill function`);
+  const decode = functionOf(module, 'decode');
+  const decodeMaxTokens = (decode?.attrs?.['max_tokens'] as number | undefined) ?? 0;
+  if (decodeMaxTokens > GEMV_MAX_ROWS) throw new Error(`${module.name}: the decode path takes up to ${decodeMaxTokens} tokens, but its GEMV computes at most ${GEMV_MAX_ROWS} rows`);
+  const route = prefill.ops.find((op) => op.opcode === 'moe.route');
+  if (!route) throw new Error(`${module.name}: an MoE block needs a moe.route op`);
+  const layer = /^(layers\.\d+\.moe)\./.exec(route.outputs[0]!.name)?.[1] ?? '';
+  const buffers = new PlanBuffers(layer);
+  const kernels = new Map<string, PlanKernel>();
+  const paths = [prefill, ...(decode ? [decode] : [])].map((f) => emitSteps(f, buffers, kernels));
+  const planBuffers = buffers.buffers;
+  const tiled = prefill.ops.find((op) => op.attrs['tile'] !== undefined);
+  const tile = tiled ? tileOf(tiled.attrs) : target.gemmTile;
+  const x = prefill.inputs[0]!;
+  const experts = route.attrs['experts'] as number;
+  const topK = route.attrs['top_k'] as number;
+  const maxBinding = target.limits.maxStorageBufferBindingSize;
+  for (const w of planBuffers.filter((b) => b.role === 'weight')) {
+    if (w.elements.constant * 4 > maxBinding) throw new Error(`${w.name} is ${w.elements.constant * 4} bytes, more than the ${maxBinding}-byte storage binding limit; only routed experts are sharded`);
+  }
+  const tokensPerRun = maxTokens(planBuffers, maxBinding, { K: topK, E: experts, BM: tile.bm, routerTile: routerTokensPerWorkgroup(experts) });
+  if (tokensPerRun < 1) {
+    throw new Error(`${module.name}: under the ${maxBinding}-byte storage binding limit one run cannot hold a single token ` +
+      `(the per-expert activation buffers take most of a binding); compile for an adapter with a larger maxStorageBufferBindingSize`);
+  }
+  const steps = paths.flat();
+  return {
+    format: 'moec.moe-block-plan',
+    version: 1,
+    name: module.name,
+    hidden: x.type.shape[1] as number,
+    experts,
+    topK,
+    input: 'hidden_states',
+    output: 'block_out',
+    weights: buffers.weights,
+    buffers: planBuffers,
+    kernels: [...kernels.values()],
+    prefill: paths[0]!,
+    decode: paths[1] ?? paths[0]!,
+    decodeMaxTokens,
+    maxTokens: tokensPerRun,
+    requires: {
+      maxStorageBufferBindingSize: maxBinding,
+      maxStorageBuffersPerShaderStage: Math.max(...steps.map((s) => s.bindings.length)),
+      maxComputeWorkgroupStorageSize: 16384,
+      maxComputeInvocationsPerWorkgroup: Math.max(...[...kernels.values()].map((k) => k.workgroupSize[0] * k.workgroupSize[1] * k.workgroupSize[2]), gemmThreads(tile)),
+    },
+    ...(x.type.dtype === 'f16' ? { features: ['shader-f16'] } : {}),
+  };
+}
+
+function emitSteps(f: Graph, buffers: PlanBuffers, kernels: Map<string, PlanKernel>): PlanStep[] {
+  const producers = new Map<number, Op>();
+  for (const op of f.ops) for (const v of op.outputs) producers.set(v.id, op);
+  const roles = (op: Op, output: number): PlanBufferRole => (op.opcode === 'moe.align' && output === 2 ? 'indirect' : 'scratch');
+  const names = buffers.bind(f, roles);
+  const buffer = (v: Value) => {
+    const name = names.get(v.id);
+    if (!name) throw new Error(`internal: %${v.name} has no buffer`);
+    return name;
+  };
+  const context = { producer: (v: Value) => producers.get(v.id) };
+  return f.ops.filter((op) => !VIEWS.has(op.opcode)).map((op) => {
+    const entry = entryOf(f, op);
+    const kernel = entry.render(op, context);
+    const existing = kernels.get(kernel.name);
+    if (existing && existing.wgsl !== kernel.wgsl) throw new Error(`internal: two different kernels named ${kernel.name}`);
+    kernels.set(kernel.name, { name: kernel.name, wgsl: kernel.wgsl, entryPoint: kernel.entryPoint, workgroupSize: kernel.workgroupSize });
+    const values = entry.bindings(op);
+    const bindings: PlanBinding[] = kernel.bindings.map((b) => {
+      const v = values[b.name];
+      if (!v) throw new Error(`internal: ${op.opcode} leaves binding ${b.name} of ${kernel.name} unbound`);
+      return { binding: b.binding, buffer: buffer(v), access: b.access };
+    });
+    const extra = Object.keys(values).filter((n) => !kernel.bindings.some((b) => b.name === n));
+    if (extra.length) throw new Error(`internal: ${op.opcode} binds ${extra.join(', ')}, which ${kernel.name} does not declare`);
+    const words = entry.words?.(op) ?? [tokenExpr(1), tokenExpr(0), tokenExpr(0), tokenExpr(0)];
+    return { label: entry.label(op), kernel: kernel.name, bindings, uniform: { binding: kernel.uniformBinding, words }, grid: entry.grid(op, buffer) };
+  });
+}
+
+/** The largest token count whose buffers fit one binding and whose grids fit 65535 workgroups. */
+function maxTokens(buffers: MoeBlockPlan['buffers'], maxBinding: number, g: { K: number; E: number; BM: number; routerTile: number }): number {
+  const caps = [MAX_WORKGROUPS_PER_DIMENSION * g.routerTile, MAX_WORKGROUPS_PER_DIMENSION * g.BM, COMBINE_GRID_WIDTH * MAX_WORKGROUPS_PER_DIMENSION];
+  // Grouped GEMM blocks: (T K + E (BM - 1)) / BM per y dimension.
+  caps.push(Math.floor((MAX_WORKGROUPS_PER_DIMENSION * g.BM - g.E * (g.BM - 1)) / g.K));
+  for (const buffer of buffers) {
+    const e: TokenExpr = buffer.elements;
+    if (e.perToken <= 0) continue;
+    caps.push(Math.floor(((maxBinding / dtypeBytes(buffer.dtype)) * (e.divisor ?? 1) - e.constant) / e.perToken));
+  }
+  return Math.max(0, Math.min(...caps));
+}

@@ -1,0 +1,144 @@
+// Lowered opcode -> its kernel: how to render it from the op's attrs and value types, which
+// value each WGSL binding reads or writes, the dispatch grid and the Params words. No decisions:
+// tiles, shards, paths and formats are already attrs and types of the op.
+import type { Op, Value } from '../../ir/graph.js';
+import type { KindRef } from '../../ir/model-config.js';
+import { inputsByName } from '../../ir/ops.js';
+import { epilogueOf, expertRange, tileOf } from '../../ir/ops-lowered.js';
+import { weightFormatOf } from '../../ir/storage-format.js';
+import type { PlanGrid, TokenExpr } from '../../runtime/plan.js';
+import { tokenExpr } from '../../runtime/plan.js';
+import { COMBINE_GRID_WIDTH, renderCombineKernel } from '../kernels/combine/combine.js';
+import { GEMV_MAX_ROWS, GEMV_ROWS, renderGemvKernel } from '../kernels/expert-gemv/expert-gemv.js';
+import { renderGemmKernel } from '../kernels/grouped-gemm/grouped-gemm.js';
+import type { ActivationDtype, RenderedKernel } from '../kernels/kernel.js';
+import { renderRouteAlignKernel } from '../kernels/route-align/route-align.js';
+import { renderRouterKernel, routerTokensPerWorkgroup } from '../kernels/router/router.js';
+import type { WEBGPU_OPCODES } from './supported.js';
+
+/** What the table needs from the function around an op. */
+export interface OpContext {
+  /** The op that produced a value (for moe.align's shard count). */
+  producer(v: Value): Op | undefined;
+}
+
+export interface KernelEntry {
+  render(op: Op, context: OpContext): RenderedKernel;
+  /** WGSL binding name -> the value bound to it. */
+  bindings(op: Op): Record<string, Value>;
+  grid(op: Op, buffer: (v: Value) => string): PlanGrid;
+  /** The Params words { tokens, expert_begin, expert_end, shard }. */
+  words?(op: Op): TokenExpr[];
+  label(op: Op): string;
+}
+
+const T = tokenExpr(1);
+const constant = (n: number): TokenExpr => tokenExpr(0, n);
+const fixedGrid = (x: TokenExpr, y: TokenExpr = constant(1), z: TokenExpr = constant(1)): PlanGrid => ({ kind: 'fixed', x, y, z });
+
+const act = (v: Value): ActivationDtype => (v.type.dtype === 'f16' ? 'f16' : 'f32');
+const width = (v: Value): number => v.type.shape.at(-1) as number;
+const rowsOf = (op: Op) => (op.outputs[0]!.type.shape.at(-1) as number);
+
+/** The matrix ops' shared reading of their op: gate/up or one matrix, bias, routing weight, format. */
+function matrixShape(op: Op) {
+  const inputs = inputsByName(op);
+  const gateup = epilogueOf(op.attrs) === 'activation';
+  return {
+    act: act(inputs['a']!),
+    gateup,
+    bias: op.attrs['bias'] === true,
+    weighted: epilogueOf(op.attrs) === 'routing_weight',
+    kdim: width(inputs['a']!),
+    ndim: rowsOf(op),
+    topK: (op.attrs['top_k'] as number | undefined) ?? 0,
+    ...(gateup ? { activation: op.attrs['activation'] as KindRef } : {}),
+    weights: weightFormatOf(inputs['w0']!),
+  };
+}
+
+/** Every input but the grid's and the destination's, plus `out`. */
+function matrixBindings(op: Op): Record<string, Value> {
+  const { dispatch_args: _args, init: _init, ...rest } = inputsByName(op);
+  return { ...rest, out: op.outputs[0]! };
+}
+
+const shardWords = (op: Op): TokenExpr[] => {
+  const [begin, end] = expertRange(op.attrs);
+  return [T, constant(begin), constant(end), constant(op.attrs['shard'] as number)];
+};
+
+const shardLabel = (op: Op) => `[${expertRange(op.attrs).join(', ')})`;
+const matrixLabel = (op: Op) => (epilogueOf(op.attrs) === 'activation' ? 'gate/up' : 'down');
+/** `shared` or `dense`: the role of the weights a dense matrix op reads. */
+const roleOf = (op: Op) => inputsByName(op)['w0']!.role ?? 'dense';
+
+function checkGemvRows(op: Op): number {
+  const rows = op.attrs['rows'] as number;
+  if (rows !== GEMV_ROWS) throw new Error(`internal: the GEMV kernel computes ${GEMV_ROWS} outputs per workgroup, the IR asks for ${rows}`);
+  return rows;
+}
+
+export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice_rows' | 'dequantize'>, KernelEntry> = {
+  'moe.route': {
+    render: (op) => {
+      const i = inputsByName(op);
+      return renderRouterKernel({ act: act(i['x']!), hidden: width(i['x']!), experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, router: op.attrs['router'] as KindRef, bias: !!i['bias'], correctionBias: !!i['correction_bias'] });
+    },
+    bindings: (op) => {
+      const i = inputsByName(op);
+      return { x: i['x']!, router_weight: i['weight']!, ...(i['bias'] ? { router_bias: i['bias'] } : {}), ...(i['correction_bias'] ? { correction_bias: i['correction_bias'] } : {}), route_ids: op.outputs[0]!, route_weights: op.outputs[1]! };
+    },
+    grid: (op) => fixedGrid(tokenExpr(1, 0, routerTokensPerWorkgroup(op.attrs['experts'] as number))),
+    label: () => 'router',
+  },
+  'moe.align': {
+    render: (op) => renderRouteAlignKernel({
+      experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, blockRows: op.attrs['block_rows'] as number,
+      shardBegins: op.attrs['shard_begins'] as number[], gateUpTiles: op.attrs['gate_up_tiles'] as number, downTiles: op.attrs['down_tiles'] as number,
+    }),
+    bindings: (op) => ({ route_ids: op.inputs[0]!, sorted_slots: op.outputs[0]!, route_meta: op.outputs[1]!, dispatch_args: op.outputs[2]! }),
+    grid: () => fixedGrid(constant(1)),
+    label: () => 'route-align',
+  },
+  'moe.grouped_gemm': {
+    render: (op, context) => {
+      const align = context.producer(inputsByName(op)['route_meta']!)!;
+      return renderGemmKernel({ ...matrixShape(op), grouped: true, shards: (align.attrs['shard_begins'] as number[]).length, tile: tileOf(op.attrs) });
+    },
+    bindings: matrixBindings,
+    // moe.align writes (gate/up tiles, blocks, 1) at word 6 s and (down tiles, blocks, 1) at 6 s + 3.
+    grid: (op, buffer) => ({ kind: 'indirect', buffer: buffer(inputsByName(op)['dispatch_args']!), offset: 24 * (op.attrs['shard'] as number) + (epilogueOf(op.attrs) === 'activation' ? 0 : 12) }),
+    words: shardWords,
+    label: (op) => `experts ${matrixLabel(op)} ${shardLabel(op)}`,
+  },
+  'moe.expert_gemv': {
+    render: (op) => renderGemvKernel({ ...matrixShape(op), grouped: true, maxRows: GEMV_MAX_ROWS }),
+    bindings: matrixBindings,
+    grid: (op) => fixedGrid(constant(Math.ceil(rowsOf(op) / checkGemvRows(op))), constant(op.attrs['top_k'] as number), T),
+    words: shardWords,
+    label: (op) => `experts ${matrixLabel(op)} GEMV ${shardLabel(op)}`,
+  },
+  'moe.combine': {
+    render: (op) => renderCombineKernel({ act: act(op.outputs[0]!), hidden: rowsOf(op), topK: op.attrs['top_k'] as number, shared: op.attrs['shared'] === true, sharedGate: op.attrs['shared_gate'] === 'sigmoid' }),
+    bindings: (op) => ({ ...inputsByName(op), out: op.outputs[0]! }),
+    grid: () => fixedGrid(tokenExpr(1, 0, 1, COMBINE_GRID_WIDTH), tokenExpr(1, 0, COMBINE_GRID_WIDTH)),
+    label: () => 'combine',
+  },
+  gemm: {
+    render: (op) => renderGemmKernel({ ...matrixShape(op), grouped: false, shards: 1, tile: tileOf(op.attrs) }),
+    bindings: matrixBindings,
+    grid: (op) => {
+      const tile = tileOf(op.attrs);
+      return fixedGrid(constant(Math.ceil(rowsOf(op) / tile.bn)), tokenExpr(1, 0, tile.bm));
+    },
+    label: (op) => `${roleOf(op)} ${matrixLabel(op)}`,
+  },
+  gemv: {
+    render: (op) => renderGemvKernel({ ...matrixShape(op), grouped: false, maxRows: GEMV_MAX_ROWS }),
+    bindings: matrixBindings,
+    grid: (op) => fixedGrid(constant(Math.ceil(rowsOf(op) / checkGemvRows(op)))),
+    label: (op) => `${roleOf(op)} ${matrixLabel(op)} GEMV`,
+  },
+};
+

@@ -1,0 +1,107 @@
+// The buffers of a plan, read off the lowered IR: one per value a kernel writes (named after the
+// value, its block prefix dropped; a shard's result shares its `init`'s buffer), sized by the
+// value's type, plus one per weight (a param, one expert shard of it via slice_rows, or its f32
+// values via dequantize). Paths share a buffer when they name the same value.
+import type { Graph, Op, Value } from '../../ir/graph.js';
+import { asTokenDim, type Dim, type DType } from '../../ir/types.js';
+import { weightFormatOf } from '../../ir/storage-format.js';
+import type { PlanBuffer, PlanBufferRole, PlanDType, PlanWeight, TokenExpr } from '../../runtime/plan.js';
+import { tokenExpr } from '../../runtime/plan.js';
+import { packedBytes } from '../../runtime/quant/weight-format.js';
+
+/** Elements of a value of `shape`: at most one dim grows with T; a rounded-up division only in a 1-D shape. */
+export function elementsOf(shape: readonly Dim[], what: string): TokenExpr {
+  let fixed = 1;
+  let symbolic: ReturnType<typeof asTokenDim> | undefined;
+  for (const d of shape) {
+    if (typeof d === 'number') fixed *= d;
+    else if (symbolic) throw new Error(`internal: ${what} has two token-dependent dims`);
+    else symbolic = asTokenDim(d);
+  }
+  if (!symbolic) return tokenExpr(0, fixed);
+  if ((symbolic.divisor ?? 1) !== 1 && fixed !== 1) throw new Error(`internal: ${what}: a divided dim must be the only one`);
+  return tokenExpr(symbolic.perToken * fixed, symbolic.constant * fixed, symbolic.divisor ?? 1);
+}
+
+function planDtype(dtype: DType, what: string): PlanDType {
+  if (dtype === 'f32' || dtype === 'f16' || dtype === 'i32' || dtype === 'u32') return dtype;
+  throw new Error(`internal: ${what} is ${JSON.stringify(dtype)}, not an activation or index type`);
+}
+
+/** a dominates b: at least as many elements at every token count. */
+const dominates = (a: TokenExpr, b: TokenExpr) => a.perToken >= b.perToken && a.constant >= b.constant && (a.divisor ?? 1) <= (b.divisor ?? 1);
+
+export class PlanBuffers {
+  readonly buffers: PlanBuffer[] = [];
+  readonly weights: PlanWeight[] = [];
+
+  constructor(private readonly prefix: string) {}
+
+  /** The buffer of every value a function reads or writes, by value id. */
+  bind(f: Graph, roles: (op: Op, output: number) => PlanBufferRole): Map<number, string> {
+    const names = new Map<number, string>();
+    const sliceOf = new Map<number, { param: Value; begin: number; end: number; storage: PlanWeight['storage'] }>();
+    for (const p of f.params) sliceOf.set(p.id, { param: p, begin: 0, end: p.type.shape[0] as number, storage: 'packed' });
+    for (const v of f.inputs) names.set(v.id, this.activation('hidden_states', 'input', v));
+    // A chain of shard results is one buffer, named after its last value.
+    const last = new Map<number, Value>();
+    for (const op of [...f.ops].reverse()) {
+      const init = op.opcode !== 'slice_rows' && op.inputs.at(-1);
+      if (init && op.attrs['init'] === true) last.set(init.id, last.get(op.outputs[0]!.id) ?? op.outputs[0]!);
+    }
+    for (const op of f.ops) {
+      if (op.opcode === 'slice_rows' || op.opcode === 'dequantize') {
+        const source = sliceOf.get(op.inputs[0]!.id)!;
+        sliceOf.set(op.outputs[0]!.id, op.opcode === 'dequantize'
+          ? { ...source, storage: 'dequantized' }
+          : { ...source, begin: source.begin + (op.attrs['begin'] as number), end: source.begin + (op.attrs['end'] as number) });
+        continue;
+      }
+      for (const input of op.inputs) {
+        const w = sliceOf.get(input.id);
+        if (w && !names.has(input.id)) names.set(input.id, this.weight(w.param, w.storage, w.begin, w.end));
+      }
+      op.outputs.forEach((v, i) => {
+        const isOutput = f.outputs.some((o) => o.id === v.id);
+        const named = last.get(v.id) ?? v;
+        names.set(v.id, isOutput ? this.activation('block_out', 'output', v) : this.activation(this.shortName(named), roles(op, i), named));
+      });
+    }
+    return names;
+  }
+
+  private shortName(v: Value): string {
+    return v.name.startsWith(`${this.prefix}.`) ? v.name.slice(this.prefix.length + 1) : v.name;
+  }
+
+  private activation(name: string, role: PlanBufferRole, v: Value): string {
+    const buffer: PlanBuffer = { name, role, dtype: planDtype(v.type.dtype, v.name), elements: elementsOf(v.type.shape, v.name) };
+    const existing = this.buffers.find((b) => b.name === name);
+    if (!existing) this.buffers.push(buffer);
+    else if (existing.dtype !== buffer.dtype || existing.role !== role) throw new Error(`internal: buffer ${name} is both ${existing.dtype} ${existing.role} and ${buffer.dtype} ${role}`);
+    else if (dominates(buffer.elements, existing.elements)) existing.elements = buffer.elements;
+    else if (!dominates(existing.elements, buffer.elements)) throw new Error(`internal: the paths size buffer ${name} in ways neither of which holds the other`);
+    return name;
+  }
+
+  /** A buffer holding rows [begin, end) of a param: packed in its format, or its dequantized f32 values. */
+  private weight(param: Value, storage: PlanWeight['storage'], begin: number, end: number): string {
+    const format = weightFormatOf(param);
+    const shape = param.type.shape as number[];
+    const planWeight: PlanWeight = { name: param.name, shape, format, storage: format.format === 'f32' ? 'packed' : storage };
+    const existing = this.weights.find((w) => w.name === param.name);
+    if (existing && existing.storage !== planWeight.storage) throw new Error(`internal: ${param.name} is read both packed and dequantized`);
+    if (!existing) this.weights.push(planWeight);
+    const whole = begin === 0 && end === shape[0];
+    const name = whole ? param.name : `${param.name}[${begin}:${end}]`;
+    const packed = planWeight.storage === 'packed' && format.format !== 'f32';
+    // Packed words come per matrix (the last two dims), so only stacked matrices are sliced.
+    if (packed && !whole && shape.length < 3) throw new Error(`internal: ${param.name} is packed as one matrix and cannot be sliced`);
+    if (!this.buffers.some((b) => b.name === name)) {
+      const slice = [end - begin, ...shape.slice(1)];
+      const elements = packed ? packedBytes(format, slice) / 4 : slice.reduce((n, d) => n * d, 1);
+      this.buffers.push({ name, role: 'weight', dtype: packed ? 'u32' : 'f32', elements: tokenExpr(0, elements), weight: { param: param.name, rowBegin: begin, rowEnd: end } });
+    }
+    return name;
+  }
+}

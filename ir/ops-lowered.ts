@@ -1,0 +1,194 @@
+// Kernel-level ops of the lowered IR: what passes/lower-*.ts produce and codegen maps one to one
+// onto kernels. Sizes that depend on routing are affine in T (TokenDim): the buffers the runtime
+// allocates are exactly these value types. Ops that write part of a buffer another op already
+// wrote (one expert shard of a grouped GEMM) take it as `init` and return it updated
+// (destination passing): codegen gives both values one buffer.
+import { isKindRef } from './graph.js';
+import { numParam, type KindRef } from './model-config.js';
+import { expectActivation, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
+import { TOKENS, tokenDim, type Dim, type TensorType } from './types.js';
+
+/** What a matrix op does after its dot products: the gated activation of gate and up, the routing weight, or nothing. */
+export type Epilogue = 'activation' | 'routing_weight' | 'none';
+
+export function epilogueOf(attrs: Attrs): Epilogue {
+  const e = attrs['epilogue'];
+  if (e !== 'activation' && e !== 'routing_weight' && e !== 'none') throw new IRTypeError('attribute epilogue must be activation, routing_weight or none');
+  return e;
+}
+
+/** [first, end) of the experts an op's weights hold. */
+export function expertRange(attrs: Attrs): [number, number] {
+  const r = attrs['expert_range'];
+  if (!Array.isArray(r) || r.length !== 2) throw new IRTypeError('attribute expert_range must be [begin, end]');
+  return [r[0]!, r[1]!];
+}
+
+/** A GEMM tile: bm x bn outputs per workgroup, bk of the reduced dim per step, tm x tn per thread. */
+export interface GemmTile {
+  bm: number;
+  bn: number;
+  bk: number;
+  tm: number;
+  tn: number;
+}
+
+export const tileAttr = (tile: GemmTile): KindRef => ({ kind: 'tile', params: { ...tile } });
+
+export function tileOf(attrs: Attrs): GemmTile {
+  const t = kindAttr(attrs, 'tile');
+  return { bm: numParam(t, 'bm'), bn: numParam(t, 'bn'), bk: numParam(t, 'bk'), tm: numParam(t, 'tm'), tn: numParam(t, 'tn') };
+}
+
+/** Weight inputs of a matrix op: w0 (gate, or the one matrix), w1 (up), biases, in binding order. */
+function matrixInputs(a: Attrs): string[] {
+  const gateup = epilogueOf(a) === 'activation';
+  const bias = a['bias'] === true;
+  return ['w0', ...(gateup ? ['w1'] : []), ...(bias ? ['b0'] : []), ...(bias && gateup ? ['b1'] : [])];
+}
+
+const withInit = (a: Attrs, names: string[]) => (a['init'] === true ? [...names, 'init'] : names);
+
+/** Checks w0/w1 [...lead, N, K] against the reduced dim and returns N; biases [...lead, N]. */
+function checkMatrices(inputs: Inputs, a: Attrs, reduced: Dim, lead: Dim[]): Dim {
+  const w0 = inputs['w0']!;
+  const n = w0.shape[lead.length]!;
+  for (const w of ['w0', 'w1']) if (inputs[w]) expectShape(w, inputs[w], [...lead, n, reduced]);
+  for (const b of ['b0', 'b1']) if (inputs[b]) expectShape(b, inputs[b], [...lead, n]);
+  if (epilogueOf(a) === 'activation' && !isKindRef(a['activation'] ?? 0)) throw new IRTypeError('an activation epilogue needs an activation kind');
+  return n;
+}
+
+function checkInit(inputs: Inputs, out: TensorType): TensorType {
+  if (inputs['init']) {
+    expectShape('init', inputs['init'], out.shape);
+    if (inputs['init'].dtype !== out.dtype) throw new IRTypeError(`init is ${String(inputs['init'].dtype)}, the output ${String(out.dtype)}`);
+  }
+  return out;
+}
+
+function rowsOf(what: string, t: TensorType): Dim {
+  if (t.shape.length !== 2) throw new IRTypeError(`${what} must be [rows, n]`);
+  if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new IRTypeError(`${what} must hold activations (f32 or f16)`);
+  return t.shape[1]!;
+}
+
+export const loweredOpDefinitions: Record<string, OpDefinition> = {
+  'moe.align': {
+    doc: 'Routing bookkeeping: (token, k) slots sorted by expert, each expert padded to block_rows, the expert of each block, and per weight shard the first block and the indirect grid of its GEMMs.',
+    inputNames: () => ['ids'],
+    outputNames: ['sorted_slots', 'route_meta', 'dispatch_args'],
+    infer: ({ ids }, a) => {
+      const [k, e, bm] = [numAttr(a, 'top_k'), numAttr(a, 'experts'), numAttr(a, 'block_rows')];
+      const shards = a['shard_begins'];
+      if (!Array.isArray(shards) || shards[0] !== 0 || shards.some((s, i) => i > 0 && s <= shards[i - 1]!) || shards.at(-1)! >= e) {
+        throw new IRTypeError('shard_begins must start at 0 and ascend below experts');
+      }
+      expectShape('ids', ids!, [TOKENS, k]);
+      const padding = e * (bm - 1);
+      return [
+        { shape: [tokenDim(k, padding)], dtype: 'i32' },
+        { shape: [tokenDim(k, padding + shards.length * bm, bm)], dtype: 'u32' },
+        { shape: [6 * shards.length], dtype: 'u32' },
+      ];
+    },
+  },
+  'moe.grouped_gemm': {
+    doc: 'Grouped GEMM over the expert-sorted rows of moe.align, for the experts of expert_range: gate/up with the activation (rows gathered from the tokens), or one matrix times the routing weight stored to each slot\'s row.',
+    inputNames: (a) => withInit(a, ['a', 'sorted_slots', 'route_meta', 'dispatch_args', ...matrixInputs(a), ...(epilogueOf(a) === 'routing_weight' ? ['routing_weights'] : [])]),
+    outputNames: ['y'],
+    infer: (inputs, a) => {
+      const [begin, end] = expertRange(a);
+      const k = numAttr(a, 'top_k');
+      const reduced = rowsOf('a', inputs['a']!);
+      const n = checkMatrices(inputs, a, reduced, [end - begin]);
+      const gateup = epilogueOf(a) === 'activation';
+      if (gateup) expectActivation('a', inputs['a']!);
+      else expectShape('a', inputs['a']!, [inputs['sorted_slots']!.shape[0]!, reduced]);
+      if (inputs['routing_weights']) expectShape('routing_weights', inputs['routing_weights'], [TOKENS, k]);
+      const rows = gateup ? inputs['sorted_slots']!.shape[0]! : tokenDim(k);
+      return [checkInit(inputs, { shape: [rows, n], dtype: inputs['a']!.dtype })];
+    },
+  },
+  'moe.expert_gemv': {
+    doc: 'Decode GEMV over the experts each token chose (of expert_range): gate/up with the activation into slot rows, or one matrix times the routing weight.',
+    inputNames: (a) => withInit(a, ['a', 'route_ids', ...matrixInputs(a), ...(epilogueOf(a) === 'routing_weight' ? ['routing_weights'] : [])]),
+    outputNames: ['y'],
+    infer: (inputs, a) => {
+      const [begin, end] = expertRange(a);
+      const k = numAttr(a, 'top_k');
+      const reduced = rowsOf('a', inputs['a']!);
+      const n = checkMatrices(inputs, a, reduced, [end - begin]);
+      expectShape('route_ids', inputs['route_ids']!, [TOKENS, k]);
+      if (epilogueOf(a) === 'activation') expectActivation('a', inputs['a']!);
+      else expectShape('a', inputs['a']!, [tokenDim(k), reduced]);
+      if (inputs['routing_weights']) expectShape('routing_weights', inputs['routing_weights'], [TOKENS, k]);
+      return [checkInit(inputs, { shape: [tokenDim(k), n], dtype: inputs['a']!.dtype })];
+    },
+  },
+  'moe.combine': {
+    doc: 'Per token: its slot rows summed in k order (empty slots skipped), plus the shared expert\'s row, times sigmoid(x . w) with a shared gate.',
+    inputNames: (a) => ['route_ids', 'slot_out', ...(a['shared'] === true ? ['shared_out'] : []), ...(a['shared_gate'] === 'sigmoid' ? ['x', 'shared_gate_weight'] : [])],
+    outputNames: ['y'],
+    infer: ({ route_ids, slot_out, shared_out, x, shared_gate_weight }, a) => {
+      const k = numAttr(a, 'top_k');
+      expectShape('route_ids', route_ids!, [TOKENS, k]);
+      const h = rowsOf('slot_out', slot_out!);
+      expectShape('slot_out', slot_out!, [tokenDim(k), h]);
+      if (a['shared_gate'] === 'sigmoid' && a['shared'] !== true) throw new IRTypeError('a shared gate needs a shared expert');
+      if (shared_out) expectShape('shared_out', shared_out, [TOKENS, h]);
+      if (x) expectShape('x', x, [TOKENS, h]);
+      if (shared_gate_weight) {
+        expectShape('shared_gate_weight', shared_gate_weight, [1, h]);
+        if (shared_gate_weight.dtype !== 'f32') throw new IRTypeError('shared_gate_weight must be f32 (dequantize it first)');
+      }
+      return [{ shape: [TOKENS, h], dtype: slot_out!.dtype }];
+    },
+  },
+  gemm: {
+    doc: 'Dense tiled GEMM over all tokens: gate/up with the activation, or one matrix (plus bias).',
+    inputNames: (a) => ['a', ...matrixInputs(a)],
+    outputNames: ['y'],
+    infer: (inputs, a) => denseMatrixType(inputs, a),
+  },
+  gemv: {
+    doc: 'Dense decode GEMV over all tokens: gate/up with the activation, or one matrix (plus bias).',
+    inputNames: (a) => ['a', ...matrixInputs(a)],
+    outputNames: ['y'],
+    infer: (inputs, a) => denseMatrixType(inputs, a),
+  },
+  slice_rows: {
+    doc: 'Rows [begin, end) of a weight\'s leading dimension (one expert shard): a view, no kernel.',
+    inputNames: () => ['w'],
+    outputNames: ['y'],
+    infer: ({ w }, a) => {
+      const [begin, end] = [numAttr(a, 'begin'), numAttr(a, 'end')];
+      const rows = w!.shape[0];
+      if (typeof rows !== 'number' || !(0 <= begin && begin < end && end <= rows)) throw new IRTypeError(`rows [${begin}, ${end}) are not inside the ${String(rows)} rows of w`);
+      return [{ shape: [end - begin, ...w!.shape.slice(1)], dtype: w!.dtype }];
+    },
+  },
+  dequantize: {
+    doc: 'A weight\'s values in f32 (uploaded so; for kernels that read f32 only).',
+    inputNames: () => ['w'],
+    outputNames: ['y'],
+    infer: ({ w }) => [{ shape: [...w!.shape], dtype: 'f32' }],
+  },
+};
+
+function denseMatrixType(inputs: Inputs, a: Attrs): TensorType[] {
+  const reduced = expectActivation('a', inputs['a']!);
+  const n = checkMatrices(inputs, a, reduced, []);
+  if (epilogueOf(a) === 'routing_weight') throw new IRTypeError('a dense matrix op has no routing weight');
+  return [{ shape: [TOKENS, n], dtype: inputs['a']!.dtype }];
+}
+
+/** Lowered ops that name a view of a weight (one expert shard, its f32 values): a buffer, not a dispatch. */
+export const VIEW_OPCODES: ReadonlySet<string> = new Set(['slice_rows', 'dequantize']);
+
+/** Kernel launches of a function whose ops are all kernel-level (moe.route and the ops above); undefined before lowering. */
+export function dispatchCount(ops: ReadonlyArray<{ opcode: string }>): number | undefined {
+  if (!ops.every((op) => op.opcode === 'moe.route' || op.opcode in loweredOpDefinitions)) return undefined;
+  return ops.filter((op) => !VIEW_OPCODES.has(op.opcode)).length;
+}
+
