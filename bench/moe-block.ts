@@ -1,7 +1,7 @@
 // Benchmark: the compiled (fused) MoE block against a naive baseline in the same runtime, the same
-// block with int4 experts against f32 ones, and with f16 activations (compile `dtype = f16`)
-// against f32 ones, on whatever WebGPU adapter is at hand. Prints three tables; never passes or
-// fails on time.
+// block with int4 experts against f32 ones, with f16 activations (compile `dtype = f16`) against
+// f32 ones, and with optimization passes on vs off (bench/pass-effects.ts), on whatever WebGPU
+// adapter is at hand. Prints one table each; never passes or fails on time.
 //   npm run build && npm run bench        (MOEC_BENCH_ITERS=n to change iterations per row)
 import { compileMoeBlockPlan } from '../compiler/moe-block-plan.js';
 import { DEFAULT_GEMM_TILE } from '../ir/target.js';
@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createNaiveMoe, naiveBlockOf } from './naive-moe.js';
 import { relativeError } from '../ir/interpret/relative-error.js';
+import { compareFusedDecode } from './pass-effects.js';
 
 // Mixtral-shaped, scaled to run in seconds on a software rasterizer.
 const specWith = (quantize = '', dtype = 'f32'): string => `
@@ -143,6 +144,7 @@ async function main(): Promise<void> {
   console.log('\nfused/naive = naive time / fused time (higher is better for fused). Times on a software adapter say little about a real GPU.');
   await compareInt4(rt, fused, weights, input, outFused);
   await compareF16Activations(rt, fused, weights);
+  await compareFusedDecode(rt, { seededNormals, timeIt, printTable, iterations: ITERATIONS });
   fused.destroy();
   naive.destroy();
   for (const buffer of [input, outFused, outNaive]) buffer.destroy();

@@ -9,7 +9,7 @@ import { compileMoeBlock, planTarget, type PlanOptions } from './moe-block-plan.
 /** Compiles the MoE block of each of `layers` (default: every MoE layer) for the bundle. */
 export function compileBundleData(config: ModelConfig, specSource: string, layers = moeLayerIndices(config), options: PlanOptions = {}): CompiledBundle {
   const blocks = layers.map((layer) => ({ layer, ...compileMoeBlock(config, layer, options) }));
-  return assembleBundle(config, specSource, blocks, planTarget(options));
+  return assembleBundle(config, specSource, blocks, planTarget(options), options.registry?.plugins);
 }
 
 export async function compileBundle(config: ModelConfig, specSource: string, specFile: string, outDir: string, options: PlanOptions = {}): Promise<BundleManifest> {

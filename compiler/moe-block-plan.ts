@@ -15,7 +15,7 @@ export interface PlanOptions extends Omit<PipelineOptions, 'target'> {
 }
 
 export function planTarget(options: PlanOptions = {}): TargetDescription {
-  const base = defaultTarget(options.target);
+  const base = defaultTarget(options.target, options.registry);
   const maxBinding = options.maxStorageBufferBindingSize;
   return maxBinding === undefined ? base : { ...base, limits: { ...base.limits, maxStorageBufferBindingSize: maxBinding } };
 }
@@ -23,7 +23,7 @@ export function planTarget(options: PlanOptions = {}): TargetDescription {
 export function compileMoeBlock(config: ModelConfig, layer: number, options: PlanOptions = {}): { module: Module; plan: MoeBlockPlan; target: TargetDescription } {
   const target = planTarget(options);
   const module = compileMoeBlockModule(config, layer, { ...options, target });
-  return { module, plan: emitMoeBlockPlan(module, target), target };
+  return { module, plan: emitMoeBlockPlan(module, target, options.registry?.kernels), target };
 }
 
 export function compileMoeBlockPlan(config: ModelConfig, layer: number, options: PlanOptions = {}): MoeBlockPlan {

@@ -8,6 +8,7 @@ import { webgpuTarget, type TargetDescription } from '../ir/target.js';
 import { verifyGraph } from '../ir/verify.js';
 import { WEBGPU_OPCODES, WEBGPU_WEIGHT_FORMATS } from '../codegen/plan/supported.js';
 import { foldSharedExpert } from '../passes/fold-shared-expert.js';
+import { fuseDecode } from '../passes/fuse-decode.js';
 import { legalizeWebgpu } from '../passes/legalize-webgpu.js';
 import { lowerDenseMlp } from '../passes/lower-dense-mlp.js';
 import { lowerRoutedExperts } from '../passes/lower-routed-experts.js';
@@ -19,6 +20,7 @@ import { shardExperts } from '../passes/shard-experts.js';
 import { splitPaths } from '../passes/split-paths.js';
 import { defaultRegistry } from './spec/kinds/builtin.js';
 import type { KindRegistry } from './spec/kinds/registry.js';
+import type { Registry } from './plugins/registry.js';
 
 /** The passes, in order. Plugins insert theirs at named points (by pass name). */
 export const defaultPasses: readonly Pass[] = [
@@ -30,13 +32,16 @@ export const defaultPasses: readonly Pass[] = [
   markDequantizedWeights,
   foldSharedExpert,
   shardExperts,
+  fuseDecode,
   legalizeWebgpu,
 ];
 
-/** The whole decoder has ops with no WebGPU kernel yet (attention, norms): its IR stops before legalization. */
-const analysisPasses = defaultPasses.filter((p) => p !== legalizeWebgpu);
+/** The whole decoder has ops with no WebGPU kernel yet (attention, norms): its IR stops before legalization (compileModelModule). */
 
 export interface PipelineOptions {
+  /** Kinds, passes and kernels, a plugin's included (default: the builtin ones). */
+  registry?: Registry;
+  /** The passes to run instead of the registry's (tests run a prefix of them). */
   passes?: readonly Pass[];
   /** Pass names to leave out (`--disable-pass`). */
   disabledPasses?: readonly string[];
@@ -45,27 +50,31 @@ export interface PipelineOptions {
   /** Print the IR after the named pass (`build` for the freshly built graph, `all` for every one). */
   printIrAfter?: string;
   print?: (text: string) => void;
-  /** The kinds the spec was checked with (a plugin's registry): passes read e.g. a quantization kind's storage. */
+  /** The kinds the spec was checked with, when not the registry's: passes read e.g. a quantization kind's storage. */
   kinds?: KindRegistry;
   /** Limits, tiles and supported ops the passes lower for (default: WebGPU's default limits and tiles). */
   target?: TargetDescription;
 }
 
-export const defaultTarget = (overrides: Partial<TargetDescription> = {}): TargetDescription =>
-  webgpuTarget({ opcodes: WEBGPU_OPCODES, weightFormats: WEBGPU_WEIGHT_FORMATS }, overrides);
+/** WebGPU's default limits and tiles; the ops with a kernel in `registry` (builtin: WEBGPU_OPCODES). */
+export const defaultTarget = (overrides: Partial<TargetDescription> = {}, registry?: Registry): TargetDescription => {
+  const opcodes = registry ? [...new Set([...WEBGPU_OPCODES, ...Object.keys(registry.kernels.ops)])] : WEBGPU_OPCODES;
+  return webgpuTarget({ opcodes, weightFormats: WEBGPU_WEIGHT_FORMATS }, overrides);
+};
 
-const verifyModule = (module: Module) => module.functions.forEach(verifyGraph);
+const verifyModule = (module: Module) => module.functions.forEach((f) => verifyGraph(f));
 
 export function runPasses(module: Module, config: ModelConfig, options: PipelineOptions = {}): Module {
   const print = options.print ?? ((t: string) => process.stdout.write(t));
   const wants = (name: string) => options.printIrAfter === name || options.printIrAfter === 'all';
-  const context = { config, kinds: options.kinds ?? defaultRegistry, target: options.target ?? defaultTarget() };
+  const context = { config, kinds: options.kinds ?? options.registry?.kinds ?? defaultRegistry, target: options.target ?? defaultTarget({}, options.registry) };
+  const passes = options.passes ?? options.registry?.passes ?? defaultPasses;
   const disabled = new Set(options.disabledPasses ?? []);
-  for (const name of disabled) if (!(options.passes ?? defaultPasses).some((p) => p.name === name)) throw new Error(`--disable-pass: unknown pass \`${name}\`; passes: ${passNames(options.passes).slice(1).join(', ')}`);
+  for (const name of disabled) if (!passes.some((p) => p.name === name)) throw new Error(`--disable-pass: unknown pass \`${name}\`; passes: ${passNames(passes).slice(1).join(', ')}`);
   verifyModule(module);
   if (wants('build')) print(`// IR after build\n${printModule(module)}`);
   let current = module;
-  for (const pass of (options.passes ?? defaultPasses).filter((p) => !disabled.has(p.name))) {
+  for (const pass of passes.filter((p) => !disabled.has(p.name))) {
     current = pass.run(current, context);
     if (options.verifyEach) verifyModule(current);
     if (wants(pass.name)) print(`// IR after ${pass.name}\n${printModule(current)}`);
@@ -76,7 +85,8 @@ export function runPasses(module: Module, config: ModelConfig, options: Pipeline
 
 /** The whole decoder, lowered as far as the WebGPU kernels go (MoE blocks and dense MLPs). */
 export function compileModelModule(config: ModelConfig, options: PipelineOptions = {}): Module {
-  return runPasses(moduleOf(buildModelGraph(config)), config, { passes: analysisPasses, ...options });
+  const passes = (options.registry?.passes ?? defaultPasses).filter((p) => p !== legalizeWebgpu);
+  return runPasses(moduleOf(buildModelGraph(config)), config, { passes, ...options });
 }
 
 /** Layer `layer`'s MoE block, lowered for the target: what codegen turns into a plan. */
@@ -84,17 +94,23 @@ export function compileMoeBlockModule(config: ModelConfig, layer: number, option
   return runPasses(moduleOf(buildMoeBlockGraph(config, layer)), config, options);
 }
 
-/** The passes that decide storage but keep the model-level ops: what stats and the reference interpreter read. */
-const modelLevelPasses = defaultPasses.slice(0, defaultPasses.indexOf(quantizeWeights) + 1);
+/**
+ * The passes before split-paths, which keep the model-level ops (quantize-weights, and a plugin's
+ * passes placed there): what stats and the reference interpreter read.
+ */
+function modelLevelPasses(options: PipelineOptions): readonly Pass[] {
+  const passes = options.registry?.passes ?? defaultPasses;
+  return passes.slice(0, passes.indexOf(splitPaths)).filter((p) => p !== setActivationDtype);
+}
 
 /** The whole decoder before lowering (weights in their storage formats): what `moec stats` counts. */
 export function compileModelGraph(config: ModelConfig, options: PipelineOptions = {}): Graph {
-  return runPasses(moduleOf(buildModelGraph(config)), config, { passes: modelLevelPasses, ...options }).functions[0]!;
+  return runPasses(moduleOf(buildModelGraph(config)), config, { passes: modelLevelPasses(options), ...options }).functions[0]!;
 }
 
-/** Layer `layer`'s MoE block before lowering: what the CPU reference interpreter runs against a plan. */
+/** Layer `layer`'s MoE block before lowering, activations in f32: what the CPU reference interpreter runs against a plan. */
 export function compileMoeBlockGraph(config: ModelConfig, layer: number, options: PipelineOptions = {}): Graph {
-  return runPasses(moduleOf(buildMoeBlockGraph(config, layer)), config, { passes: modelLevelPasses, ...options }).functions[0]!;
+  return runPasses(moduleOf(buildMoeBlockGraph(config, layer)), config, { passes: modelLevelPasses(options), ...options }).functions[0]!;
 }
 
 export function passNames(passes: readonly Pass[] = defaultPasses): string[] {

@@ -22,7 +22,7 @@ export interface Value {
   role?: WeightRole;
 }
 
-export type AttrValue = number | string | boolean | number[] | KindRef;
+export type AttrValue = number | string | boolean | number[] | string[] | KindRef;
 
 export interface Op {
   opcode: string;

@@ -2,7 +2,7 @@
 // The spec front end (compiler/spec) and the HF importer produce it; every kind's params are
 // filled in with defaults, so consumers never guess.
 
-export type ParamValue = number | boolean | string | number[];
+export type ParamValue = number | boolean | string | number[] | string[];
 
 /** A registry kind with all of its parameters resolved, e.g. { kind: 'int4', params: { group: 32 } }. */
 export interface KindRef {
@@ -36,6 +36,8 @@ export interface CompileConfig {
   tokenRounding: KindRef;
   /** Context length at which FLOPs per token are reported. */
   context: number;
+  /** Plugin modules, as the spec writes them (relative to the spec file). */
+  plugins: string[];
 }
 
 export interface ModelConfig {

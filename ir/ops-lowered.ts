@@ -20,8 +20,8 @@ export function epilogueOf(attrs: Attrs): Epilogue {
 /** [first, end) of the experts an op's weights hold. */
 export function expertRange(attrs: Attrs): [number, number] {
   const r = attrs['expert_range'];
-  if (!Array.isArray(r) || r.length !== 2) throw new IRTypeError('attribute expert_range must be [begin, end]');
-  return [r[0]!, r[1]!];
+  if (!Array.isArray(r) || r.length !== 2 || r.some((x) => typeof x !== 'number')) throw new IRTypeError('attribute expert_range must be [begin, end]');
+  return [r[0] as number, r[1] as number];
 }
 
 /** A GEMM tile: bm x bn outputs per workgroup, bk of the reduced dim per step, tm x tn per thread. */
@@ -45,6 +45,13 @@ function matrixInputs(a: Attrs): string[] {
   const gateup = epilogueOf(a) === 'activation';
   const bias = a['bias'] === true;
   return ['w0', ...(gateup ? ['w1'] : []), ...(bias ? ['b0'] : []), ...(bias && gateup ? ['b1'] : [])];
+}
+
+/** The fused decode ops' weights: the routed experts', then the shared expert's (ws_/bs_), biases where the attrs say. */
+function decodeWeights(a: Attrs, matrices: string[], biases: string[]): string[] {
+  const routed = [...matrices, ...(a['bias'] === true ? biases : [])];
+  const shared = a['shared'] === true ? [...matrices.map((m) => m.replace(/^w_/, 'ws_')), ...(a['shared_bias'] === true ? biases.map((b) => b.replace(/^b_/, 'bs_')) : [])] : [];
+  return [...routed, ...shared];
 }
 
 const withInit = (a: Attrs, names: string[]) => (a['init'] === true ? [...names, 'init'] : names);
@@ -80,8 +87,10 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
     outputNames: ['sorted_slots', 'route_meta', 'dispatch_args'],
     infer: ({ ids }, a) => {
       const [k, e, bm] = [numAttr(a, 'top_k'), numAttr(a, 'experts'), numAttr(a, 'block_rows')];
-      const shards = a['shard_begins'];
-      if (!Array.isArray(shards) || shards[0] !== 0 || shards.some((s, i) => i > 0 && s <= shards[i - 1]!) || shards.at(-1)! >= e) {
+      const begins = a['shard_begins'];
+      if (!Array.isArray(begins) || begins.some((b) => typeof b !== 'number')) throw new IRTypeError('shard_begins must be a list of expert indices');
+      const shards = begins as number[];
+      if (shards[0] !== 0 || shards.some((s, i) => i > 0 && s <= shards[i - 1]!) || shards.at(-1)! >= e) {
         throw new IRTypeError('shard_begins must start at 0 and ascend below experts');
       }
       expectShape('ids', ids!, [TOKENS, k]);
@@ -143,6 +152,37 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
         if (shared_gate_weight.dtype !== 'f32') throw new IRTypeError('shared_gate_weight must be f32 (dequantize it first)');
       }
       return [{ shape: [TOKENS, h], dtype: slot_out!.dtype }];
+    },
+  },
+  'moe.decode_gate_up': {
+    doc: 'Decode: gate/up + activation of each token\'s K chosen experts and of the shared expert (an expert every token chose), into one [T, K I + Is] row per token: its K slot rows, then its shared row.',
+    inputNames: (a) => ['x', 'route_ids', ...decodeWeights(a, ['w_gate', 'w_up'], ['b_gate', 'b_up'])],
+    outputNames: ['inter'],
+    infer: (inputs, a) => {
+      const h = expectActivation('x', inputs['x']!);
+      const k = numAttr(a, 'top_k');
+      expectShape('route_ids', inputs['route_ids']!, [TOKENS, k]);
+      const i = inputs['w_gate']!.shape[1] as number;
+      for (const w of ['w_gate', 'w_up']) expectShape(w, inputs[w]!, [inputs['w_gate']!.shape[0]!, i, h]);
+      const is = inputs['ws_gate'] ? (inputs['ws_gate'].shape[0] as number) : 0;
+      if (inputs['ws_up']) expectShape('ws_up', inputs['ws_up'], [is, h]);
+      return [{ shape: [TOKENS, k * i + is], dtype: inputs['x']!.dtype }];
+    },
+  },
+  'moe.decode_down_combine': {
+    doc: 'Decode: per token, the down projection of each chosen expert\'s slot row times its routing weight, summed in k order, plus the shared expert\'s down row (times sigmoid(x . w) with a shared gate): the block\'s output.',
+    inputNames: (a) => ['route_ids', 'routing_weights', 'inter', ...decodeWeights(a, ['w_down'], ['b_down']), ...(a['shared_gate'] === 'sigmoid' ? ['x', 'shared_gate_weight'] : [])],
+    outputNames: ['y'],
+    infer: (inputs, a) => {
+      const k = numAttr(a, 'top_k');
+      const [e, h, i] = inputs['w_down']!.shape as number[];
+      const is = inputs['ws_down'] ? (inputs['ws_down'].shape[1] as number) : 0;
+      expectShape('routing_weights', inputs['routing_weights']!, [TOKENS, k]);
+      expectShape('inter', inputs['inter']!, [TOKENS, k * i! + is]);
+      if (inputs['b_down']) expectShape('b_down', inputs['b_down'], [e!, h!]);
+      if (inputs['ws_down']) expectShape('ws_down', inputs['ws_down'], [h!, is]);
+      if (inputs['shared_gate_weight']) expectShape('shared_gate_weight', inputs['shared_gate_weight'], [1, h!]);
+      return [{ shape: [TOKENS, h!], dtype: inputs['inter']!.dtype }];
     },
   },
   gemm: {

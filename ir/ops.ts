@@ -28,7 +28,8 @@ export function attentionWeightNames(attn: KindRef): string[] {
   ];
 }
 
-export const opDefinitions: Record<string, OpDefinition> = {
+/** The model-level ops the builder emits. */
+const modelOpDefinitions: Record<string, OpDefinition> = {
   embed: {
     doc: 'Rows of the embedding table for each token id.',
     inputNames: () => ['ids', 'table'],
@@ -135,11 +136,12 @@ export const opDefinitions: Record<string, OpDefinition> = {
   },
 };
 
-Object.assign(opDefinitions, loweredOpDefinitions);
+/** Every builtin opcode: model-level and lowered (kernel-level). A plugin's registry extends a copy. */
+export const opDefinitions: Readonly<Record<string, OpDefinition>> = { ...modelOpDefinitions, ...loweredOpDefinitions };
 
 /** Runs an op's inference given its inputs in order; throws IRTypeError on a mismatch. */
-export function inferOp(opcode: string, inputs: TensorType[], attrs: Attrs): TensorType[] {
-  const definition = opDefinitions[opcode];
+export function inferOp(opcode: string, inputs: TensorType[], attrs: Attrs, ops: Readonly<Record<string, OpDefinition>> = opDefinitions): TensorType[] {
+  const definition = ops[opcode];
   if (!definition) throw new IRTypeError(`unknown opcode ${opcode}`);
   const names = definition.inputNames(attrs);
   if (names.length !== inputs.length) throw new IRTypeError(`${opcode} takes ${names.length} inputs (${names.join(', ')}), got ${inputs.length}`);
@@ -149,7 +151,7 @@ export function inferOp(opcode: string, inputs: TensorType[], attrs: Attrs): Ten
 }
 
 /** An op's inputs by the names its definition gives them. */
-export function inputsByName(op: { opcode: string; inputs: Value[]; attrs: Attrs }): Record<string, Value> {
-  const names = opDefinitions[op.opcode]!.inputNames(op.attrs);
+export function inputsByName(op: { opcode: string; inputs: Value[]; attrs: Attrs }, ops: Readonly<Record<string, OpDefinition>> = opDefinitions): Record<string, Value> {
+  const names = ops[op.opcode]!.inputNames(op.attrs);
   return Object.fromEntries(names.map((n, i) => [n, op.inputs[i]!]));
 }

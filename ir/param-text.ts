@@ -13,9 +13,9 @@ export function numberText(x: number, largeFrom = Infinity): string {
   return plain;
 }
 
-/** A number, an int list, a bool, or a string as is (an enum name or an expression such as `1408 * 2`). */
+/** A number, a list (strings quoted), a bool, or a string as is (an enum name or an expression such as `1408 * 2`). */
 export function paramText(v: ParamValue, number: (x: number) => string = numberText): string {
   if (typeof v === 'number') return number(v);
-  if (Array.isArray(v)) return `[${v.map((x) => number(x)).join(', ')}]`;
+  if (Array.isArray(v)) return `[${v.map((x) => (typeof x === 'number' ? number(x) : JSON.stringify(x))).join(', ')}]`;
   return String(v);
 }

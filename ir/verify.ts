@@ -1,12 +1,13 @@
 // Structural and type checks of a graph: SSA (each value defined once, before use), known
 // opcodes, and every op's recorded output types equal to what inference gives now.
 import type { Graph, Value } from './graph.js';
-import { inferOp, IRTypeError } from './ops.js';
+import { inferOp, IRTypeError, opDefinitions, type OpDefinition } from './ops.js';
 import { sameType, typeToString } from './types.js';
 
 export class IRVerifyError extends Error {}
 
-export function verifyGraph(graph: Graph): void {
+/** `ops`: the op definitions to check against (a plugin's registry has more than the builtin ones). */
+export function verifyGraph(graph: Graph, ops: Readonly<Record<string, OpDefinition>> = opDefinitions): void {
   const defined = new Set<number>();
   const define = (v: Value, where: string) => {
     if (defined.has(v.id)) throw new IRVerifyError(`${graph.name}: %${v.name} is defined twice (${where})`);
@@ -21,7 +22,7 @@ export function verifyGraph(graph: Graph): void {
     }
     let types;
     try {
-      types = inferOp(op.opcode, op.inputs.map((v) => v.type), op.attrs);
+      types = inferOp(op.opcode, op.inputs.map((v) => v.type), op.attrs, ops);
     } catch (e) {
       if (e instanceof IRTypeError) throw new IRVerifyError(`${graph.name}: ${where}: ${e.message}`);
       throw e;

@@ -31,12 +31,20 @@ export interface PlanSummary {
   decode: PathSummary & { maxTokens: number };
 }
 
+/** A plugin the bundle was compiled with. */
+export interface PluginInfo {
+  name: string;
+  file: string;
+  sha256: string;
+}
+
 export interface CompiledBundle {
   data: BundleData;
   kernels: KernelInfo[];
   weights: WeightLayout[];
   plans: PlanSummary[];
   target: TargetDescription;
+  plugins: PluginInfo[];
 }
 
 export interface CompiledBlock {
@@ -51,7 +59,7 @@ function summarizePath(module: Module, path: string, steps: PlanStep[]): PathSum
   return { dispatches: steps.length, kernels: steps.map((s) => s.kernel), tiles: [...new Set(tiles)] };
 }
 
-export function assembleBundle(config: ModelConfig, specSource: string, blocks: CompiledBlock[], target: TargetDescription): CompiledBundle {
+export function assembleBundle(config: ModelConfig, specSource: string, blocks: CompiledBlock[], target: TargetDescription, plugins: readonly PluginInfo[] = []): CompiledBundle {
   const plans = new Map(blocks.map((b) => [b.layer, b.plan]));
   const weights: WeightLayout[] = blocks.flatMap(({ layer, module, plan }) => plan.weights.map((w) => {
     const param = module.functions[0]!.params.find((p) => p.name === w.name);
@@ -73,5 +81,5 @@ export function assembleBundle(config: ModelConfig, specSource: string, blocks: 
     prefill: summarizePath(module, 'prefill', plan.prefill),
     decode: { ...summarizePath(module, 'decode', plan.decode), maxTokens: plan.decodeMaxTokens },
   }));
-  return { data, kernels: table.info, weights, plans: summaries, target };
+  return { data, kernels: table.info, weights, plans: summaries, target, plugins: [...plugins] };
 }

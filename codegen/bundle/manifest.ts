@@ -20,6 +20,8 @@ export interface BundleManifest {
   tuning: { source: string; gemmTile: GemmTile; gemvRows: number; decodeMaxTokens: number };
   /** Per MoE layer and path: the kernels dispatched in order (`dispatches` of them) and the tiles the lowered ops carry. */
   plans: CompiledBundle['plans'];
+  /** Plugins the spec was compiled with: name, module file and its sha256. */
+  plugins: CompiledBundle['plugins'];
   /** How activations are stored between kernels, and the adapter features that needs. */
   activations: { dtype: 'f32' | 'f16'; requiresFeatures: string[] };
   /** HF model_types whose checkpoints hold exactly the MoE weights below (none ignored). */
@@ -44,6 +46,7 @@ export function buildManifest(compiled: CompiledBundle, specFile: string, files:
     kernels: compiled.kernels,
     tuning: { source: compiled.target.source, gemmTile: compiled.target.gemmTile, gemvRows: compiled.target.gemvRows, decodeMaxTokens: compiled.target.decodeMaxTokens },
     plans: compiled.plans,
+    plugins: compiled.plugins,
     activations: { dtype: data.config.compile.dtype, requiresFeatures: data.features },
     hfModelTypes: modelTypes,
     weights: compiled.weights.map((w) => ({

@@ -1,6 +1,12 @@
 // What the two fused decode kernels of an MoE block (decode-gate-up/, decode-down-combine/) are
 // rendered from: the block's sizes, its routed and optional shared expert, and the activation
 // storage. One value describes the block; each kernel reads the parts it needs.
+//
+// The two kernels hand over the expert intermediates in ONE buffer, `inter`, token-major
+// [T, K*I + Is]: token t's row holds its K slot rows (slot k at t*(K*I + Is) + k*I), then its
+// shared-expert row (at t*(K*I + Is) + K*I). One binding instead of two keeps dispatch 3 of a
+// Qwen2-MoE block (shared expert with a sigmoid gate) within WebGPU's default 8 storage buffers
+// per stage. Without a shared expert (Is = 0) it is the [T*K, I] slot layout of the unfused path.
 import type { KindRef } from '../../ir/model-config.js';
 import { F32, type WeightFormat } from '../../runtime/quant/weight-format.js';
 import { GEMV_MAX_ROWS } from './expert-gemv/expert-gemv.js';
@@ -31,6 +37,19 @@ export interface DecodeBlockShape {
   sharedGate: boolean;
   /** Storage of x, the intermediates and the output. Default f32. */
   act?: ActivationDtype;
+}
+
+/** Elements of one token's row of `inter`: K*I + Is (K slot rows, then the shared-expert row). */
+export function decodeInterWidth(shape: DecodeBlockShape): number {
+  return shape.topK * shape.routed.intermediate + (shape.shared?.intermediate ?? 0);
+}
+
+/**
+ * Whether dispatch 3 may read `inter` 4 elements at a time: every row start (t*(K*I + Is) + k*I,
+ * t*(K*I + Is) + K*I) a multiple of 4, i.e. I and Is both multiples of 4.
+ */
+export function decodeInterVec4(shape: DecodeBlockShape): boolean {
+  return shape.routed.intermediate % 4 === 0 && decodeInterWidth(shape) % 4 === 0;
 }
 
 /** The fused decode kernels serve at most this many tokens per run. */

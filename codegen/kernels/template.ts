@@ -35,6 +35,24 @@ export function renderTemplate(path: string, context: object): string {
   return template(context);
 }
 
+/**
+ * Renders a template given as text (a plugin's), with the same options; `origin` (the plugin's
+ * file) names it when it does not compile or a field is missing.
+ */
+export function renderTemplateSource(origin: string, source: string, context: object): string {
+  const key = `${origin}\0${source}`;
+  let template = compiled.get(key);
+  try {
+    if (!template) {
+      template = Handlebars.compile(source, { noEscape: true, strict: true });
+      compiled.set(key, template);
+    }
+    return template(context);
+  } catch (e) {
+    throw new Error(`${origin}: WGSL template: ${(e as Error).message}`);
+  }
+}
+
 /** A WGSL f32 literal for a JS number (always with a decimal point or exponent). */
 export function f32Literal(value: number): string {
   if (!Number.isFinite(value)) throw new Error(`cannot write ${value} as a WGSL f32 literal`);

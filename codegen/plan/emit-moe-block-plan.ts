@@ -10,19 +10,21 @@ import { GEMV_MAX_ROWS } from '../kernels/expert-gemv/expert-gemv.js';
 import { gemmThreads } from '../kernels/grouped-gemm/grouped-gemm.js';
 import { routerTokensPerWorkgroup } from '../kernels/router/router.js';
 import { tileOf } from '../../ir/ops-lowered.js';
-import { kernelTable, type KernelEntry } from './kernel-table.js';
+import { builtinKernels, type KernelRegistry } from './kernel-registry.js';
+import type { KernelEntry } from './kernel-table.js';
 import { PlanBuffers } from './plan-buffers.js';
 
 const MAX_WORKGROUPS_PER_DIMENSION = 65535;
 const VIEWS = new Set(['slice_rows', 'dequantize']);
 
-function entryOf(f: Graph, op: Op): KernelEntry {
-  const entry = (kernelTable as Record<string, KernelEntry | undefined>)[op.opcode];
+function entryOf(f: Graph, op: Op, kernels: KernelRegistry): KernelEntry {
+  const entry = kernels.ops[op.opcode];
   if (!entry) throw new Error(`${f.name}: no WebGPU kernel for ${op.opcode} (legalize-webgpu should have refused it)`);
   return entry;
 }
 
-export function emitMoeBlockPlan(module: Module, target: TargetDescription): MoeBlockPlan {
+/** `kernels`: what each lowered opcode and router kind renders to (a plugin's registry adds its own). */
+export function emitMoeBlockPlan(module: Module, target: TargetDescription, kernels: KernelRegistry = builtinKernels): MoeBlockPlan {
   const prefill = functionOf(module, 'prefill') ?? functionOf(module, 'main');
   if (!prefill) throw new Error(`${module.name}: no prefill function`);
   const decode = functionOf(module, 'decode');
@@ -32,8 +34,8 @@ export function emitMoeBlockPlan(module: Module, target: TargetDescription): Moe
   if (!route) throw new Error(`${module.name}: an MoE block needs a moe.route op`);
   const layer = /^(layers\.\d+\.moe)\./.exec(route.outputs[0]!.name)?.[1] ?? '';
   const buffers = new PlanBuffers(layer);
-  const kernels = new Map<string, PlanKernel>();
-  const paths = [prefill, ...(decode ? [decode] : [])].map((f) => emitSteps(f, buffers, kernels));
+  const rendered = new Map<string, PlanKernel>();
+  const paths = [prefill, ...(decode ? [decode] : [])].map((f) => emitSteps(f, buffers, rendered, kernels));
   const planBuffers = buffers.buffers;
   const tiled = prefill.ops.find((op) => op.attrs['tile'] !== undefined);
   const tile = tiled ? tileOf(tiled.attrs) : target.gemmTile;
@@ -61,7 +63,7 @@ export function emitMoeBlockPlan(module: Module, target: TargetDescription): Moe
     output: 'block_out',
     weights: buffers.weights,
     buffers: planBuffers,
-    kernels: [...kernels.values()],
+    kernels: [...rendered.values()],
     prefill: paths[0]!,
     decode: paths[1] ?? paths[0]!,
     decodeMaxTokens,
@@ -70,13 +72,13 @@ export function emitMoeBlockPlan(module: Module, target: TargetDescription): Moe
       maxStorageBufferBindingSize: maxBinding,
       maxStorageBuffersPerShaderStage: Math.max(...steps.map((s) => s.bindings.length)),
       maxComputeWorkgroupStorageSize: 16384,
-      maxComputeInvocationsPerWorkgroup: Math.max(...[...kernels.values()].map((k) => k.workgroupSize[0] * k.workgroupSize[1] * k.workgroupSize[2]), gemmThreads(tile)),
+      maxComputeInvocationsPerWorkgroup: Math.max(...[...rendered.values()].map((k) => k.workgroupSize[0] * k.workgroupSize[1] * k.workgroupSize[2]), gemmThreads(tile)),
     },
     ...(x.type.dtype === 'f16' ? { features: ['shader-f16'] } : {}),
   };
 }
 
-function emitSteps(f: Graph, buffers: PlanBuffers, kernels: Map<string, PlanKernel>): PlanStep[] {
+function emitSteps(f: Graph, buffers: PlanBuffers, rendered: Map<string, PlanKernel>, kernels: KernelRegistry): PlanStep[] {
   const producers = new Map<number, Op>();
   for (const op of f.ops) for (const v of op.outputs) producers.set(v.id, op);
   const roles = (op: Op, output: number): PlanBufferRole => (op.opcode === 'moe.align' && output === 2 ? 'indirect' : 'scratch');
@@ -86,13 +88,13 @@ function emitSteps(f: Graph, buffers: PlanBuffers, kernels: Map<string, PlanKern
     if (!name) throw new Error(`internal: %${v.name} has no buffer`);
     return name;
   };
-  const context = { producer: (v: Value) => producers.get(v.id) };
+  const context = { producer: (v: Value) => producers.get(v.id), routers: kernels.routers };
   return f.ops.filter((op) => !VIEWS.has(op.opcode)).map((op) => {
-    const entry = entryOf(f, op);
+    const entry = entryOf(f, op, kernels);
     const kernel = entry.render(op, context);
-    const existing = kernels.get(kernel.name);
+    const existing = rendered.get(kernel.name);
     if (existing && existing.wgsl !== kernel.wgsl) throw new Error(`internal: two different kernels named ${kernel.name}`);
-    kernels.set(kernel.name, { name: kernel.name, wgsl: kernel.wgsl, entryPoint: kernel.entryPoint, workgroupSize: kernel.workgroupSize });
+    rendered.set(kernel.name, { name: kernel.name, wgsl: kernel.wgsl, entryPoint: kernel.entryPoint, workgroupSize: kernel.workgroupSize });
     const values = entry.bindings(op);
     const bindings: PlanBinding[] = kernel.bindings.map((b) => {
       const v = values[b.name];

@@ -8,18 +8,23 @@ import { epilogueOf, expertRange, tileOf } from '../../ir/ops-lowered.js';
 import { weightFormatOf } from '../../ir/storage-format.js';
 import type { PlanGrid, TokenExpr } from '../../runtime/plan.js';
 import { tokenExpr } from '../../runtime/plan.js';
+import type { DecodeBlockShape } from '../kernels/decode-block-shape.js';
+import { renderDecodeDownCombineKernel } from '../kernels/decode-down-combine/decode-down-combine.js';
+import { renderDecodeGateUpKernel } from '../kernels/decode-gate-up/decode-gate-up.js';
 import { COMBINE_GRID_WIDTH, renderCombineKernel } from '../kernels/combine/combine.js';
 import { GEMV_MAX_ROWS, GEMV_ROWS, renderGemvKernel } from '../kernels/expert-gemv/expert-gemv.js';
 import { renderGemmKernel } from '../kernels/grouped-gemm/grouped-gemm.js';
 import type { ActivationDtype, RenderedKernel } from '../kernels/kernel.js';
 import { renderRouteAlignKernel } from '../kernels/route-align/route-align.js';
+import type { RouterKernelPartial } from '../kernels/router/router-partials.js';
 import { renderRouterKernel, routerTokensPerWorkgroup } from '../kernels/router/router.js';
 import type { WEBGPU_OPCODES } from './supported.js';
 
-/** What the table needs from the function around an op. */
+/** What the table needs from the function around an op, and the registry's router partials. */
 export interface OpContext {
   /** The op that produced a value (for moe.align's shard count). */
   producer(v: Value): Op | undefined;
+  routers: Readonly<Record<string, RouterKernelPartial>>;
 }
 
 export interface KernelEntry {
@@ -73,6 +78,24 @@ const matrixLabel = (op: Op) => (epilogueOf(op.attrs) === 'activation' ? 'gate/u
 /** `shared` or `dense`: the role of the weights a dense matrix op reads. */
 const roleOf = (op: Op) => inputsByName(op)['w0']!.role ?? 'dense';
 
+/** The fused decode kernels' description of the block, read off either fused op. */
+function decodeBlockShape(op: Op): DecodeBlockShape {
+  const i = inputsByName(op);
+  const down = op.opcode === 'moe.decode_down_combine';
+  const routedWeight = i[down ? 'w_down' : 'w_gate']!;
+  const sharedWeight = i[down ? 'ws_down' : 'ws_gate'];
+  const intermediate = (w: Value) => (down ? w.type.shape.at(-1) : w.type.shape.at(-2)) as number;
+  const x = i['x'];
+  return {
+    hidden: down ? rowsOf(op) : width(x!),
+    topK: op.attrs['top_k'] as number,
+    routed: { intermediate: intermediate(routedWeight), activation: op.attrs['activation'] as KindRef, bias: op.attrs['bias'] === true, weights: weightFormatOf(routedWeight) },
+    ...(sharedWeight ? { shared: { intermediate: intermediate(sharedWeight), activation: op.attrs['shared_activation'] as KindRef, bias: op.attrs['shared_bias'] === true, weights: weightFormatOf(sharedWeight) } } : {}),
+    sharedGate: op.attrs['shared_gate'] === 'sigmoid',
+    act: act(op.outputs[0]!),
+  };
+}
+
 function checkGemvRows(op: Op): number {
   const rows = op.attrs['rows'] as number;
   if (rows !== GEMV_ROWS) throw new Error(`internal: the GEMV kernel computes ${GEMV_ROWS} outputs per workgroup, the IR asks for ${rows}`);
@@ -81,9 +104,9 @@ function checkGemvRows(op: Op): number {
 
 export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice_rows' | 'dequantize'>, KernelEntry> = {
   'moe.route': {
-    render: (op) => {
+    render: (op, context) => {
       const i = inputsByName(op);
-      return renderRouterKernel({ act: act(i['x']!), hidden: width(i['x']!), experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, router: op.attrs['router'] as KindRef, bias: !!i['bias'], correctionBias: !!i['correction_bias'] });
+      return renderRouterKernel({ act: act(i['x']!), hidden: width(i['x']!), experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, router: op.attrs['router'] as KindRef, bias: !!i['bias'], correctionBias: !!i['correction_bias'] }, context.routers);
     },
     bindings: (op) => {
       const i = inputsByName(op);
@@ -124,6 +147,22 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     bindings: (op) => ({ ...inputsByName(op), out: op.outputs[0]! }),
     grid: () => fixedGrid(tokenExpr(1, 0, 1, COMBINE_GRID_WIDTH), tokenExpr(1, 0, COMBINE_GRID_WIDTH)),
     label: () => 'combine',
+  },
+  'moe.decode_gate_up': {
+    render: (op) => renderDecodeGateUpKernel(decodeBlockShape(op)),
+    bindings: (op) => ({ ...inputsByName(op), inter: op.outputs[0]! }),
+    grid: (op) => {
+      const shape = decodeBlockShape(op);
+      const widest = Math.max(shape.routed.intermediate, shape.shared?.intermediate ?? 0);
+      return fixedGrid(constant(Math.ceil(widest / checkGemvRows(op))), constant(shape.topK + (shape.shared ? 1 : 0)), T);
+    },
+    label: (op) => `experts${op.attrs['shared'] === true ? ' + shared' : ''} gate/up GEMV`,
+  },
+  'moe.decode_down_combine': {
+    render: (op) => renderDecodeDownCombineKernel(decodeBlockShape(op)),
+    bindings: (op) => ({ ...inputsByName(op), out: op.outputs[0]! }),
+    grid: (op) => fixedGrid(T, constant(Math.ceil(rowsOf(op) / checkGemvRows(op)))),
+    label: (op) => `experts${op.attrs['shared'] === true ? ' + shared' : ''} down GEMV + combine`,
   },
   gemm: {
     render: (op) => renderGemmKernel({ ...matrixShape(op), grouped: false, shards: 1, tile: tileOf(op.attrs) }),

@@ -5,6 +5,10 @@ import { dirname } from 'node:path';
 import type { ModelConfig } from '../../ir/model-config.js';
 import { checkSpec, type CheckResult } from '../spec/check.js';
 import { formatDiagnostic, hasErrors } from '../spec/diagnostics.js';
+import { parseSpec } from '../spec/parse.js';
+import { pluginRequestsOf } from '../spec/plugin-paths.js';
+import { loadPlugins } from '../plugins/load-plugins.js';
+import { PluginError, Registry } from '../plugins/registry.js';
 
 export interface Command {
   name: string;
@@ -26,17 +30,43 @@ export function readText(path: string): string {
   }
 }
 
-/** Parses and validates a spec; prints every diagnostic to stderr. Undefined when it has errors. */
-export function loadSpec(path: string): { config?: ModelConfig; result: CheckResult; source: string } {
+export interface LoadedSpec {
+  config?: ModelConfig;
+  result: CheckResult;
+  source: string;
+  /** The builtin kinds, ops, kernels and passes plus the spec's `plugins = [...]` and `--plugin`s. */
+  registry: Registry;
+}
+
+/** `--plugin FILE`, repeatable, on every command that reads a spec. */
+export const pluginOption = { plugin: { type: 'string', multiple: true } } as const;
+export const pluginHelp = '  --plugin FILE           load a plugin module (an ES module: export default definePlugin({...})); repeatable';
+
+/**
+ * Parses and validates a spec with the plugins it names (`compile { plugins = [...] }`, relative
+ * to the spec) and those given with --plugin; prints every diagnostic to stderr. No config when it
+ * has errors or a plugin cannot be loaded.
+ */
+export async function loadSpec(path: string, cliPlugins: readonly string[] = []): Promise<LoadedSpec> {
   const source = readText(path);
-  const result = checkSpec(source, path);
+  let registry = Registry.builtin();
+  const { ast } = parseSpec(source, path);
+  try {
+    registry = await loadPlugins(cliPlugins.map((p) => ({ path: p })), {}, registry);
+    registry = await loadPlugins(pluginRequestsOf(ast), { specFile: path, specSource: source }, registry);
+  } catch (e) {
+    if (!(e instanceof PluginError)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    return { result: { ast, diagnostics: [] }, source, registry };
+  }
+  const result = checkSpec(source, path, registry.kinds);
   for (const d of result.diagnostics) process.stderr.write(formatDiagnostic(d, source) + '\n');
   if (hasErrors(result.diagnostics)) {
     const n = result.diagnostics.filter((d) => d.severity === 'error').length;
     process.stderr.write(`${n} error${n === 1 ? '' : 's'} in ${path}\n`);
-    return { result, source };
+    return { result, source, registry };
   }
-  return { config: result.config!, result, source };
+  return { config: result.config!, result, source, registry };
 }
 
 /** Writes via a temporary file and a rename, so a failure never leaves half a file behind. */

@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
-import { loadSpec, UsageError, type Command } from './command.js';
+import { loadSpec, pluginHelp, pluginOption, UsageError, type Command } from './command.js';
 
 export const compileCommand: Command = {
   name: 'compile',
   summary: 'compile a spec into a deployable WebGPU bundle (model.js, model.d.ts, manifest.json)',
-  usage: 'moec compile <spec.moe> -o <dir>',
+  usage: 'moec compile <spec.moe> -o <dir> [--disable-pass=<pass>]... [--plugin FILE]...',
   help: [
     'Compiles the MoE block of every MoE layer to WGSL and writes, into <dir>:',
     '  model.js       one ES module (runtime + plans + kernels) that loads in Node and in browsers',
@@ -15,18 +15,20 @@ export const compileCommand: Command = {
     'replaced only if it is empty or a previous bundle.',
     'Options:',
     '  -o, --output DIR   the bundle directory (required)',
+    '  --disable-pass=P   leave pass P out of the pipeline (repeatable; e.g. fuse-decode)',
+    pluginHelp,
   ].join('\n'),
   async run(args) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' } } });
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' }, 'disable-pass': { type: 'string', multiple: true }, ...pluginOption } });
     if (positionals.length !== 1) throw new UsageError('compile takes one spec');
     if (!values.output) throw new UsageError('compile needs -o <dir>, the bundle directory to write');
     const specFile = positionals[0]!;
-    const { config, source } = loadSpec(specFile);
+    const { config, source, registry } = await loadSpec(specFile, values.plugin);
     if (!config) return 1;
     // Loaded on use: esbuild and Handlebars would slow every other command's start.
     const [{ compileBundle }, { BundleWriteError }] = await Promise.all([import('../compile-bundle.js'), import('../../codegen/bundle/write-bundle.js')]);
     try {
-      const manifest = await compileBundle(config, source, specFile, values.output);
+      const manifest = await compileBundle(config, source, specFile, values.output, { registry, disabledPasses: values['disable-pass'] ?? [] });
       const bytes = manifest.files['model.js']!.bytes;
       process.stdout.write(`${values.output}: ${manifest.model}, ${manifest.moeLayers.length} MoE layer(s), ` +
         `${manifest.kernels.length} distinct kernel(s), model.js ${(bytes / 1024).toFixed(1)} KiB\n`);

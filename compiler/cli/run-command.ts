@@ -15,7 +15,8 @@ import { parseSafetensors } from '../../runtime/safetensors.js';
 import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
 import { readTensorF32 } from '../../runtime/safetensors-read.js';
 import { compileMoeBlockGraph } from '../pipeline.js';
-import { loadSpec, UsageError, writeFileAtomic, type Command } from './command.js';
+import { loadSpec, pluginHelp, pluginOption, UsageError, writeFileAtomic, type Command } from './command.js';
+import type { Registry } from '../plugins/registry.js';
 import { relativeError } from '../../ir/interpret/relative-error.js';
 
 /**
@@ -31,6 +32,8 @@ class RunInputError extends Error {
 /** What `run` executes: a spec compiled in memory, or a compiled bundle's model.js. */
 interface Runnable {
   config: ModelConfig;
+  /** A spec's plugins (a bundle carries what it needs of them compiled in). */
+  registry?: Registry;
   moeLayers: number[];
   load(options: LoadOptions): Promise<Model>;
 }
@@ -53,13 +56,14 @@ export const runCommand: Command = {
     '                     piece starts from NaN). Quantized weights reach the reference dequantized, as the GPU decodes them',
     '  --tolerance X      default 1e-4 (f32 kernels) or 1e-2 (f16 kernels)',
     '  --default-limits   request WebGPU\'s default limits only',
+    pluginHelp,
   ].join('\n'),
   async run(args) {
     const { values, positionals } = parseArgs({
       args, allowPositionals: true,
       options: {
         weights: { type: 'string' }, layer: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' },
-        check: { type: 'boolean' }, tolerance: { type: 'string' }, 'default-limits': { type: 'boolean' },
+        check: { type: 'boolean' }, tolerance: { type: 'string' }, 'default-limits': { type: 'boolean' }, ...pluginOption,
       },
     });
     if (positionals.length !== 1) throw new UsageError('run takes one spec or bundle directory');
@@ -72,7 +76,7 @@ export const runCommand: Command = {
     if (tolerance !== undefined && !(tolerance > 0)) throw new UsageError(`--tolerance must be a positive number, got ${values.tolerance}`);
 
     const target = positionals[0]!;
-    const runnable = isDirectory(target) ? await importBundle(target) : compileSpec(target, layer);
+    const runnable = isDirectory(target) ? await importBundle(target) : await compileSpec(target, layer, values.plugin ?? []);
     if (!runnable) return 1;
     const { config } = runnable;
     if (layer >= config.layers || !runnable.moeLayers.includes(layer)) {
@@ -82,7 +86,7 @@ export const runCommand: Command = {
 
     let model: Model | undefined;
     try {
-      const { weights } = openCheckpoint(values.weights!, config, layer);
+      const { weights } = openCheckpoint(values.weights!, config, layer, runnable.registry);
       const { hidden, tokens } = readHiddenStates(values.input!, config.hidden);
       await useSoftwareVulkanIfNeeded();
       const { createNodeGpu } = await import('../../runtime/node/dawn.js'); // the native addon loads only when a run needs it
@@ -98,7 +102,7 @@ export const runCommand: Command = {
             `(that token's input is ${input}); ${values.output} not written\n`);
           return 1;
         }
-        const { error, quantized } = await compareWithReference(config, layer, hidden, tokens, weights, output);
+        const { error, quantized } = await compareWithReference(config, layer, hidden, tokens, weights, output, runnable.registry);
         const limit = tolerance ?? (config.compile.dtype === 'f16' ? 1e-2 : 1e-4);
         if (quantized.length) {
           process.stdout.write(`CPU reference used the quantized weights (${quantized.join(', ')}), dequantized exactly as the GPU decodes them\n`);
@@ -138,18 +142,19 @@ function describeAdapter(model: Model): string {
 }
 
 /** Compiles the one layer that runs; the plan goes through the same runtime code as a bundle's. */
-function compileSpec(path: string, layer: number): Runnable | undefined {
-  const { config, source } = loadSpec(path);
+async function compileSpec(path: string, layer: number, plugins: readonly string[]): Promise<Runnable | undefined> {
+  const { config, source, registry } = await loadSpec(path, plugins);
   if (!config) return undefined;
   return {
     config,
+    registry,
     moeLayers: moeLayerIndices(config),
     async load(options) {
       const [{ compileBundleData }, { loadModel }] = await Promise.all([
         import('../compile-bundle.js'), import('../../runtime/bundle.js')]);
       let data;
       try {
-        data = compileBundleData(config, source, [layer]).data;
+        data = compileBundleData(config, source, [layer], { registry }).data;
       } catch (e) {
         throw new RunInputError(`${path}: layer ${layer}: cannot compile: ${(e as Error).message}`);
       }
@@ -169,11 +174,11 @@ async function importBundle(dir: string): Promise<Runnable> {
 }
 
 /** Opens the checkpoint and checks the sizes that shapes alone would not catch (top_k) or would report late. */
-function openCheckpoint(dir: string, config: ModelConfig, layer: number): { weights: WeightSource } {
+function openCheckpoint(dir: string, config: ModelConfig, layer: number, registry?: Registry): { weights: WeightSource } {
   const opened = openHfCheckpoint(dir);
   const hf = opened.checkpoint.config;
   const where = join(dir, 'config.json');
-  opened.weights.checkBlock(compileMoeBlockGraph(config, layer).params.map((p) => p.name)); // before the GPU starts
+  opened.weights.checkBlock(compileMoeBlockGraph(config, layer, { registry }).params.map((p) => p.name)); // before the GPU starts
   const expect = (fields: string[], value: number | undefined, what: string): void => {
     const field = fields.find((f) => typeof hf[f] === 'number');
     if (field === undefined || value === undefined || hf[field] === value) return;
@@ -213,8 +218,8 @@ function readHiddenStates(path: string, hidden: number): { hidden: Float32Array;
  * targets (e.g. `experts int4(group = 32)`).
  */
 async function compareWithReference(config: ModelConfig, layer: number, hidden: Float32Array, tokens: number,
-  weights: WeightSource, output: Float32Array): Promise<{ error: number; quantized: string[] }> {
-  const graph = compileMoeBlockGraph(config, layer);
+  weights: WeightSource, output: Float32Array, registry?: Registry): Promise<{ error: number; quantized: string[] }> {
+  const graph = compileMoeBlockGraph(config, layer, { registry });
   const values = new Map<string, Float32Array>();
   const quantized = new Set<string>();
   for (const p of graph.params) {
@@ -223,7 +228,7 @@ async function compareWithReference(config: ModelConfig, layer: number, hidden: 
     values.set(p.name, dequantize(format, await weights.readF32(p.name, shape), shape, p.name));
     if (format.format !== 'f32') quantized.add(`${quantTargetOf(p)} ${describeFormat(format)}`);
   }
-  const outputs = interpretGraph(graph, { hidden_states: { shape: [tokens, config.hidden], data: hidden } }, (p) => values.get(p.name)!);
+  const outputs = interpretGraph(graph, { hidden_states: { shape: [tokens, config.hidden], data: hidden } }, (p) => values.get(p.name)!, registry?.semantics);
   return { error: relativeError(output, outputs[graph.outputs[0]!.name]!.data as Float32Array), quantized: [...quantized] };
 }
 

@@ -1,25 +1,26 @@
 import { parseArgs } from 'node:util';
 import { compileModelGraph } from '../pipeline.js';
 import { computeStats, formatStats } from '../stats.js';
-import { loadSpec, UsageError, type Command } from './command.js';
+import { loadSpec, pluginHelp, pluginOption, UsageError, type Command } from './command.js';
 
 export const statsCommand: Command = {
   name: 'stats',
   summary: 'parameters, active parameters, FLOPs per token and weight bytes of a spec',
-  usage: 'moec stats <spec.moe> [--json] [--context N]',
+  usage: 'moec stats <spec.moe> [--json] [--context N] [--plugin FILE]...',
   help: [
     'Options:',
     '  --json         print {"totalParams", "activeParams", "activeParamsNonEmbedding", "flopsPerToken", "weightBytes", ...}',
     '  --context N    context length for FLOPs per token (default: the spec\'s compile.context, 4096)',
+    pluginHelp,
   ].join('\n'),
-  run(args) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, context: { type: 'string' } } });
+  async run(args) {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, context: { type: 'string' }, ...pluginOption } });
     if (positionals.length !== 1) throw new UsageError('stats takes one spec');
     const context = values.context === undefined ? undefined : Number(values.context);
     if (context !== undefined && !(Number.isSafeInteger(context) && context > 0 && context <= 2 ** 24)) throw new UsageError(`--context must be a whole number from 1 to ${2 ** 24}, got ${values.context}`);
-    const { config } = loadSpec(positionals[0]!);
+    const { config, registry } = await loadSpec(positionals[0]!, values.plugin);
     if (!config) return 1;
-    const stats = computeStats(compileModelGraph(config), config, context);
+    const stats = computeStats(compileModelGraph(config, { registry }), config, context);
     process.stdout.write(values.json ? JSON.stringify(stats, null, 2) + '\n' : formatStats(config.name, stats));
     return 0;
   },

@@ -70,6 +70,7 @@ export const compileBlock: BlockSchema = {
     { name: 'quantize', doc: 'Storage format of a group of weights: `quantize experts = int4(group = 32)`.', value: { type: 'kind', category: 'quant' }, qualifiers: quantTargets },
     { name: 'token_rounding', doc: 'How per-expert token counts meet the GEMM tile: `exact` (padding) or `sonic(mode = nearest)`.', value: { type: 'kind', category: 'rounding' }, default: 'exact' },
     { name: 'context', doc: 'Context length at which FLOPs per token are reported.', value: positive, default: 4096 },
+    { name: 'plugins', doc: 'ES modules that add kinds, ops, kernels or passes (`export default definePlugin({...})`), paths relative to this spec: `plugins = ["./top-p.js"]`.', value: { type: 'string-list' }, default: [] },
   ],
 };
 

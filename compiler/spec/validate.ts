@@ -184,5 +184,6 @@ function toCompileConfig(compile: BlockValues | undefined): CompileConfig {
     quantize,
     tokenRounding: (v?.get('token_rounding') as KindRef | undefined) ?? { kind: 'exact', params: {} },
     context: (v?.get('context') as number | undefined) ?? 4096,
+    plugins: (v?.get('plugins') as string[] | undefined) ?? [],
   };
 }

@@ -5,8 +5,8 @@ import { sigmoid, silu } from './math.js';
 
 export type GatedActivation = (gate: number, up: number) => number;
 
-/** Activation kind name -> act(gate, up) with the kind's params bound. A plugin may add one. */
-export const activationImplementations: Record<string, (kind: KindRef) => GatedActivation> = {
+/** Activation kind name -> act(gate, up) with the kind's params bound. A plugin's registry adds to a copy. */
+export const activationImplementations: Readonly<Record<string, (kind: KindRef) => GatedActivation>> = {
   // Mixtral / Qwen / DeepSeek: silu(gate) * up.
   swiglu: () => (gate, up) => silu(gate) * up,
   // gpt-oss: gate clamped above only, up clamped both ways, and the +1 on up.
@@ -21,8 +21,8 @@ export const activationImplementations: Record<string, (kind: KindRef) => GatedA
   },
 };
 
-export function gatedActivation(kind: KindRef): GatedActivation {
-  const make = activationImplementations[kind.kind];
-  if (!make) throw new Error(`the reference interpreter has no activation ${kind.kind} (known: ${Object.keys(activationImplementations).join(', ')})`);
+export function gatedActivation(kind: KindRef, table: Readonly<Record<string, (kind: KindRef) => GatedActivation>>): GatedActivation {
+  const make = table[kind.kind];
+  if (!make) throw new Error(`the reference interpreter has no activation ${kind.kind} (known: ${Object.keys(table).join(', ')})`);
   return make(kind);
 }

@@ -2,6 +2,7 @@
 // implementations read their inputs and attributes through.
 import { isKindRef, type AttrValue, type Op } from '../graph.js';
 import type { KindRef } from '../model-config.js';
+import type { Semantics } from './semantics.js';
 
 /**
  * A row-major tensor in host memory. Every float dtype (f32, f16, bf16, quantized) is held as
@@ -12,11 +13,12 @@ export interface HostTensor {
   data: Float32Array | Int32Array;
 }
 
-/** What one op implementation receives: its inputs by name (opDefinitions[opcode].inputNames) and its attrs. */
+/** What one op implementation receives: its inputs by name (opDefinitions[opcode].inputNames), its attrs, and the semantics the graph runs with (routers, activations). */
 export interface OpCall {
   op: Op;
   inputs: Record<string, HostTensor>;
   attrs: Record<string, AttrValue>;
+  semantics: Semantics;
 }
 
 /** Computes an op's outputs, in the order of opDefinitions[opcode].outputNames. */

@@ -7,19 +7,23 @@ import { opDefinitions } from '../ops.js';
 import { dimText, dimValue, dtypeName, elementCount, TOKENS, typeToString, type Dim, type TensorType } from '../types.js';
 import { verifyGraph } from '../verify.js';
 import type { HostTensor, OpImplementation } from './host-tensor.js';
+import type { Semantics } from './semantics.js';
+import { routerImplementations } from './routers.js';
+import { activationImplementations } from './activations.js';
 import { loweredImplementations } from './lowered.js';
 import { runExperts, runMlp } from './mlp.js';
 import { runRoute } from './routers.js';
 import { runAdd, runAttention, runEmbed, runLinear, runNorm, runSigmoidGate } from './tensor-ops.js';
 
 export type { HostTensor, OpCall, OpImplementation } from './host-tensor.js';
-export { registerRouter, routerImplementations, type RouterImplementation, type RouterInput, type TokenRoute } from './routers.js';
+export type { Semantics } from './semantics.js';
+export { routerImplementations, type RouterImplementation, type RouterInput, type TokenRoute } from './routers.js';
 export { activationImplementations, type GatedActivation } from './activations.js';
 
 export class InterpretError extends Error {}
 
 /** Opcode -> reference implementation; inputs arrive named by opDefinitions[opcode].inputNames(attrs). */
-export const opImplementations: Record<string, OpImplementation> = {
+export const opImplementations: Readonly<Record<string, OpImplementation>> = {
   embed: runEmbed,
   norm: runNorm,
   attention: runAttention,
@@ -32,19 +36,22 @@ export const opImplementations: Record<string, OpImplementation> = {
   ...loweredImplementations,
 };
 
+/** The builtin ops, routers and activations; a plugin's registry passes a copy with its own added. */
+export const builtinSemantics: Semantics = { opDefinitions, ops: opImplementations, routers: routerImplementations, activations: activationImplementations };
+
 /**
  * Runs `graph` on `inputs` (by input name; the token count T is read from their shapes) with
  * `weight(param)` supplying each param as f32 in the IR layout (dequantized by the caller for a
  * quantized dtype). Returns the graph's outputs by value name.
  */
-export function interpretGraph(graph: Graph, inputs: Record<string, HostTensor>, weight: (param: Value) => Float32Array): Record<string, HostTensor> {
-  verifyGraph(graph);
+export function interpretGraph(graph: Graph, inputs: Record<string, HostTensor>, weight: (param: Value) => Float32Array, semantics: Semantics = builtinSemantics): Record<string, HostTensor> {
+  verifyGraph(graph, semantics.opDefinitions);
   const bindings = bindInputs(graph, inputs);
   const values = new Map<number, HostTensor>();
   for (const v of graph.inputs) values.set(v.id, v.type.dtype === 'f16' ? roundToF16(inputs[v.name]!) : inputs[v.name]!);
   for (const p of graph.params) values.set(p.id, loadWeight(graph, p, weight, bindings));
   graph.ops.forEach((op, index) => {
-    const outputs = runOp(graph, op, index, values, bindings);
+    const outputs = runOp(graph, op, index, values, bindings, semantics);
     op.outputs.forEach((v, i) => values.set(v.id, outputs[i]!));
   });
   return Object.fromEntries(graph.outputs.map((v) => [v.name, values.get(v.id)!]));
@@ -59,23 +66,23 @@ function roundToF16(t: HostTensor): HostTensor {
  * Runs a lowered module the way the runtime does: the `decode` function for token counts up to
  * its max_tokens, `prefill` (or the one function) above.
  */
-export function interpretModule(module: Module, inputs: Record<string, HostTensor>, weight: (param: Value) => Float32Array): Record<string, HostTensor> {
+export function interpretModule(module: Module, inputs: Record<string, HostTensor>, weight: (param: Value) => Float32Array, semantics: Semantics = builtinSemantics): Record<string, HostTensor> {
   const tokens = Object.values(inputs)[0]?.shape[0] ?? 0;
   const decode = functionOf(module, 'decode');
   const chosen = decode && tokens <= (decode.attrs?.['max_tokens'] as number) ? decode : functionOf(module, 'prefill') ?? module.functions[0]!;
-  return interpretGraph(chosen, inputs, weight);
+  return interpretGraph(chosen, inputs, weight, semantics);
 }
 
-function runOp(graph: Graph, op: Op, index: number, values: Map<number, HostTensor>, bindings: Record<string, number>): HostTensor[] {
+function runOp(graph: Graph, op: Op, index: number, values: Map<number, HostTensor>, bindings: Record<string, number>, semantics: Semantics): HostTensor[] {
   const where = `${graph.name}: op ${index} (${op.opcode} -> ${op.outputs.map((o) => `%${o.name}`).join(', ')})`;
-  const implementation = opImplementations[op.opcode];
+  const implementation = semantics.ops[op.opcode];
   if (!implementation) throw new InterpretError(`${where}: the reference interpreter has no implementation of ${op.opcode}`);
-  const names = opDefinitions[op.opcode]!.inputNames(op.attrs);
+  const names = semantics.opDefinitions[op.opcode]!.inputNames(op.attrs);
   const named: Record<string, HostTensor> = {};
   names.forEach((name, i) => (named[name] = values.get(op.inputs[i]!.id)!));
   let outputs: HostTensor[];
   try {
-    outputs = implementation({ op, inputs: named, attrs: op.attrs });
+    outputs = implementation({ op, inputs: named, attrs: op.attrs, semantics });
   } catch (e) {
     throw new InterpretError(`${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }

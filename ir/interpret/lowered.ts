@@ -3,6 +3,7 @@
 // one), so a block gives bit-identical results before and after lowering. Bookkeeping (moe.align)
 // follows the kernel's layout, with one canonical order: slots ascending inside each expert.
 import { epilogueOf, expertRange, tileOf } from '../ops-lowered.js';
+import { runDecodeDownCombine, runDecodeGateUp } from './decode-fused.js';
 import { dot, sigmoid } from './math.js';
 import { gatedActivation } from './activations.js';
 import { dim, floats, input, ints, kindAttr, numAttr, optionalFloats, type HostTensor, type OpCall } from './host-tensor.js';
@@ -69,7 +70,7 @@ function writeRow(call: OpCall, out: Float32Array, n: number, row: number, aRow:
   const a = floats(call, 'a');
   const width = dim(call, 'a', 1);
   if (epilogueOf(call.attrs) === 'activation') {
-    out.set(gateUpRow(a, aRow * width, width, n, weights, gatedActivation(kindAttr(call, 'activation'))), row * n);
+    out.set(gateUpRow(a, aRow * width, width, n, weights, gatedActivation(kindAttr(call, 'activation'), call.semantics.activations)), row * n);
   } else {
     out.set(downRow(a, aRow * width, n, width, weights, weight), row * n);
   }
@@ -167,6 +168,8 @@ export const loweredImplementations: Record<string, (call: OpCall) => HostTensor
   'moe.combine': runCombine,
   gemm: runDenseMatrix,
   gemv: runDenseMatrix,
+  'moe.decode_gate_up': runDecodeGateUp,
+  'moe.decode_down_combine': runDecodeDownCombine,
   slice_rows: runSliceRows,
   dequantize: runDequantize,
 };

@@ -64,7 +64,7 @@ export function expertSlice(w: MlpWeights, e: number, hidden: number, intermedia
 /** `mlp`: a dense or shared MLP applied to every token. */
 export function runMlp(call: OpCall): HostTensor[] {
   const activation = kindAttr(call, 'activation');
-  const act = gatedActivation(activation);
+  const act = gatedActivation(activation, call.semantics.activations);
   const intermediate = numParam(activation, 'intermediate');
   const x = floats(call, 'x');
   const [tokens, hidden] = [dim(call, 'x', 0), dim(call, 'x', 1)];
@@ -77,7 +77,7 @@ export function runMlp(call: OpCall): HostTensor[] {
 /** `moe.experts`: y_t = sum over slots k with ids[t, k] >= 0 of weights[t, k] * expert_{ids[t, k]}(x_t). */
 export function runExperts(call: OpCall): HostTensor[] {
   const activation = kindAttr(call, 'activation');
-  const act = gatedActivation(activation);
+  const act = gatedActivation(activation, call.semantics.activations);
   const intermediate = numParam(activation, 'intermediate');
   const experts = numAttr(call, 'experts');
   const topK = numAttr(call, 'top_k');

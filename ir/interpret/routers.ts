@@ -133,8 +133,8 @@ function reluGate({ logits, topK }: RouterInput): TokenRoute {
   return { ids: [...chosen, ...new Array<number>(empty).fill(-1)], weights: [...chosen.map((e) => p[e]!), ...new Array<number>(empty).fill(0)] };
 }
 
-/** Router kind name -> implementation. Plugins that add a router kind register it here. */
-export const routerImplementations: Record<string, RouterImplementation> = {
+/** Router kind name -> implementation. A plugin's registry adds its router kinds to a copy. */
+export const routerImplementations: Readonly<Record<string, RouterImplementation>> = {
   softmax_topk: softmaxTopk,
   sigmoid_topk: sigmoidTopk,
   topk_softmax: topkSoftmax,
@@ -142,15 +142,11 @@ export const routerImplementations: Record<string, RouterImplementation> = {
   relu_gate: reluGate,
 };
 
-export function registerRouter(kind: string, implementation: RouterImplementation): void {
-  routerImplementations[kind] = implementation;
-}
-
 /** `moe.route`: logits = x W^T (+ bias) in float64 per token, then the router kind; ids [T, K] i32, weights [T, K] f32. */
 export function runRoute(call: OpCall): HostTensor[] {
   const router = kindAttr(call, 'router');
-  const route = routerImplementations[router.kind];
-  if (!route) throw new Error(`the reference interpreter has no router ${router.kind} (known: ${Object.keys(routerImplementations).join(', ')}); a plugin adds one with registerRouter`);
+  const route = call.semantics.routers[router.kind];
+  if (!route) throw new Error(`the reference interpreter has no router ${router.kind} (known: ${Object.keys(call.semantics.routers).join(', ')}); a plugin adds one`);
   const topK = numAttr(call, 'top_k');
   const x = floats(call, 'x');
   const [tokens, hidden] = [dim(call, 'x', 0), dim(call, 'x', 1)];

@@ -7,8 +7,10 @@
 // Every router family of moe-fixtures at 1, 3, 7 and 8 tokens with f32 weights; quantized and
 // 16-bit expert weights; extra blocks for the shared-expert corners (own activation, bias, scalar
 // loads); f16 activations where the adapter has shader-f16. Scratch and output poisoned (NaN).
+// Both kernels fit WebGPU's default 8 storage buffers per stage (the intermediates in one binding,
+// `inter`); qwen2-moe also runs on a device opened with the default limits.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DecodeBlockShape, DecodeMlpShape } from '../../codegen/kernels/decode-block-shape.js';
+import { decodeInterWidth, type DecodeBlockShape, type DecodeMlpShape } from '../../codegen/kernels/decode-block-shape.js';
 import { decodeDownCombineGrid, renderDecodeDownCombineKernel } from '../../codegen/kernels/decode-down-combine/decode-down-combine.js';
 import { decodeGateUpGrid, renderDecodeGateUpKernel } from '../../codegen/kernels/decode-gate-up/decode-gate-up.js';
 import type { RenderedKernel } from '../../codegen/kernels/kernel.js';
@@ -19,12 +21,12 @@ import { boolParam, numParam, type KindRef, type ModelConfig } from '../../ir/mo
 import { opDefinitions } from '../../ir/ops.js';
 import { weightFormatOf } from '../../ir/storage-format.js';
 import { poison, POISON_BITS, POISON_BITS_F16, readBackBytes, uploadBytes } from '../../runtime/buffer-pool.js';
-import { createComputePipelineChecked, openDevice, type GpuRuntime } from '../../runtime/device.js';
+import { createComputePipelineChecked, DEFAULT_LIMITS, openDevice, type GpuRuntime } from '../../runtime/device.js';
 import { float16BitsToFloat32, float32ToFloat16Bits } from '../../runtime/float16.js';
 import type { MoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
 import { packWeight } from '../../runtime/quant/weight-codec.js';
-import { blockGraphOf, dequantizedWeights, families, hiddenOf, normals, randomWeights, reference, relativeError, seededRandom, type Family } from './moe-fixtures.js';
+import { blockGraphOf, dequantizedWeights, families, normals, randomWeights, reference, relativeError, seededRandom, type Family } from './moe-fixtures.js';
 import { checkRouting } from './route-check.js';
 
 const seed = Number(process.env.MOEC_TEST_SEED ?? Date.now() % 2 ** 31);
@@ -61,11 +63,17 @@ const wide: Family = {
   hidden: 96,
   moe: 'experts = 12\n top_k = 4\n router = softmax_topk(renormalize = false)\n expert = swiglu(intermediate = 96)\n shared = swiglu(intermediate = 192)\n shared_gate = sigmoid',
 };
+/** The shared row of `inter` starts off a 16-byte boundary (K*I = 126) although Is % 4 == 0: scalar inter reads, vec4 shared weights. */
+const sharedAfterOddSlots: Family = {
+  name: 'shared-after-odd',
+  moe: 'experts = 8\n top_k = 3\n router = softmax_topk(renormalize = true)\n expert = swiglu(intermediate = 42)\n shared = swiglu(intermediate = 64)\n shared_gate = sigmoid',
+};
 const gptOss96: Family = { name: 'gpt-oss-96', hidden: 96, moe: 'experts = 8\n top_k = 4\n router = topk_softmax(bias = true)\n expert = clamped_swiglu(intermediate = 96, limit = 7, alpha = 1.702, bias = true)' };
 
 const cases: Case[] = [
   ...families.map((f): Case => ({ family: f, act: 'f32' })),
   ...sharedCorners.map((f): Case => ({ family: f, act: 'f32' })),
+  { family: sharedAfterOddSlots, act: 'f32' },
   { family: family('mixtral'), compile: 'quantize experts = int4(group = 8)', act: 'f32' },
   { family: family('mixtral'), compile: 'quantize experts = mxfp4(group = 8)', act: 'f32' },
   { family: family('qwen2-moe'), compile: 'quantize experts = int4(group = 8)\n quantize shared = int8(group = 4)', act: 'f32' },
@@ -168,7 +176,7 @@ class FusedDecodeBlock {
   /** x: [tokens, hidden], already rounded to the activation dtype. */
   async run(x: Float32Array, tokens: number): Promise<DecodeRun> {
     const { device } = this.rt;
-    const { hidden: H, topK: K, routed, shared } = this.shape;
+    const { hidden: H, topK: K } = this.shape;
     const f16 = this.shape.act === 'f16';
     const actBytes = (n: number) => Math.ceil((n * (f16 ? 2 : 4)) / 4) * 4;
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -182,10 +190,9 @@ class FusedDecodeBlock {
       ['x', uploadBytes(device, xWords, usage, 'x')],
       ['route_ids', scratch('route_ids', tokens * K * 4, false)],
       ['routing_weights', scratch('routing_weights', tokens * K * 4, false)],
-      ['expert_inter', scratch('expert_inter', actBytes(tokens * K * routed.intermediate), true)],
+      ['inter', scratch('inter', actBytes(tokens * decodeInterWidth(this.shape)), true)],
       ['out', scratch('out', actBytes(tokens * H), true)],
     ]);
-    if (shared) buffers.set('shared_inter', scratch('shared_inter', actBytes(tokens * shared.intermediate), true));
     // Params {tokens, expert_begin, expert_end, shard}: the fused kernels read only tokens (no shards).
     const uniform = uploadBytes(device, new Uint32Array([tokens, 0, 0, 0]), GPUBufferUsage.UNIFORM, 'params');
     // The router names its weights output route_weights.
@@ -241,7 +248,6 @@ cases.forEach(({ family: fam, compile, act }, index) => {
   const label = compile?.replace(/quantize /g, '').replace(/\n /g, ', ') ?? 'experts = f32';
   describe(`${fam.name}, ${label}, ${act} activations`, () => {
     const { config, graph } = blockGraphOf(fam, compileBlock);
-    const H = hiddenOf(fam);
     let block: FusedDecodeBlock | undefined;
     let dequantized: Map<string, Float32Array>;
     let random: () => number;
@@ -259,34 +265,74 @@ cases.forEach(({ family: fam, compile, act }, index) => {
     for (const tokens of TOKEN_COUNTS) {
       it(`${tokens} token${tokens > 1 ? 's' : ''} in 3 dispatches match the reference`, async (ctx) => {
         if (!block) return ctx.skip('this adapter has no shader-f16');
-        const raw = normals(random, tokens * H, 1);
-        const x = act === 'f16' ? float16BitsToFloat32(float32ToFloat16Bits(raw)) : raw;
-        const run = await block.run(x, tokens);
-        try {
-          expect(run.out.every(Number.isFinite), 'an output is NaN: some element was never written').toBe(true);
-          const kernels = relativeError(run.out, referenceWithRoutes(graph, x, tokens, run.ids, run.routing, dequantized), H);
-          // End to end: the CPU routes too; a token may differ only on a genuine near-tie.
-          const executorView = { scratchBuffer: (name: string) => run.buffers.get(name)! } as unknown as MoeBlockExecutor;
-          const routing = await checkRouting(rt.device, executorView, graph, x, tokens, dequantized);
-          expect(routing.unexplained, 'routing differs from the reference without a near-tie').toEqual([]);
-          const kept = Array.from({ length: tokens }, (_, t) => t).filter((t) => !routing.excluded.includes(t));
-          const endToEnd = relativeError(run.out, reference(graph, x, tokens, dequantized), H, kept);
-          results.push(`${fam.name.padEnd(20)} ${label.padEnd(52)} ${act}  ${String(tokens).padStart(6)}  ${kernels.toExponential(2).padStart(9)}  ${endToEnd.toExponential(2).padStart(9)}  ${routing.excluded.length}`);
-          const tolerance = act === 'f16' ? F16_TOLERANCE : F32_TOLERANCE;
-          expect(kernels).toBeLessThan(tolerance);
-          expect(endToEnd).toBeLessThan(tolerance);
-          if (tokens === TOKEN_COUNTS[TOKEN_COUNTS.length - 1]) {
-            // Fixed summation order, no atomics: a second run gives the same bits.
-            const again = await block.run(x, tokens);
-            for (const buffer of again.buffers.values()) buffer.destroy();
-            expect(new Uint32Array(again.out.buffer)).toEqual(new Uint32Array(run.out.buffer));
-          }
-        } finally {
-          for (const buffer of run.buffers.values()) buffer.destroy();
-        }
+        await expectRunMatchesReference(rt, block, graph, dequantized, random, tokens, `${fam.name.padEnd(20)} ${label.padEnd(52)} ${act}`);
       });
     }
   });
+});
+
+/**
+ * One run of `tokens` fresh random tokens against the reference, two ways (the GPU router's routes,
+ * and end to end); at the largest token count a second run must give the same bits.
+ */
+async function expectRunMatchesReference(rt: GpuRuntime, block: FusedDecodeBlock, graph: Graph, dequantized: Map<string, Float32Array>, random: () => number, tokens: number, row: string): Promise<void> {
+  const H = block.shape.hidden;
+  const act = block.shape.act ?? 'f32';
+  const raw = normals(random, tokens * H, 1);
+  const x = act === 'f16' ? float16BitsToFloat32(float32ToFloat16Bits(raw)) : raw;
+  const run = await block.run(x, tokens);
+  try {
+    expect(run.out.every(Number.isFinite), 'an output is NaN: some element was never written').toBe(true);
+    const kernels = relativeError(run.out, referenceWithRoutes(graph, x, tokens, run.ids, run.routing, dequantized), H);
+    // End to end: the CPU routes too; a token may differ only on a genuine near-tie.
+    const executorView = { scratchBuffer: (name: string) => run.buffers.get(name)! } as unknown as MoeBlockExecutor;
+    const routing = await checkRouting(rt.device, executorView, graph, x, tokens, dequantized);
+    expect(routing.unexplained, 'routing differs from the reference without a near-tie').toEqual([]);
+    const kept = Array.from({ length: tokens }, (_, t) => t).filter((t) => !routing.excluded.includes(t));
+    const endToEnd = relativeError(run.out, reference(graph, x, tokens, dequantized), H, kept);
+    results.push(`${row}  ${String(tokens).padStart(6)}  ${kernels.toExponential(2).padStart(9)}  ${endToEnd.toExponential(2).padStart(9)}  ${routing.excluded.length}`);
+    const tolerance = act === 'f16' ? F16_TOLERANCE : F32_TOLERANCE;
+    expect(kernels).toBeLessThan(tolerance);
+    expect(endToEnd).toBeLessThan(tolerance);
+    if (tokens === TOKEN_COUNTS[TOKEN_COUNTS.length - 1]) {
+      // Fixed summation order, no atomics: a second run gives the same bits.
+      const again = await block.run(x, tokens);
+      for (const buffer of again.buffers.values()) buffer.destroy();
+      expect(new Uint32Array(again.out.buffer)).toEqual(new Uint32Array(run.out.buffer));
+    }
+  } finally {
+    for (const buffer of run.buffers.values()) buffer.destroy();
+  }
+}
+
+describe("under WebGPU's default limits (8 storage buffers per shader stage)", () => {
+  // qwen2-moe: shared expert with a sigmoid gate, the block whose down + combine needs all 8.
+  const fam = family('qwen2-moe');
+  const { config, graph } = blockGraphOf(fam);
+  let limited: GpuRuntime;
+  let block: FusedDecodeBlock;
+  let dequantized: Map<string, Float32Array>;
+  let random: () => number;
+
+  beforeAll(async () => {
+    limited = await openDevice({ gpu: createNodeGpu(), defaultLimits: true });
+    random = seededRandom(seed + 7_777_777);
+    const weights = randomWeights(graph, random);
+    dequantized = dequantizedWeights(graph, weights);
+    block = new FusedDecodeBlock(limited, readDecodeBlock(graph, config), weights, dequantized);
+    await block.compile();
+  });
+  afterAll(() => {
+    block?.destroy();
+    limited?.destroy();
+  });
+
+  for (const tokens of TOKEN_COUNTS) {
+    it(`${fam.name}: ${tokens} token${tokens > 1 ? 's' : ''} in 3 dispatches match the reference`, async () => {
+      expect(limited.limits.maxStorageBuffersPerShaderStage).toBe(DEFAULT_LIMITS.maxStorageBuffersPerShaderStage);
+      await expectRunMatchesReference(limited, block, graph, dequantized, random, tokens, `${`${fam.name}`.padEnd(20)} ${'experts = f32, default limits'.padEnd(52)} f32`);
+    });
+  }
 });
 
 describe('the kernels', () => {
@@ -295,8 +341,33 @@ describe('the kernels', () => {
     const { shape } = readDecodeBlock(graph, config);
     expect(decodeGateUpGrid(shape, 5)).toEqual([Math.ceil(100 / 32), 4 + 1, 5]);
     expect(decodeDownCombineGrid(shape, 5)).toEqual([5, Math.ceil(72 / 32), 1]);
-    expect(renderDecodeGateUpKernel(shape).bindings.map((b) => b.name)).toEqual(['x', 'route_ids', 'w_gate', 'w_up', 'ws_gate', 'ws_up', 'expert_inter', 'shared_inter']);
-    expect(renderDecodeDownCombineKernel(shape).bindings.map((b) => b.name)).toEqual(['route_ids', 'routing_weights', 'expert_inter', 'w_down', 'shared_inter', 'ws_down', 'x', 'shared_gate_weight', 'out']);
+    expect(decodeInterWidth(shape)).toBe(4 * 56 + 100);
+    expect(renderDecodeGateUpKernel(shape).bindings.map((b) => b.name)).toEqual(['x', 'route_ids', 'w_gate', 'w_up', 'ws_gate', 'ws_up', 'inter']);
+    expect(renderDecodeDownCombineKernel(shape).bindings.map((b) => b.name)).toEqual(['route_ids', 'routing_weights', 'inter', 'w_down', 'ws_down', 'x', 'shared_gate_weight', 'out']);
+  });
+
+  it("fit WebGPU's default 8 storage buffers per stage unless expert biases add bindings", () => {
+    for (const fam of [...families, ...sharedCorners, sharedAfterOddSlots, wide, gptOss96]) {
+      const { config, graph } = blockGraphOf(fam);
+      const { shape } = readDecodeBlock(graph, config);
+      const biased = shape.routed.bias || !!shape.shared?.bias;
+      for (const kernel of [renderDecodeGateUpKernel(shape), renderDecodeDownCombineKernel(shape)]) {
+        const storage = kernel.bindings.length;
+        const biases = kernel.bindings.filter((b) => /^bs?_/.test(b.name)).length;
+        expect(storage - biases, `${fam.name}: ${kernel.name}`).toBeLessThanOrEqual(DEFAULT_LIMITS.maxStorageBuffersPerShaderStage);
+        if (!biased) expect(storage, `${fam.name}: ${kernel.name}`).toBeLessThanOrEqual(DEFAULT_LIMITS.maxStorageBuffersPerShaderStage);
+      }
+    }
+  });
+
+  it('read inter 4 elements at a time only where every row start is 16-byte aligned', () => {
+    const interType = (fam: Family) => {
+      const { config, graph } = blockGraphOf(fam);
+      return renderDecodeDownCombineKernel(readDecodeBlock(graph, config).shape).bindings.find((b) => b.name === 'inter')!.type;
+    };
+    expect(interType(family('qwen2-moe'))).toBe('array<vec4<f32>>'); // I = 56, Is = 100
+    expect(interType(sharedAfterOddSlots)).toBe('array<f32>'); // K*I = 126: token 0's shared row starts at element 126
+    expect(interType(sharedCorners[0]!)).toBe('array<f32>'); // I = 60, Is = 90
   });
 
   it('refuse a top_k whose partial sums overflow workgroup memory', () => {

@@ -15,19 +15,25 @@ const planOf = (fam: Family, options = {}, compile?: string): MoeBlockPlan => co
 const labels = (plan: MoeBlockPlan, tokens: number) => pathSteps(plan, tokens).map((s) => s.label);
 
 describe('dispatches per block', () => {
-  it('mixtral-like: 5 prefill (router, align, gate/up, down, combine), 4 decode', () => {
+  it('mixtral-like: 5 prefill (router, align, gate/up, down, combine), 3 decode (router, gate/up, down + combine)', () => {
     const plan = planOf(family('mixtral'));
     expect(labels(plan, 64)).toEqual(['router', 'route-align', 'experts gate/up [0, 8)', 'experts down [0, 8)', 'combine']);
-    expect(labels(plan, 1)).toEqual(['router', 'experts gate/up GEMV [0, 8)', 'experts down GEMV [0, 8)', 'combine']);
+    expect(labels(plan, 1)).toEqual(['router', 'experts gate/up GEMV', 'experts down GEMV + combine']);
   });
 
-  it('with a shared expert: 7 prefill, 6 decode; the sigmoid gate is folded into the combine', () => {
+  it('with a shared expert: 7 prefill, 3 decode; the sigmoid gate is folded into the combine', () => {
     for (const name of ['qwen2-moe', 'deepseek-v2', 'deepseek-v3']) {
       const plan = planOf(family(name));
       expect(plan.prefill.length, name).toBe(7);
-      expect(plan.decode.length, name).toBe(6);
+      expect(plan.decode.length, name).toBe(3);
     }
     expect(planOf(family('qwen2-moe')).kernels.map((k) => k.name)).toContain('combine_shared_gated');
+  });
+
+  it('without fuse-decode, decode takes 4 dispatches, 6 with a shared expert', () => {
+    const unfused = { disabledPasses: ['fuse-decode'] };
+    expect(labels(planOf(family('mixtral'), unfused), 1)).toEqual(['router', 'experts gate/up GEMV [0, 8)', 'experts down GEMV [0, 8)', 'combine']);
+    expect(planOf(family('qwen2-moe'), unfused).decode.length).toBe(6);
   });
 
   it('the token count picks the path: decode up to 8 tokens, prefill above', () => {
@@ -37,13 +43,13 @@ describe('dispatches per block', () => {
     expect(pathSteps(plan, 9)).toBe(plan.prefill);
   });
 
-  it('S expert shards: 3 + 2 S prefill and 2 + 2 S decode dispatches', () => {
+  it('S expert shards: 3 + 2 S prefill and 2 + 2 S decode dispatches (one shard: decode fused into 3)', () => {
     const gptOss = family('gpt-oss'); // 8 experts of 60 x 72 f32
     for (const perShard of [2, 3, 8]) {
       const plan = planOf(gptOss, { maxStorageBufferBindingSize: perShard * 60 * HIDDEN * 4 });
       const shards = Math.ceil(8 / perShard);
       expect(plan.prefill.length, `${perShard} experts per shard`).toBe(3 + 2 * shards);
-      expect(plan.decode.length).toBe(2 + 2 * shards);
+      expect(plan.decode.length).toBe(shards === 1 ? 3 : 2 + 2 * shards);
       expect(plan.buffers.filter((b) => b.weight?.param.endsWith('experts.down_bias')).map((b) => b.weight!.rowEnd - b.weight!.rowBegin)).toEqual(
         Array.from({ length: shards }, (_, s) => Math.min(perShard, 8 - s * perShard)),
       );
@@ -102,7 +108,7 @@ describe('quantized weights in the plan', () => {
     // int8 [100, 72], group 4: 1800 value words + 1800 f32 scales.
     expect(buffer('layers.0.moe.shared.gate')).toMatchObject({ dtype: 'u32', elements: { constant: 3600 } });
     expect(buffer('layers.0.moe.router.weight')).toMatchObject({ dtype: 'f32', elements: { constant: 12 * 72 } });
-    expect(plan.kernels.map((k) => k.name)).toEqual(expect.arrayContaining(['grouped_gemm_gateup_72x56_int4g8', 'expert_gemv_down_weighted_56x72_int4g8', 'dense_gemm_single_100x72_int8g4']));
+    expect(plan.kernels.map((k) => k.name)).toEqual(expect.arrayContaining(['grouped_gemm_gateup_72x56_int4g8', 'decode_down_combine_56_int4g8x72_shared100_int8g4_gated', 'dense_gemm_single_100x72_int8g4']));
   });
 
   it('experts are sharded by their packed size', () => {

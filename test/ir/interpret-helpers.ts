@@ -3,7 +3,7 @@
 import { defaultRegistry } from '../../compiler/spec/kinds/builtin.js';
 import type { KindCategory } from '../../compiler/spec/kinds/registry.js';
 import { GraphBuilder } from '../../ir/graph-builder.js';
-import { interpretGraph, type HostTensor } from '../../ir/interpret/interpret.js';
+import { builtinSemantics, interpretGraph, type HostTensor, type Semantics } from '../../ir/interpret/interpret.js';
 import type { KindRef, ParamValue } from '../../ir/model-config.js';
 import { TOKENS } from '../../ir/types.js';
 import { seededRandom } from '../support/seeded-random.js';
@@ -36,7 +36,7 @@ export interface Routed {
  * = number of tokens) and column t of the router weight is logits[t], so x W^T = logits[t] exactly
  * (up to f32 storage). `bias` / `correctionBias` are the router's bias inputs when the kind has them.
  */
-export function route(router: KindRef, topK: number, logits: number[][], extra: { bias?: number[]; correctionBias?: number[] } = {}): Routed {
+export function route(router: KindRef, topK: number, logits: number[][], extra: { bias?: number[]; correctionBias?: number[] } = {}, semantics: Semantics = builtinSemantics): Routed {
   const tokens = logits.length;
   const experts = logits[0]!.length;
   const b = new GraphBuilder('route_test');
@@ -52,7 +52,7 @@ export function route(router: KindRef, topK: number, logits: number[][], extra: 
     'router.bias': Float32Array.from(extra.bias ?? new Array<number>(experts).fill(0)),
     'router.correction_bias': Float32Array.from(extra.correctionBias ?? new Array<number>(experts).fill(0)),
   };
-  const out = interpretGraph(graph, { x: { shape: [tokens, tokens], data: identity } }, (p) => params[p.name]!);
+  const out = interpretGraph(graph, { x: { shape: [tokens, tokens], data: identity } }, (p) => params[p.name]!, semantics);
   return { ids: rows(out['route.route_ids']!), weights: rows(out['route.routing_weights']!) };
 }
 

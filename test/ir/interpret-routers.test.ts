@@ -3,7 +3,7 @@
 // softmax(ln a_i) = a_i / sum(a). sigmoid(ln(p / (1 - p))) = p likewise.
 import { describe, expect, test } from 'vitest';
 import { defaultRegistry } from '../../compiler/spec/kinds/builtin.js';
-import { activationImplementations, registerRouter, routerImplementations } from '../../ir/interpret/interpret.js';
+import { activationImplementations, builtinSemantics, routerImplementations, type RouterImplementation, type Semantics } from '../../ir/interpret/interpret.js';
 import { expectRowsClose, kind, route } from './interpret-helpers.js';
 
 const ln = Math.log;
@@ -189,23 +189,19 @@ describe('relu_gate', () => {
   });
 });
 
-test('a plugin registers a router kind', () => {
-  registerRouter('first_expert', ({ topK }) => ({ ids: [0, ...new Array<number>(topK - 1).fill(-1)], weights: [1, ...new Array<number>(topK - 1).fill(0)] }));
-  try {
-    const r = route({ kind: 'first_expert', params: {} }, 2, [[1, 2, 3]]);
-    expect(r.ids).toEqual([[0, -1]]);
-    expect(r.weights).toEqual([[1, 0]]);
-  } finally {
-    delete routerImplementations['first_expert'];
-  }
+/** The builtin semantics plus one router kind, as a plugin's registry hands them to the interpreter. */
+const withRouter = (name: string, implementation: RouterImplementation): Semantics => ({ ...builtinSemantics, routers: { ...builtinSemantics.routers, [name]: implementation } });
+
+test('a plugin adds a router kind to a copy of the semantics, not to the builtin ones', () => {
+  const semantics = withRouter('first_expert', ({ topK }) => ({ ids: [0, ...new Array<number>(topK - 1).fill(-1)], weights: [1, ...new Array<number>(topK - 1).fill(0)] }));
+  const r = route({ kind: 'first_expert', params: {} }, 2, [[1, 2, 3]], {}, semantics);
+  expect(r.ids).toEqual([[0, -1]]);
+  expect(r.weights).toEqual([[1, 0]]);
+  expect(routerImplementations['first_expert']).toBeUndefined();
   expect(() => route({ kind: 'first_expert', params: {} }, 2, [[1, 2, 3]])).toThrow(/has no router first_expert \(known: softmax_topk, sigmoid_topk/);
 });
 
 test('a router that returns an invalid slot is reported', () => {
-  registerRouter('broken', () => ({ ids: [7, -1], weights: [1, 0.5] }));
-  try {
-    expect(() => route({ kind: 'broken', params: {} }, 2, [[1, 2, 3]])).toThrow(/router broken, token 0: slot 0 has expert id 7, expected -1..2/);
-  } finally {
-    delete routerImplementations['broken'];
-  }
+  const semantics = withRouter('broken', () => ({ ids: [7, -1], weights: [1, 0.5] }));
+  expect(() => route({ kind: 'broken', params: {} }, 2, [[1, 2, 3]], {}, semantics)).toThrow(/router broken, token 0: slot 0 has expert id 7, expected -1..2/);
 });

@@ -1,9 +1,11 @@
 // Fused decode, dispatch 3 of 3: the down GEMV of each token's routed slots and of the shared
 // expert, times the routing weights (and the shared-expert gate), summed in fixed k order: the
 // combine without slot rows in memory. One workgroup per (token, n tile of H). Every routed matrix
-// sits in one binding: a sharded block keeps the unfused path's per-shard GEMVs and combine.
+// sits in one binding: a sharded block keeps the unfused path's per-shard GEMVs and combine. Both
+// MLPs read one binding, `inter` ([T, K*I + Is], see decode-block-shape.ts): a Qwen2-MoE block
+// (shared expert, sigmoid gate) needs 8 storage bindings, WebGPU's default per stage.
 import { activationArray, declareBindings, f32Array, i32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
-import { checkDecodeBlockShape, decodeMlpTag, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
+import { checkDecodeBlockShape, decodeInterVec4, decodeInterWidth, decodeMlpTag, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
 import { GEMV_LANES, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
 import { weightBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
@@ -26,9 +28,11 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape): Rendered
   const terms = K + (shared ? 1 : 0);
   const bytes = (terms + (sharedGate ? 1 : 0)) * threads * 4;
   if (bytes > WORKGROUP_BYTES) throw new Error(`the fused decode down/combine kernel holds ${terms} partial sums per feature (${bytes} bytes of workgroup memory, more than ${WORKGROUP_BYTES}): top_k = ${K} is too large for it`);
-  // Each MLP reduces over its own intermediate: its own vec4 decision.
+  // Each MLP's down matrix is read 4 columns at a time when its own intermediate allows; the one
+  // inter binding only when every row start of it does (else 4 scalars stand in for each vec4).
   const routedVec4 = routed.intermediate % 4 === 0;
   const sharedVec4 = !!shared && shared.intermediate % 4 === 0;
+  const interVec4 = decodeInterVec4(shape);
   const down = (mlp: DecodeMlpShape, name: string, bias: string, vec4: boolean) =>
     weightBindings({ names: [name], biases: mlp.bias ? [bias] : [], format: mlp.weights ?? F32, rows: H, cols: mlp.intermediate }, vec4);
   const routedWeights = down(routed, 'w_down', 'b_down', routedVec4);
@@ -36,9 +40,8 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape): Rendered
   const storage: StorageDecl[] = [
     { name: 'route_ids', access: 'read', type: i32Array },
     { name: 'routing_weights', access: 'read', type: f32Array },
-    { name: 'expert_inter', access: 'read', type: activationArray(act, routedVec4) },
+    { name: 'inter', access: 'read', type: activationArray(act, interVec4) },
     ...routedWeights.storage,
-    ...(shared ? [{ name: 'shared_inter', access: 'read', type: activationArray(act, sharedVec4) } as const] : []),
     ...(sharedWeights?.storage ?? []),
     ...(sharedGate
       ? ([
@@ -49,7 +52,7 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape): Rendered
     { name: 'out', access: 'read_write', type: activationArray(act) },
   ];
   const { header, bindings, uniformBinding } = declareBindings(storage, act);
-  const dot = (what: string, fn: string, w: string, a: string, kdim: number, vec4: boolean) => renderTemplate('decode-down-combine/down-dot.wgsl.hbs', { what, fn, w, a, kdim, vec4 }).trimEnd();
+  const dot = (what: string, fn: string, w: string, kdim: number, vec4: boolean) => renderTemplate('decode-down-combine/down-dot.wgsl.hbs', { what, fn, w, kdim, vec4, interVec4 }).trimEnd();
   const wgsl = renderTemplate('decode-down-combine/decode-down-combine.wgsl.hbs', {
     title: `Decode down + combine: H = ${H}, I = ${routed.intermediate} (${(routed.weights ?? F32).format})` +
       (shared ? `, shared Is = ${shared.intermediate} (${(shared.weights ?? F32).format})${sharedGate ? ', gated' : ''}` : '') + `, top-${K}.`,
@@ -58,14 +61,16 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape): Rendered
     lanes: GEMV_LANES,
     hidden: H,
     topK: K,
+    intermediate: routed.intermediate,
+    interWidth: decodeInterWidth(shape),
     terms,
     bias: routed.bias,
     shared: !!shared,
     sharedBias: !!shared?.bias,
     sharedGate,
     weightLoads: [routedWeights.weightLoads, ...(sharedWeights ? [sharedWeights.weightLoads] : [])].join('\n').trimEnd(),
-    routedDot: dot('Routed expert', 'routed_down', 'w_down', 'expert_inter', routed.intermediate, routedVec4),
-    sharedDot: shared ? dot('Shared expert', 'shared_down', 'ws_down', 'shared_inter', shared.intermediate, sharedVec4) : '',
+    routedDot: dot('Routed expert', 'routed_down', 'w_down', routed.intermediate, routedVec4),
+    sharedDot: shared ? dot('Shared expert', 'shared_down', 'ws_down', shared.intermediate, sharedVec4) : '',
   });
   const name = `decode_down_combine_${decodeMlpTag(routed)}x${H}${shared ? `_shared${decodeMlpTag(shared)}${sharedGate ? '_gated' : ''}` : ''}${act === 'f16' ? '_f16act' : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [threads, 1, 1], bindings, uniformBinding };

@@ -2,8 +2,9 @@
 // distinct expert and n tile, like expert-gemv) with the shared expert folded in as slot k = K, an
 // expert every token chose, in the same dispatch. Every routed matrix sits in one binding: a
 // sharded block (expert shards in several bindings) keeps the unfused path's per-shard GEMVs.
+// Both MLPs write one binding, `inter` ([T, K*I + Is], see decode-block-shape.ts).
 import { activationArray, declareBindings, i32Array, renderActivation, type RenderedKernel, type StorageDecl } from '../kernel.js';
-import { checkDecodeBlockShape, decodeMlpTag, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
+import { checkDecodeBlockShape, decodeInterWidth, decodeMlpTag, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
 import { GEMV_CHUNK, GEMV_LANES, GEMV_MAX_ROWS, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
 import { weightBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
@@ -41,15 +42,16 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape): RenderedKerne
     { name: 'route_ids', access: 'read', type: i32Array },
     ...routedWeights.storage,
     ...(sharedWeights?.storage ?? []),
-    { name: 'expert_inter', access: 'read_write', type: activationArray(act) },
-    ...(shared ? [{ name: 'shared_inter', access: 'read_write', type: activationArray(act) } as const] : []),
+    { name: 'inter', access: 'read_write', type: activationArray(act) },
   ];
   const { header, bindings, uniformBinding } = declareBindings(storage, act);
   const rowsFn = (mlp: DecodeMlpShape, part: 'routed' | 'shared', actFn: string) =>
     renderTemplate('decode-gate-up/gate-up-rows.wgsl.hbs', {
       what: part === 'routed' ? 'Routed experts' : 'Shared expert',
       fn: `${part}_gate_up`,
-      rowDoc: part === 'routed' ? 'slot rows[j] (x row rows[j] / TOPK)' : 'token rows[j]',
+      rowDoc: part === 'routed' ? 'slot rows[j] = t * TOPK + k (x row t)' : 'token rows[j] = t',
+      outDoc: part === 'routed' ? 't * INTER_WIDTH + k * INTER' : 't * INTER_WIDTH + TOPK * INTER',
+      outRow: part === 'routed' ? '((*rows)[j] / TOPK) * INTER_WIDTH + ((*rows)[j] % TOPK) * INTER' : '(*rows)[j] * INTER_WIDTH + TOPK * INTER',
       aRow: part === 'routed' ? '((*rows)[base + j] / TOPK)' : '(*rows)[base + j]',
       ndim: mlp.intermediate,
       vec4,
@@ -58,7 +60,6 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape): RenderedKerne
       bias: mlp.bias,
       bGate: part === 'routed' ? 'b_gate' : 'bs_gate',
       bUp: part === 'routed' ? 'b_up' : 'bs_up',
-      out: part === 'routed' ? 'expert_inter' : 'shared_inter',
       act: actFn,
     }).trimEnd();
   const sharedAct = shared && sharedActivation(routed, shared);
@@ -71,6 +72,7 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape): RenderedKerne
     hidden: H,
     intermediate: routed.intermediate,
     sharedIntermediate: shared?.intermediate ?? 0,
+    interWidth: decodeInterWidth(shape),
     topK: K,
     maxRows: GEMV_MAX_ROWS,
     chunk: GEMV_CHUNK,

@@ -2,7 +2,7 @@
 // expert per BM-row block) or dense (rows = tokens; the shared expert, the naive baseline).
 // `gateup` computes gate and up together and applies the activation in the epilogue; otherwise
 // one matrix, optional bias and (grouped) the routing weight, stored to the slot's row.
-import { declareBindings, i32Array, renderActivation, u32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import { declareBindings, f32Array, i32Array, renderActivation, u32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
 import { matrixBindings, type MatrixKernelShape } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
 import { formatTag } from '../weights/weight-loads.js';
@@ -22,6 +22,12 @@ export interface GemmKernelShape extends MatrixKernelShape {
   /** Number of weight shards (route_meta starts with one word per shard). */
   shards: number;
   tile?: GemmTile;
+  /**
+   * Grouped only, token rounding: a sorted slot s >= T K is extra pair j = s - T K. Gate/up reads
+   * its token from `extra_ids` [X, 2]; the weighted down GEMM its weight from `extra_weights` [X]
+   * and stores to slot_out row s (slot_out then has K T + X rows). Default off.
+   */
+  extras?: boolean;
 }
 
 export function gemmThreads(tile: GemmTile): number {
@@ -42,9 +48,18 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
         { name: 'route_meta', access: 'read', type: u32Array },
       ]
     : [];
+  if (shape.extras && !shape.grouped) throw new Error('only a grouped GEMM reads token rounding\'s extra slots');
   const { storage, weightLoads, format } = matrixBindings(shape, vec4, routing);
+  // Each kernel binds only what it reads (pipelines use layout 'auto'), after the existing bindings.
+  const extraBindings: StorageDecl[] = !shape.extras
+    ? []
+    : shape.gateup
+      ? [{ name: 'extra_ids', access: 'read', type: i32Array }]
+      : shape.weighted
+        ? [{ name: 'extra_weights', access: 'read', type: f32Array }]
+        : [];
   const act = shape.act ?? 'f32';
-  const { header, bindings, uniformBinding } = declareBindings(storage, act);
+  const { header, bindings, uniformBinding } = declareBindings([...storage, ...extraBindings], act);
   const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';
   const title = `${shape.grouped ? 'Grouped' : 'Dense'} GEMM, ${what}: K = ${shape.kdim}, N = ${shape.ndim}, ${format.format} weights.`;
   const wgsl = renderTemplate('grouped-gemm/grouped-gemm.wgsl.hbs', {
@@ -59,10 +74,11 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
     gateup: shape.gateup,
     bias: shape.bias,
     weighted: shape.weighted,
+    extras: !!shape.extras,
     vec4,
     weightLoads,
     activation: shape.activation ? renderActivation(shape.activation) : '',
   });
-  const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}${act === 'f16' ? '_f16act' : ''}`;
+  const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}${act === 'f16' ? '_f16act' : ''}${shape.extras ? '_extras' : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [gemmThreads(tile), 1, 1], bindings, uniformBinding };
 }

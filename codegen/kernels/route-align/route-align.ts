@@ -1,4 +1,10 @@
 // The GPU bookkeeping between router and grouped GEMMs (see route-align.wgsl.hbs).
+//
+// Buffer sizes for T tokens, with X = `extras` (0 without token rounding) and S = shards:
+//   sorted_slots: K T + X + E (BM - 1) rows (i32): every expert pads at most BM - 1 rows;
+//   route_meta:   ceil((K T + X + E (BM - 1) + S BM) / BM) words (u32): S first blocks, one expert per block;
+//   dispatch_args: 6 S words.
+// Slot s < K T is routed slot (token s / K, k = s % K); s = K T + j is token rounding's extra pair j.
 import { declareBindings, i32Array, u32Array, type RenderedKernel } from '../kernel.js';
 import { renderTemplate } from '../template.js';
 
@@ -12,6 +18,21 @@ export interface RouteAlignShape {
   /** Workgroups along N of the gate/up and the down GEMM. */
   gateUpTiles: number;
   downTiles: number;
+  /**
+   * Token rounding: X = E (M - 1) extra (token, expert) pairs in `extra_ids` [X, 2] ((-1, -1)
+   * unused); pair j is counted for its expert and placed as slot K T + j. Default 0 (none).
+   */
+  extras?: number;
+}
+
+/** Rows of sorted_slots for `tokens` tokens (the bound every padded layout fits in). */
+export function sortedSlotRows(shape: RouteAlignShape, tokens: number): number {
+  return shape.topK * tokens + (shape.extras ?? 0) + shape.experts * (shape.blockRows - 1);
+}
+
+/** Words of route_meta for `tokens` tokens: one per shard, then one per BM-row block. */
+export function routeMetaWords(shape: RouteAlignShape, tokens: number): number {
+  return Math.ceil((sortedSlotRows(shape, tokens) + shape.shardBegins.length * shape.blockRows) / shape.blockRows);
 }
 
 const WORKGROUP = 256;
@@ -20,11 +41,14 @@ export const ALIGN_MAX_EXPERTS = 1024;
 export function renderRouteAlignKernel(shape: RouteAlignShape): RenderedKernel {
   if (shape.experts > ALIGN_MAX_EXPERTS) throw new Error(`routing bookkeeping handles at most ${ALIGN_MAX_EXPERTS} experts, not ${shape.experts}`);
   if (shape.shardBegins.length > WORKGROUP) throw new Error(`at most ${WORKGROUP} weight shards, not ${shape.shardBegins.length}`);
+  const extras = shape.extras ?? 0;
+  if (!Number.isInteger(extras) || extras < 0) throw new Error(`route-align: extras ${extras} must be a non-negative integer`);
   const { header, bindings, uniformBinding } = declareBindings([
     { name: 'route_ids', access: 'read', type: i32Array },
     { name: 'sorted_slots', access: 'read_write', type: i32Array },
     { name: 'route_meta', access: 'read_write', type: u32Array },
     { name: 'dispatch_args', access: 'read_write', type: u32Array },
+    ...(extras ? [{ name: 'extra_ids', access: 'read', type: i32Array } as const] : []),
   ]);
   const begins = [...shape.shardBegins, shape.experts];
   const wgsl = renderTemplate('route-align/route-align.wgsl.hbs', {
@@ -39,6 +63,7 @@ export function renderRouteAlignKernel(shape: RouteAlignShape): RenderedKernel {
     gateUpTiles: shape.gateUpTiles,
     downTiles: shape.downTiles,
     workgroupSize: WORKGROUP,
+    extras,
   });
-  return { name: 'route_align', wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
+  return { name: extras ? 'route_align_extras' : 'route_align', wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
 }

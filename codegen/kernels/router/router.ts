@@ -1,8 +1,9 @@
 // The router kernel family: one template for the projection and one selection partial per
 // router kind (select-<kind>.wgsl.hbs). Adding a router kind = adding a partial and a case here.
-import { boolParam, numParam, type KindRef } from '../../../ir/model-config.js';
+import { numParam, type KindRef } from '../../../ir/model-config.js';
 import { activationArray, declareBindings, f32Array, i32Array, type ActivationDtype, type RenderedKernel, type StorageDecl } from '../kernel.js';
-import { f32Literal, renderTemplate } from '../template.js';
+import { renderTemplate } from '../template.js';
+import { builtinRouterPartials, renderPartial, type RouterKernelPartial } from './router-partials.js';
 
 export interface RouterKernelShape {
   hidden: number;
@@ -14,43 +15,43 @@ export interface RouterKernelShape {
   correctionBias: boolean;
   /** Storage of the hidden states x. Default f32. */
   act?: ActivationDtype;
+  /**
+   * Token rounding: also write `route_probs` [T, E], each expert's raw probability as
+   * routerProbabilities (ir/interpret/token-rounding.ts) defines it. Default off.
+   */
+  probs?: boolean;
 }
 
 const WORKGROUP = 64;
 /** Logits and keys of a token tile share 16 KiB of workgroup memory with the partial sums. */
 const MAX_TILE_SCORES = 1024;
 
-export const routerKinds = ['softmax_topk', 'sigmoid_topk', 'topk_softmax', 'sparsemixer', 'relu_gate'] as const;
-
 /** Tokens per workgroup: as many as fit MAX_TILE_SCORES logits, at most 8. */
 export function routerTokensPerWorkgroup(experts: number): number {
   return Math.max(1, Math.min(8, Math.floor(MAX_TILE_SCORES / experts)));
 }
 
-function selectionContext(shape: RouterKernelShape): Record<string, unknown> {
-  const r = shape.router;
-  switch (r.kind) {
-    case 'softmax_topk': {
-      const nullExperts = numParam(r, 'null_experts');
-      if (nullExperts > 0 && numParam(r, 'groups') > 1) throw new Error('softmax_topk: null_experts with groups > 1 is not defined (null experts belong to no group)');
-      return { renormalize: boolParam(r, 'renormalize'), scale: f32Literal(numParam(r, 'scale')), nullExperts, grouped: numParam(r, 'groups') > 1 };
-    }
-    case 'sigmoid_topk':
-      return { renormalize: boolParam(r, 'renormalize'), scale: f32Literal(numParam(r, 'scale')), correctionBias: shape.correctionBias, grouped: numParam(r, 'groups') > 1 };
+/** How routerProbabilities turns a router kind's logits into raw probabilities. */
+function probabilityRule(kind: string): 'softmax' | 'sigmoid' | 'relu' {
+  switch (kind) {
+    case 'softmax_topk':
     case 'topk_softmax':
-      return { bias: shape.bias };
     case 'sparsemixer':
-      if (shape.topK !== 2) throw new Error(`sparsemixer routes exactly 2 experts per token, not top_k = ${shape.topK}`);
-      return { window: f32Literal(2 * numParam(r, 'jitter_eps')) };
+      return 'softmax';
+    case 'sigmoid_topk':
+      return 'sigmoid';
     case 'relu_gate':
-      return {};
+      return 'relu';
     default:
-      throw new Error(`the WebGPU backend has no router kernel for ${r.kind} (supported: ${routerKinds.join(', ')})`);
+      throw new Error(`token rounding has no raw probability for router ${kind} (known: softmax_topk, topk_softmax, sparsemixer, sigmoid_topk, relu_gate)`);
   }
 }
 
-export function renderRouterKernel(shape: RouterKernelShape): RenderedKernel {
+/** `partials`: the selection partial of each router kind (a plugin's registry adds its own). */
+export function renderRouterKernel(shape: RouterKernelShape, partials: Readonly<Record<string, RouterKernelPartial>> = builtinRouterPartials): RenderedKernel {
   const { hidden, experts, topK, router } = shape;
+  const partial = partials[router.kind];
+  if (!partial) throw new Error(`the WebGPU backend has no router kernel for ${router.kind} (known: ${Object.keys(partials).join(', ')})`);
   if (experts > MAX_TILE_SCORES) throw new Error(`the WebGPU router handles at most ${MAX_TILE_SCORES} experts, not ${experts}`);
   const groups = 'groups' in router.params ? numParam(router, 'groups') : 1;
   if (groups > 1 && experts % groups !== 0) throw new Error(`${router.kind}: ${experts} experts cannot be split into ${groups} equal groups`);
@@ -61,12 +62,14 @@ export function renderRouterKernel(shape: RouterKernelShape): RenderedKernel {
     ...(shape.correctionBias ? [{ name: 'correction_bias', access: 'read', type: f32Array } as const] : []),
     { name: 'route_ids', access: 'read_write', type: i32Array },
     { name: 'route_weights', access: 'read_write', type: f32Array },
+    ...(shape.probs ? [{ name: 'route_probs', access: 'read_write', type: f32Array } as const] : []),
   ];
   const { header, bindings, uniformBinding } = declareBindings(storage, shape.act);
   const tokensPerWorkgroup = routerTokensPerWorkgroup(experts);
   // Split each dot product over more lanes when H is long, so a pass has enough work per thread.
   const lanes = hidden >= 1024 ? 16 : hidden >= 128 ? 4 : 1;
-  const selection = renderTemplate(`router/select-${router.kind}.wgsl.hbs`, selectionContext(shape));
+  const selection = renderPartial(partial, shape);
+  const rule = shape.probs ? probabilityRule(router.kind) : undefined;
   const wgsl = renderTemplate('router/router.wgsl.hbs', {
     header,
     kind: router.kind,
@@ -84,6 +87,11 @@ export function renderRouterKernel(shape: RouterKernelShape): RenderedKernel {
     groupScoreTopTwo: router.kind === 'sigmoid_topk',
     groupScoreDoc: router.kind === 'sigmoid_topk' ? 'Group score: the sum of the two best keys in the group (DeepSeek-V3).' : 'Group score: the best key in the group (DeepSeek-V2).',
     selection,
+    probs: !!shape.probs,
+    probsSoftmax: rule === 'softmax',
+    probsSigmoid: rule === 'sigmoid',
+    probsRelu: rule === 'relu',
+    probsDoc: router.kind === 'softmax_topk' ? 'a softmax over the E experts (no null experts, scale or group mask)' : rule === 'softmax' ? 'a softmax over the E logits' : rule === 'sigmoid' ? 'sigmoid(logit), without the correction bias' : 'relu(logit)',
   });
-  return { name: `router_${router.kind}${shape.act === 'f16' ? '_f16act' : ''}`, wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
+  return { name: `router_${router.kind}${shape.act === 'f16' ? '_f16act' : ''}${shape.probs ? '_probs' : ''}`, wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
 }

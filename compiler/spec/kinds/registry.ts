@@ -12,7 +12,8 @@ export type ValueType =
   | { type: 'string' }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'kind'; category: KindCategory }
-  | { type: 'int-list'; min?: number };
+  | { type: 'int-list'; min?: number }
+  | { type: 'string-list' };
 
 export interface FieldSchema {
   name: string;
