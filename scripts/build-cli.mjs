@@ -1,7 +1,7 @@
 // Bundles the built CLI (dist/compiler/cli/main.js, from `tsc -b`) into dist/cli/moec.js with esbuild.
 // Why: chevrotain's lodash-es is hundreds of ES modules, and resolving them made every `moec`
 // start take ~0.6 s; one bundled file starts in ~0.15 s. Code splitting keeps the dynamic imports
-// (the bundle writer with esbuild and ts-morph, Dawn) loaded only by the commands that use them.
+// (the bundle writer with esbuild, Dawn) loaded only by the commands that use them.
 // Plain Node + esbuild: scripts/setup.mjs and the CLI tests call it. Skipped when up to date.
 import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCli, CLI_BUNDLE } from './build-cli.mjs';
+import { buildRuntimeApiDts } from './build-dts.mjs';
 import { findLavapipeIcd, hasHardwareGpu, hasVulkanLoader, listVulkanIcds } from './vulkan-env.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -188,7 +189,10 @@ try {
   ensureNodeModules();
   ensureVulkan();
   ensureChromium();
-  if (buildTypeScript()) say(`cli bundle ${(await buildCli(root)) ? 'built' : 'ok'} (${CLI_BUNDLE})`);
+  if (buildTypeScript()) {
+    say(`runtime types for model.d.ts ${(await buildRuntimeApiDts(root)) ? 'built' : 'ok'}`);
+    say(`cli bundle ${(await buildCli(root)) ? 'built' : 'ok'} (${CLI_BUNDLE})`);
+  }
   say(`done in ${((performance.now() - started) / 1000).toFixed(2)} s`);
 } catch (e) {
   if (!(e instanceof SetupError)) throw e;

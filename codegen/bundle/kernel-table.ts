@@ -32,6 +32,7 @@ export const sha256 = (text: string | Uint8Array): string => createHash('sha256'
 export function deduplicateKernels(plans: ReadonlyMap<number, unknown>): KernelTable {
   const kernels: Record<string, string> = {};
   const info = new Map<string, KernelInfo>();
+  const idOf = new Map<string, string>(); // each layer repeats the same WGSL: hash it once
   const out: Record<string, unknown> = {};
   for (const [layer, plan] of plans) {
     const walk = (v: unknown): unknown => {
@@ -49,18 +50,29 @@ export function deduplicateKernels(plans: ReadonlyMap<number, unknown>): KernelT
   return { plans: shared, planTemplates, kernels, info: [...info.values()] };
 
   function record(code: string, layer: number, names: string[]): string {
-    const hash = sha256(code);
-    const short = hash.slice(0, 16);
-    const id = kernels[short] === undefined || kernels[short] === code ? short : hash; // a prefix collision keeps the full hash
-    let entry = info.get(id);
-    if (!entry) {
-      kernels[id] = code;
-      info.set(id, (entry = { id, sha256: hash, bytes: new TextEncoder().encode(code).byteLength, names: [], layers: [] }));
-    }
+    const id = idOf.get(code) ?? addKernel(code);
+    const entry = info.get(id)!;
     for (const n of names) if (!entry.names.includes(n)) entry.names.push(n);
     if (!entry.layers.includes(layer)) entry.layers.push(layer);
     return id;
   }
+
+  function addKernel(code: string): string {
+    const hash = sha256(code);
+    const short = hash.slice(0, 16);
+    const id = kernels[short] === undefined ? short : hash; // a prefix collision keeps the full hash
+    kernels[id] = code;
+    info.set(id, { id, sha256: hash, bytes: new TextEncoder().encode(code).byteLength, names: [], layers: [] });
+    idOf.set(code, id);
+    return id;
+  }
+}
+
+/** layerToPlaceholder for `layer`, which skips (with two cheap tests) the strings it cannot change: most of them. */
+function withPlaceholder(layer: number): (s: string) => string {
+  const weightName = `layers.${layer}.`;
+  const blockName = `moe_block_${layer}`;
+  return (s) => (s.includes(weightName) || s.endsWith(blockName) ? layerToPlaceholder(s, layer) : s);
 }
 
 /** Plans equal up to their layer number become one template; a plan that does not round-trip stays whole. */
@@ -70,7 +82,7 @@ function shareTemplates(plans: Record<string, unknown>): { plans: Record<string,
   const out: Record<string, unknown> = {};
   for (const [key, plan] of Object.entries(plans)) {
     const layer = Number(key);
-    const template = mapStrings(plan, (s) => layerToPlaceholder(s, layer));
+    const template = mapStrings(plan, withPlaceholder(layer));
     if (JSON.stringify(mapStrings(template, (s) => placeholderToLayer(s, layer))) !== JSON.stringify(plan)) {
       out[key] = plan;
       continue;

@@ -13,7 +13,7 @@ const NOISE = [/^Warning: max\w+ artificially reduced/, /XDG_RUNTIME_DIR is inva
 let built = false;
 const sleep = (ms: number): void => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms) as unknown as void;
 
-/** `tsc -b` and the CLI bundle (no-ops when up to date), one test process at a time. */
+/** `tsc -b`, model.d.ts's runtime types and the CLI bundle (no-ops when up to date), one test process at a time. */
 export function ensureBuiltCli(): void {
   if (built) return;
   const lock = join(ROOT, 'dist', '.test-build-lock');
@@ -31,8 +31,10 @@ export function ensureBuiltCli(): void {
   try {
     // Errors elsewhere in the tree still emit; what matters is that the CLI is there.
     spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
-    const bundled = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-cli.mjs')], { cwd: ROOT, encoding: 'utf8' });
-    if (bundled.status !== 0) throw new Error(`scripts/build-cli.mjs failed:\n${bundled.stderr}`);
+    for (const script of ['build-dts.mjs', 'build-cli.mjs']) {
+      const run = spawnSync(process.execPath, [join(ROOT, 'scripts', script)], { cwd: ROOT, encoding: 'utf8' });
+      if (run.status !== 0) throw new Error(`scripts/${script} failed:\n${run.stderr}`);
+    }
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
