@@ -18,29 +18,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createNaiveMoe, naiveBlockOf } from './naive-moe.js';
 import { relativeError } from '../ir/interpret/relative-error.js';
-import { compareFusedDecode } from './pass-effects.js';
+import { blockSpec, compareFusedDecode, compareTokenRounding } from './pass-effects.js';
 
 // Mixtral-shaped, scaled to run in seconds on a software rasterizer.
-const specWith = (quantize = '', dtype = 'f32'): string => `
-model "bench-moe" {
-  hidden = 256
-  vocab = 64
-  layers = 1
-  norm = rmsnorm(eps = 1e-6)
-  attention = gqa(heads = 4)
-  moe {
-    experts = 8
-    top_k = 2
-    router = softmax_topk(renormalize = true)
-    expert = swiglu(intermediate = 512)
-  }
-}
-compile {
-  target = webgpu
-  dtype = ${dtype}
-  ${quantize}
-}
-`;
+const specWith = (quantize = '', dtype = 'f32'): string =>
+  blockSpec('bench-moe', 'experts = 8\n top_k = 2\n router = softmax_topk(renormalize = true)\n expert = swiglu(intermediate = 512)', quantize, dtype);
 const QUANTIZED = 'quantize experts = int4(group = 32)';
 const TOKEN_COUNTS = [1, 8, 64, 256];
 const ITERATIONS = Number(process.env.MOEC_BENCH_ITERS ?? 5);
@@ -144,7 +126,9 @@ async function main(): Promise<void> {
   console.log('\nfused/naive = naive time / fused time (higher is better for fused). Times on a software adapter say little about a real GPU.');
   await compareInt4(rt, fused, weights, input, outFused);
   await compareF16Activations(rt, fused, weights);
-  await compareFusedDecode(rt, { seededNormals, timeIt, printTable, iterations: ITERATIONS });
+  const tools = { seededNormals, timeIt, printTable, iterations: ITERATIONS };
+  await compareFusedDecode(rt, tools);
+  await compareTokenRounding(rt, tools);
   fused.destroy();
   naive.destroy();
   for (const buffer of [input, outFused, outNaive]) buffer.destroy();

@@ -8,6 +8,8 @@ import { relativeError } from '../ir/interpret/relative-error.js';
 import type { GpuRuntime } from '../runtime/device.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from '../runtime/moe-executor.js';
 import type { ModelConfig } from '../ir/model-config.js';
+import { decodeRoundStats } from '../ir/interpret/rounding-ops.js';
+import { readBackBytes } from '../runtime/buffer-pool.js';
 
 export interface BenchTools {
   seededNormals(seed: number, n: number, std: number): Float32Array;
@@ -16,7 +18,8 @@ export interface BenchTools {
   iterations: number;
 }
 
-const blockSpec = (name: string, moe: string, compile = ''): string => `
+/** One MoE block spec at the benchmarks' width (hidden 256). */
+export const blockSpec = (name: string, moe: string, compile = '', dtype = 'f32'): string => `
 model "${name}" {
   hidden = 256
   vocab = 64
@@ -29,7 +32,7 @@ model "${name}" {
 }
 compile {
   target = webgpu
-  dtype = f32
+  dtype = ${dtype}
   ${compile}
 }
 `;
@@ -81,4 +84,41 @@ export async function compareFusedDecode(rt: GpuRuntime, tools: BenchTools): Pro
   }
   tools.printTable(rows);
   console.log('on/off speed = off time / on time (higher: the fused decode is faster). Prefill rows are the same plan either way (a control).');
+}
+
+/** Padded expert rows of an exact run: each expert's count rounded up to the tile, from the routing the GPU wrote. */
+async function exactPaddedRows(rt: GpuRuntime, executor: MoeBlockExecutor, tokens: number, tile: number): Promise<number> {
+  const ids = new Int32Array(await readBackBytes(rt.device, executor.scratchBuffer('route_ids'), tokens * executor.plan.topK * 4));
+  const counts = new Map<number, number>();
+  for (const e of ids) if (e >= 0) counts.set(e, (counts.get(e) ?? 0) + 1);
+  return [...counts.values()].reduce((n, c) => n + Math.ceil(c / tile) * tile, 0);
+}
+
+/** Exact routing vs SonicMoE token rounding at a sparse configuration (64 experts, top-2), prefill. */
+export async function compareTokenRounding(rt: GpuRuntime, tools: BenchTools): Promise<void> {
+  const moe = 'experts = 64\n top_k = 2\n router = softmax_topk(renormalize = true)\n expert = swiglu(intermediate = 256)';
+  const exactConfig = configOf(blockSpec('sparse', moe));
+  const weights = weightsOf(exactConfig, tools);
+  console.log('\nexact routing vs token_rounding = sonic, 64 experts, top-2, hidden 256, intermediate 256, tile 16; run(): upload, forward, readback:');
+  const rows: string[][] = [['rounding', 'tokens', 'dispatches', 'padded rows', 'dropped', 'added', 'weight mass changed', 'ms', 'speed vs exact', 'rel. diff vs exact']];
+  const exact = await executorFor(rt, exactConfig, weights, {});
+  for (const tokens of [100, 400]) {
+    const x = tools.seededNormals(77 + tokens, tokens * exactConfig.hidden, 1);
+    let reference: Float32Array = new Float32Array(0);
+    const exactMs = await tools.timeIt(tools.iterations, async () => (reference = await exact.run(x, tokens)));
+    rows.push(['exact', String(tokens), String(exact.dispatchCount(tokens)), String(await exactPaddedRows(rt, exact, tokens, 16)), '0', '0', '0.0%', exactMs.toFixed(2), '1.00x', '0']);
+    for (const mode of ['nearest', 'down', 'up']) {
+      const config = configOf(blockSpec('sparse', moe, `token_rounding = sonic(mode = ${mode}, tile = 16)`));
+      const sonic = await executorFor(rt, config, weights, {});
+      let out: Float32Array = new Float32Array(0);
+      const ms = await tools.timeIt(tools.iterations, async () => (out = await sonic.run(x, tokens)));
+      const stats = decodeRoundStats(new Uint32Array(await readBackBytes(rt.device, sonic.scratchBuffer('round_stats'), 32)));
+      rows.push([`sonic(${mode})`, String(tokens), String(sonic.dispatchCount(tokens)), `${stats.paddedRowsBefore} -> ${stats.paddedRowsAfter}`, String(stats.tokensDropped), String(stats.tokensAdded),
+        `${(100 * stats.weightMassChanged).toFixed(1)}%`, ms.toFixed(2), `${(exactMs / ms).toFixed(2)}x`, relativeError(out, reference).toExponential(1)]);
+      sonic.destroy();
+    }
+  }
+  exact.destroy();
+  tools.printTable(rows);
+  console.log('padded rows: sum over experts of the count rounded up to the tile (sonic: before -> after rounding). rel. diff vs exact: what rounding changes in the output, not a kernel error.');
 }

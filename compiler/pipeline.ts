@@ -2,11 +2,13 @@
 // passes/<name>.ts; codegen (codegen/plan/) maps the lowered ops one to one onto kernels.
 import { buildModelGraph, buildMoeBlockGraph } from '../ir/build-model.js';
 import { moduleOf, type Graph, type Module } from '../ir/graph.js';
+import { opDefinitions, type OpDefinition } from '../ir/ops.js';
 import type { ModelConfig } from '../ir/model-config.js';
 import { printModule } from '../ir/print.js';
 import { webgpuTarget, type TargetDescription } from '../ir/target.js';
 import { verifyGraph } from '../ir/verify.js';
-import { WEBGPU_OPCODES, WEBGPU_WEIGHT_FORMATS } from '../codegen/plan/supported.js';
+import { WEBGPU_OPCODES } from '../codegen/plan/supported.js';
+import { builtinFormats } from '../runtime/quant/builtin-formats.js';
 import { foldSharedExpert } from '../passes/fold-shared-expert.js';
 import { fuseDecode } from '../passes/fuse-decode.js';
 import { legalizeWebgpu } from '../passes/legalize-webgpu.js';
@@ -15,6 +17,7 @@ import { lowerRoutedExperts } from '../passes/lower-routed-experts.js';
 import { markDequantizedWeights } from '../passes/mark-dequantized-weights.js';
 import type { Pass } from '../passes/pass.js';
 import { quantizeWeights } from '../passes/quantize-weights.js';
+import { roundTokens } from '../passes/round-tokens.js';
 import { setActivationDtype } from '../passes/set-activation-dtype.js';
 import { shardExperts } from '../passes/shard-experts.js';
 import { splitPaths } from '../passes/split-paths.js';
@@ -27,6 +30,7 @@ export const defaultPasses: readonly Pass[] = [
   quantizeWeights,
   setActivationDtype,
   splitPaths,
+  roundTokens,
   lowerRoutedExperts,
   lowerDenseMlp,
   markDequantizedWeights,
@@ -56,30 +60,32 @@ export interface PipelineOptions {
   target?: TargetDescription;
 }
 
-/** WebGPU's default limits and tiles; the ops with a kernel in `registry` (builtin: WEBGPU_OPCODES). */
+/** WebGPU's default limits and tiles; the ops with a kernel and the weight formats in `registry` (builtin: WEBGPU_OPCODES, builtinFormats). */
 export const defaultTarget = (overrides: Partial<TargetDescription> = {}, registry?: Registry): TargetDescription => {
   const opcodes = registry ? [...new Set([...WEBGPU_OPCODES, ...Object.keys(registry.kernels.ops)])] : WEBGPU_OPCODES;
-  return webgpuTarget({ opcodes, weightFormats: WEBGPU_WEIGHT_FORMATS }, overrides);
+  return webgpuTarget({ opcodes, weightFormats: registry?.formats ?? builtinFormats }, overrides);
 };
 
-const verifyModule = (module: Module) => module.functions.forEach((f) => verifyGraph(f));
+const verifyModule = (module: Module, ops: Readonly<Record<string, OpDefinition>>) => module.functions.forEach((f) => verifyGraph(f, ops));
 
 export function runPasses(module: Module, config: ModelConfig, options: PipelineOptions = {}): Module {
   const print = options.print ?? ((t: string) => process.stdout.write(t));
   const wants = (name: string) => options.printIrAfter === name || options.printIrAfter === 'all';
-  const context = { config, kinds: options.kinds ?? options.registry?.kinds ?? defaultRegistry, target: options.target ?? defaultTarget({}, options.registry) };
+  const ops = options.registry?.semantics.opDefinitions ?? opDefinitions;
+  const kernelOpcodes = new Set(Object.keys(options.registry?.kernels.ops ?? {}));
+  const context = { config, kinds: options.kinds ?? options.registry?.kinds ?? defaultRegistry, target: options.target ?? defaultTarget({}, options.registry), ops };
   const passes = options.passes ?? options.registry?.passes ?? defaultPasses;
   const disabled = new Set(options.disabledPasses ?? []);
   for (const name of disabled) if (!passes.some((p) => p.name === name)) throw new Error(`--disable-pass: unknown pass \`${name}\`; passes: ${passNames(passes).slice(1).join(', ')}`);
-  verifyModule(module);
-  if (wants('build')) print(`// IR after build\n${printModule(module)}`);
+  verifyModule(module, ops);
+  if (wants('build')) print(`// IR after build\n${printModule(module, kernelOpcodes)}`);
   let current = module;
   for (const pass of passes.filter((p) => !disabled.has(p.name))) {
     current = pass.run(current, context);
-    if (options.verifyEach) verifyModule(current);
-    if (wants(pass.name)) print(`// IR after ${pass.name}\n${printModule(current)}`);
+    if (options.verifyEach) verifyModule(current, ops);
+    if (wants(pass.name)) print(`// IR after ${pass.name}\n${printModule(current, kernelOpcodes)}`);
   }
-  if (!options.verifyEach) verifyModule(current);
+  if (!options.verifyEach) verifyModule(current, ops);
   return current;
 }
 
@@ -106,6 +112,17 @@ function modelLevelPasses(options: PipelineOptions): readonly Pass[] {
 /** The whole decoder before lowering (weights in their storage formats): what `moec stats` counts. */
 export function compileModelGraph(config: ModelConfig, options: PipelineOptions = {}): Graph {
   return runPasses(moduleOf(buildModelGraph(config)), config, { passes: modelLevelPasses(options), ...options }).functions[0]!;
+}
+
+/**
+ * Layer `layer`'s MoE block through token rounding, before lowering (activations in f32): what
+ * the reference interpreter runs against a plan (interpretModule picks the path by token count;
+ * with `token_rounding = sonic` the prefill path rounds, decode does not).
+ */
+export function compileReferenceModule(config: ModelConfig, layer: number, options: PipelineOptions = {}): Module {
+  const passes = (options.registry?.passes ?? defaultPasses);
+  const reference = passes.slice(0, passes.indexOf(roundTokens) + 1).filter((p) => p !== setActivationDtype);
+  return runPasses(moduleOf(buildMoeBlockGraph(config, layer)), config, { ...options, passes: reference });
 }
 
 /** Layer `layer`'s MoE block before lowering, activations in f32: what the CPU reference interpreter runs against a plan. */

@@ -12,6 +12,8 @@ export interface OpDefinition {
   doc: string;
   inputNames(attrs: Attrs): string[];
   outputNames: string[];
+  /** Outputs written over an input's storage (output index -> input name): codegen gives both one buffer. */
+  inPlace?: Readonly<Record<number, string>>;
   infer(inputs: Inputs, attrs: Attrs): TensorType[];
 }
 
@@ -37,6 +39,12 @@ export function expectActivation(what: string, t: TensorType): Dim {
   if (t.shape.length !== 2 || t.shape[0] !== TOKENS) throw new IRTypeError(`${what} must be [${TOKENS}, n], got [${t.shape.map(dimText).join(', ')}]`);
   if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new IRTypeError(`${what} must be f32 or f16, got ${dtypeName(t.dtype)}`);
   return t.shape[1]!;
+}
+
+/** Token rounding's added pairs: extra_ids [X, 2] (token, expert; -1 unused), extra_weights [X]. */
+export function expectExtras(inputs: Inputs, extras: number): void {
+  if (inputs['extra_ids']) expectShape('extra_ids', inputs['extra_ids'], [extras, 2]);
+  if (inputs['extra_weights']) expectShape('extra_weights', inputs['extra_weights'], [extras]);
 }
 
 export const activation = (width: Dim, dtype: TensorType['dtype'] = 'f32'): TensorType => ({ shape: [TOKENS, width], dtype });

@@ -5,7 +5,7 @@
 // (destination passing): codegen gives both values one buffer.
 import { isKindRef } from './graph.js';
 import { numParam, type KindRef } from './model-config.js';
-import { expectActivation, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
+import { expectActivation, expectExtras, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
 import { TOKENS, tokenDim, type Dim, type TensorType } from './types.js';
 
 /** What a matrix op does after its dot products: the gated activation of gate and up, the routing weight, or nothing. */
@@ -54,6 +54,12 @@ function decodeWeights(a: Attrs, matrices: string[], biases: string[]): string[]
   return [...routed, ...shared];
 }
 
+/** Token rounding's added pairs an op reads (X = attr extras; 0 without rounding). */
+export const extrasOf = (a: Attrs): number => (typeof a['extras'] === 'number' ? a['extras'] : 0);
+
+/** gate/up gathers an extra pair's token (extra_ids), down weights it (extra_weights). */
+const groupedExtras = (a: Attrs): string[] => (extrasOf(a) ? [epilogueOf(a) === 'activation' ? 'extra_ids' : 'extra_weights'] : []);
+
 const withInit = (a: Attrs, names: string[]) => (a['init'] === true ? [...names, 'init'] : names);
 
 /** Checks w0/w1 [...lead, N, K] against the reduced dim and returns N; biases [...lead, N]. */
@@ -83,9 +89,9 @@ function rowsOf(what: string, t: TensorType): Dim {
 export const loweredOpDefinitions: Record<string, OpDefinition> = {
   'moe.align': {
     doc: 'Routing bookkeeping: (token, k) slots sorted by expert, each expert padded to block_rows, the expert of each block, and per weight shard the first block and the indirect grid of its GEMMs.',
-    inputNames: () => ['ids'],
+    inputNames: (a) => ['ids', ...(a['extras'] ? ['extra_ids'] : [])],
     outputNames: ['sorted_slots', 'route_meta', 'dispatch_args'],
-    infer: ({ ids }, a) => {
+    infer: ({ ids, extra_ids }, a) => {
       const [k, e, bm] = [numAttr(a, 'top_k'), numAttr(a, 'experts'), numAttr(a, 'block_rows')];
       const begins = a['shard_begins'];
       if (!Array.isArray(begins) || begins.some((b) => typeof b !== 'number')) throw new IRTypeError('shard_begins must be a list of expert indices');
@@ -94,7 +100,10 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
         throw new IRTypeError('shard_begins must start at 0 and ascend below experts');
       }
       expectShape('ids', ids!, [TOKENS, k]);
-      const padding = e * (bm - 1);
+      const extras = extrasOf(a);
+      if (extra_ids) expectShape('extra_ids', extra_ids, [extras, 2]);
+      // Token rounding's X extra pairs are slots K T .. K T + X - 1.
+      const padding = extras + e * (bm - 1);
       return [
         { shape: [tokenDim(k, padding)], dtype: 'i32' },
         { shape: [tokenDim(k, padding + shards.length * bm, bm)], dtype: 'u32' },
@@ -104,10 +113,11 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
   },
   'moe.grouped_gemm': {
     doc: 'Grouped GEMM over the expert-sorted rows of moe.align, for the experts of expert_range: gate/up with the activation (rows gathered from the tokens), or one matrix times the routing weight stored to each slot\'s row.',
-    inputNames: (a) => withInit(a, ['a', 'sorted_slots', 'route_meta', 'dispatch_args', ...matrixInputs(a), ...(epilogueOf(a) === 'routing_weight' ? ['routing_weights'] : [])]),
+    inputNames: (a) => withInit(a, ['a', 'sorted_slots', 'route_meta', 'dispatch_args', ...matrixInputs(a), ...(epilogueOf(a) === 'routing_weight' ? ['routing_weights'] : []), ...groupedExtras(a)]),
     outputNames: ['y'],
     infer: (inputs, a) => {
       const [begin, end] = expertRange(a);
+      expectExtras(inputs, extrasOf(a));
       const k = numAttr(a, 'top_k');
       const reduced = rowsOf('a', inputs['a']!);
       const n = checkMatrices(inputs, a, reduced, [end - begin]);
@@ -115,7 +125,7 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
       if (gateup) expectActivation('a', inputs['a']!);
       else expectShape('a', inputs['a']!, [inputs['sorted_slots']!.shape[0]!, reduced]);
       if (inputs['routing_weights']) expectShape('routing_weights', inputs['routing_weights'], [TOKENS, k]);
-      const rows = gateup ? inputs['sorted_slots']!.shape[0]! : tokenDim(k);
+      const rows = gateup ? inputs['sorted_slots']!.shape[0]! : tokenDim(k, extrasOf(a));
       return [checkInit(inputs, { shape: [rows, n], dtype: inputs['a']!.dtype })];
     },
   },
@@ -137,13 +147,14 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
   },
   'moe.combine': {
     doc: 'Per token: its slot rows summed in k order (empty slots skipped), plus the shared expert\'s row, times sigmoid(x . w) with a shared gate.',
-    inputNames: (a) => ['route_ids', 'slot_out', ...(a['shared'] === true ? ['shared_out'] : []), ...(a['shared_gate'] === 'sigmoid' ? ['x', 'shared_gate_weight'] : [])],
+    inputNames: (a) => ['route_ids', 'slot_out', ...(a['shared'] === true ? ['shared_out'] : []), ...(a['shared_gate'] === 'sigmoid' ? ['x', 'shared_gate_weight'] : []), ...(a['extras'] ? ['extra_ids'] : [])],
     outputNames: ['y'],
-    infer: ({ route_ids, slot_out, shared_out, x, shared_gate_weight }, a) => {
+    infer: ({ route_ids, slot_out, shared_out, x, shared_gate_weight, extra_ids }, a) => {
       const k = numAttr(a, 'top_k');
       expectShape('route_ids', route_ids!, [TOKENS, k]);
       const h = rowsOf('slot_out', slot_out!);
-      expectShape('slot_out', slot_out!, [tokenDim(k), h]);
+      expectShape('slot_out', slot_out!, [tokenDim(k, extrasOf(a)), h]);
+      if (extra_ids) expectShape('extra_ids', extra_ids, [extrasOf(a), 2]);
       if (a['shared_gate'] === 'sigmoid' && a['shared'] !== true) throw new IRTypeError('a shared gate needs a shared expert');
       if (shared_out) expectShape('shared_out', shared_out, [TOKENS, h]);
       if (x) expectShape('x', x, [TOKENS, h]);
@@ -152,6 +163,29 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
         if (shared_gate_weight.dtype !== 'f32') throw new IRTypeError('shared_gate_weight must be f32 (dequantize it first)');
       }
       return [{ shape: [TOKENS, h], dtype: slot_out!.dtype }];
+    },
+  },
+  'moe.round_decide': {
+    doc: 'SonicMoE token rounding, step 1 (per expert): move each expert\'s count to a multiple of tile (mode up, down or nearest); pick the lowest-weight routed tokens to drop or the most probable unrouted ones to add (extra pairs, weighted by their raw probability).',
+    inputNames: () => ['route_ids', 'routing_weights', 'probs'],
+    outputNames: ['extra_ids', 'extra_weights', 'round_scratch'],
+    infer: ({ route_ids, routing_weights, probs }, a) => {
+      const [e, k, tile] = [numAttr(a, 'experts'), numAttr(a, 'top_k'), numAttr(a, 'tile')];
+      expectShape('route_ids', route_ids!, [TOKENS, k]);
+      expectShape('routing_weights', routing_weights!, [TOKENS, k]);
+      expectShape('probs', probs!, [TOKENS, e]);
+      return [{ shape: [e * (tile - 1), 2], dtype: 'i32' }, { shape: [e * (tile - 1)], dtype: 'f32' }, { shape: [e * (tile - 1) + 5 * e], dtype: 'u32' }];
+    },
+  },
+  'moe.round_apply': {
+    doc: 'SonicMoE token rounding, step 2: the dropped slots become id -1, weight 0 (written over the routing in place); round_stats: padded rows before and after, tokens dropped and added, routing weight mass changed.',
+    inputNames: () => ['route_ids', 'routing_weights', 'round_scratch'],
+    outputNames: ['route_ids', 'routing_weights', 'round_stats'],
+    inPlace: { 0: 'route_ids', 1: 'routing_weights' },
+    infer: ({ route_ids, routing_weights }, a) => {
+      const k = numAttr(a, 'top_k');
+      expectShape('route_ids', route_ids!, [TOKENS, k]);
+      return [route_ids!, routing_weights!, { shape: [8], dtype: 'u32' }];
     },
   },
   'moe.decode_gate_up': {
@@ -226,9 +260,12 @@ function denseMatrixType(inputs: Inputs, a: Attrs): TensorType[] {
 /** Lowered ops that name a view of a weight (one expert shard, its f32 values): a buffer, not a dispatch. */
 export const VIEW_OPCODES: ReadonlySet<string> = new Set(['slice_rows', 'dequantize']);
 
-/** Kernel launches of a function whose ops are all kernel-level (moe.route and the ops above); undefined before lowering. */
-export function dispatchCount(ops: ReadonlyArray<{ opcode: string }>): number | undefined {
-  if (!ops.every((op) => op.opcode === 'moe.route' || op.opcode in loweredOpDefinitions)) return undefined;
+/**
+ * Kernel launches of a function whose ops are all kernel-level (moe.route, the ops above and a
+ * plugin's ops with a kernel, `pluginKernels`); undefined before lowering.
+ */
+export function dispatchCount(ops: ReadonlyArray<{ opcode: string }>, pluginKernels: ReadonlySet<string> = new Set()): number | undefined {
+  if (!ops.every((op) => op.opcode === 'moe.route' || op.opcode in loweredOpDefinitions || pluginKernels.has(op.opcode))) return undefined;
   return ops.filter((op) => !VIEW_OPCODES.has(op.opcode)).length;
 }
 

@@ -1,6 +1,6 @@
 // Every opcode of the IR: its inputs (some present only for some attrs), its outputs, and
 // shape/dtype inference. The builder and the verifier both infer through this table.
-import { activation, expectActivation, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
+import { activation, expectActivation, expectExtras, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
 import { boolParam, numParam, type KindRef } from './model-config.js';
 import { loweredOpDefinitions } from './ops-lowered.js';
 import { TOKENS, type TensorType } from './types.js';
@@ -91,12 +91,12 @@ const modelOpDefinitions: Record<string, OpDefinition> = {
     },
   },
   'moe.route': {
-    doc: 'Router: scores every expert for every token and picks top_k, returning expert ids (-1 for an unused slot) and routing weights.',
+    doc: 'Router: scores every expert for every token and picks top_k, returning expert ids (-1 for an unused slot) and routing weights; with probs, also each expert\'s raw probability (token rounding ranks unrouted tokens by it).',
     inputNames: (a) => {
       const r = kindAttr(a, 'router');
       return ['x', 'weight', ...(r.params['bias'] === true ? ['bias'] : []), ...(r.params['correction_bias'] === true ? ['correction_bias'] : [])];
     },
-    outputNames: ['route_ids', 'routing_weights'],
+    outputNames: ['route_ids', 'routing_weights', 'route_probs'],
     infer: ({ x, weight, bias, correction_bias }, a) => {
       const h = expectActivation('x', x!);
       const e = numAttr(a, 'experts');
@@ -104,14 +104,16 @@ const modelOpDefinitions: Record<string, OpDefinition> = {
       expectShape('weight', weight!, [e, h]);
       if (bias) expectShape('bias', bias, [e]);
       if (correction_bias) expectShape('correction_bias', correction_bias, [e]);
-      return [{ shape: [TOKENS, k], dtype: 'i32' }, { shape: [TOKENS, k], dtype: 'f32' }];
+      const probs: TensorType[] = a['probs'] === true ? [{ shape: [TOKENS, e], dtype: 'f32' }] : [];
+      return [{ shape: [TOKENS, k], dtype: 'i32' }, { shape: [TOKENS, k], dtype: 'f32' }, ...probs];
     },
   },
   'moe.experts': {
-    doc: 'The routed experts: each token through its chosen experts, outputs summed with the routing weights.',
-    inputNames: (a) => ['x', 'ids', 'weights', ...mlpWeightNames(kindAttr(a, 'activation'))],
+    doc: 'The routed experts: each token through its chosen experts, outputs summed with the routing weights; with token rounding\'s extras, then each added (token, expert) pair in entry order.',
+    inputNames: (a) => ['x', 'ids', 'weights', ...mlpWeightNames(kindAttr(a, 'activation')), ...(a['extras'] ? ['extra_ids', 'extra_weights'] : [])],
     outputNames: ['y'],
-    infer: ({ x, ids, weights, gate, up, down }, a) => {
+    infer: (inputs, a) => {
+      const { x, ids, weights, gate, up, down } = inputs;
       const h = expectActivation('x', x!);
       const e = numAttr(a, 'experts');
       const k = numAttr(a, 'top_k');
@@ -121,6 +123,7 @@ const modelOpDefinitions: Record<string, OpDefinition> = {
       expectShape('gate', gate!, [e, i, h]);
       expectShape('up', up!, [e, i, h]);
       expectShape('down', down!, [e, h, i]);
+      if (a['extras']) expectExtras(inputs, numAttr(a, 'extras'));
       return [x!];
     },
   },

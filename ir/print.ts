@@ -37,11 +37,14 @@ export function printGraph(graph: Graph): string {
   return lines.join('\n') + '\n';
 }
 
-/** One function prints as before; after split-paths, each path's function in turn, with its kernel launches once lowered. */
-export function printModule(module: Module): string {
+/**
+ * One function prints as before; after split-paths, each path's function in turn, with its kernel
+ * launches once lowered (`kernelOpcodes`: a registry's opcodes with a kernel, a plugin's included).
+ */
+export function printModule(module: Module, kernelOpcodes?: ReadonlySet<string>): string {
   if (module.functions.length === 1) return printGraph(module.functions[0]!);
   const printed = module.functions.map((f) => {
-    const dispatches = dispatchCount(f.ops);
+    const dispatches = dispatchCount(f.ops, kernelOpcodes);
     return printGraph(f) + (dispatches === undefined ? '' : `// @${f.name}: ${dispatches} dispatches\n`);
   });
   return [`// module @${module.name}`, ...printed].join('\n');

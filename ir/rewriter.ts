@@ -2,14 +2,15 @@
 // types come from shape inference. A replacement may reuse an old output value (same id), so the
 // ops after it read the new result without being touched.
 import type { AttrValue, Graph, Op, Value } from './graph.js';
-import { inferOp } from './ops.js';
+import { inferOp, opDefinitions, type OpDefinition } from './ops.js';
 import { sameType, typeToString, type TensorType } from './types.js';
 
 export class GraphRewriter {
   readonly ops: Op[] = [];
   private nextId: number;
 
-  constructor(private readonly graph: Graph) {
+  /** `opTable`: the op definitions emitted ops are inferred with (a plugin's registry has more than the builtin ones). */
+  constructor(private readonly graph: Graph, private readonly opTable: Readonly<Record<string, OpDefinition>> = opDefinitions) {
     const ids = [...graph.inputs, ...graph.params, ...graph.ops.flatMap((o) => o.outputs)].map((v) => v.id);
     this.nextId = Math.max(-1, ...ids) + 1;
   }
@@ -28,7 +29,7 @@ export class GraphRewriter {
    * (its type must equal what inference gives).
    */
   emit(opcode: string, inputs: Value[], attrs: Record<string, AttrValue>, names: string[], reuse: (Value | undefined)[] = []): Value[] {
-    const types = inferOp(opcode, inputs.map((v) => v.type), attrs);
+    const types = inferOp(opcode, inputs.map((v) => v.type), attrs, this.opTable);
     const outputs = types.map((type, i) => {
       const old = reuse[i];
       if (!old) return this.value(names[i]!, type);
@@ -52,12 +53,12 @@ export class GraphRewriter {
  * Re-runs shape inference over every op after some values changed type (`changed`, by id): each
  * op reads the current values and gets outputs of the types inference now gives (same ids).
  */
-export function reinferGraph(graph: Graph, changed: Map<number, Value>): Graph {
+export function reinferGraph(graph: Graph, changed: Map<number, Value>, opTable: Readonly<Record<string, OpDefinition>> = opDefinitions): Graph {
   const current = new Map(changed);
   const at = (v: Value) => current.get(v.id) ?? v;
   const ops = graph.ops.map((op) => {
     const inputs = op.inputs.map(at);
-    const types = inferOp(op.opcode, inputs.map((v) => v.type), op.attrs);
+    const types = inferOp(op.opcode, inputs.map((v) => v.type), op.attrs, opTable);
     const outputs = op.outputs.map((v, i) => {
       if (sameType(v.type, types[i]!)) return v;
       const updated = { ...v, type: types[i]! };

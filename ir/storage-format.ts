@@ -1,28 +1,38 @@
 // IR param dtype (set by passes/quantize-weights.ts) -> the runtime's storage format of the
 // weight (runtime/quant/weight-format.ts), which sizes expert shards and picks the kernels' loads.
+// A quantized dtype names its format; which formats exist is a table passed in (the target's
+// weightFormats: the builtin ones plus a plugin's), never a fixed list.
 import { quantTargetOfRole, type Value } from './graph.js';
 import { dtypeName, type DType } from './types.js';
+import { builtinFormats } from '../runtime/quant/builtin-formats.js';
 import { checkFormatFits, type WeightFormat } from '../runtime/quant/weight-format.js';
+
+/** The formats a weight may be stored in, by name (a FormatTable, the target's weightFormats, a codegen table). */
+export type KnownFormats = Readonly<Record<string, object>>;
 
 /** The `quantize <target>` a param's format comes from, for messages. */
 export function quantTargetOf(param: Value): string {
   return quantTargetOfRole(param.role) ?? param.role ?? 'weights';
 }
 
-function formatOfDtype(dtype: DType): WeightFormat | undefined {
+/** The format a dtype names, known to any table or not: a float type or { format, group }; undefined for i32 / u32. */
+export function storageFormatOf(dtype: DType): WeightFormat | undefined {
   if (dtype === 'f32' || dtype === 'f16' || dtype === 'bf16') return { format: dtype };
   if (typeof dtype === 'string') return undefined;
-  const { format, group } = dtype;
-  if (format === 'int8' || format === 'int4' || format === 'mxfp4') return { format, group };
-  return undefined;
+  return { format: dtype.format, group: dtype.group };
 }
 
-/** The storage format of an IR weight; throws for a dtype no kernel can read or a group that does not divide the reduced dim. */
-export function weightFormatOf(param: Value): WeightFormat {
-  const format = formatOfDtype(param.type.dtype);
-  if (!format) {
+const listed = (names: string[]): string => (names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)!}` : names.join(''));
+
+/**
+ * The storage format of an IR weight; throws for a dtype no kernel can read (one not in
+ * `formats`, default the builtin ones) or a group that does not divide the reduced dim.
+ */
+export function weightFormatOf(param: Value, formats: KnownFormats = builtinFormats): WeightFormat {
+  const format = storageFormatOf(param.type.dtype);
+  if (!format || !Object.hasOwn(formats, format.format)) {
     throw new Error(`${param.name} is stored as ${dtypeName(param.type.dtype)}, which the WebGPU kernels cannot read; ` +
-      `use f32, f16, bf16, int8, int4 or mxfp4 in \`quantize ${quantTargetOf(param)} = ...\``);
+      `use ${listed(Object.keys(formats))} in \`quantize ${quantTargetOf(param)} = ...\``);
   }
   const shape = param.type.shape;
   const cols = shape[shape.length - 1];

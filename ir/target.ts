@@ -2,6 +2,7 @@
 // use (the defaults below today; a tuning result later), and which lowered ops it can run. The
 // compiler builds one and hands it to every pass; passes print what they took from it as attrs.
 import { DEFAULT_LIMITS } from '../runtime/device.js';
+import type { FormatLayouts } from '../runtime/quant/weight-format.js';
 import type { GemmTile } from './ops-lowered.js';
 
 export interface TargetLimits {
@@ -22,8 +23,8 @@ export interface TargetDescription {
   gemvRows: number;
   /** Lowered opcodes the target has a kernel for (legalize-webgpu refuses any other). */
   opcodes: readonly string[];
-  /** Weight storage formats its kernels decode (f32, int4, ...). */
-  weightFormats: readonly string[];
+  /** Weight storage formats its kernels decode (f32, int4, ..., a plugin's), by name, with their word layouts. */
+  weightFormats: FormatLayouts;
   /** Where the numbers came from, for the manifest. */
   source: string;
 }
@@ -32,7 +33,7 @@ export interface TargetDescription {
 export const DEFAULT_GEMM_TILE: GemmTile = { bm: 16, bn: 64, bk: 16, tm: 4, tn: 4 };
 
 /** WebGPU's default limits, the compiler's default tiles; opcodes and formats come from the kernel registry. */
-export function webgpuTarget(kernels: { opcodes: readonly string[]; weightFormats: readonly string[] }, overrides: Partial<TargetDescription> = {}): TargetDescription {
+export function webgpuTarget(kernels: { opcodes: readonly string[]; weightFormats: FormatLayouts }, overrides: Partial<TargetDescription> = {}): TargetDescription {
   return {
     name: 'webgpu',
     limits: {

@@ -44,7 +44,7 @@ function foldFunction(f: Graph): Graph {
     }
     const c = inputsByName(fold.combine);
     const g = fold.gate && inputsByName(fold.gate);
-    const inputs = [c['route_ids']!, c['slot_out']!, fold.shared, ...(g ? [g['x']!, g['weight']!] : [])];
+    const inputs = [c['route_ids']!, c['slot_out']!, fold.shared, ...(g ? [g['x']!, g['weight']!] : []), ...(c['extra_ids'] ? [c['extra_ids']] : [])];
     r.emit1('moe.combine', inputs, { ...fold.combine.attrs, shared: true, shared_gate: g ? 'sigmoid' : 'none' }, op.outputs[0]!.name, op.outputs[0]);
   }
   return r.finish();

@@ -1,10 +1,9 @@
 // The last pass before codegen: names what the target cannot run, with what to change. Every op
 // must be one the target has a kernel for (or a weight view), every weight a kernel reads must be
 // in a format its loads decode, and the compile options must be ones the lowering implements.
-import type { Graph } from '../ir/graph.js';
+import type { Graph, Op } from '../ir/graph.js';
 import { weightFormatOf } from '../ir/storage-format.js';
 import type { TargetDescription } from '../ir/target.js';
-import { dtypeName } from '../ir/types.js';
 import type { Pass } from './pass.js';
 
 /** Ops a later pass would have removed, and which one. */
@@ -18,25 +17,30 @@ const LOWERED_BY: Record<string, string> = {
 export const legalizeWebgpu: Pass = {
   name: 'legalize-webgpu',
   description: 'Refuse, with what to change, anything the WebGPU target has no kernel or format for.',
-  run(module, { config, target }) {
-    const rounding = config.compile.tokenRounding.kind;
-    if (rounding !== 'exact') {
-      throw new Error(`token_rounding = ${rounding} is not supported by the WebGPU MoE kernels yet; set \`token_rounding = exact\` in the compile block`);
-    }
+  run(module, { target }) {
     for (const f of module.functions) legalizeFunction(f, target);
     return module;
   },
 };
 
+/** The grouped gate/up GEMM with expert biases and token rounding's extra slots binds 9 storage buffers. */
+function checkRoundingBindings(f: Graph, op: Op, target: TargetDescription): void {
+  const needed = 9;
+  if (op.opcode !== 'moe.grouped_gemm' || !op.attrs['extras'] || op.attrs['bias'] !== true || op.attrs['epilogue'] !== 'activation') return;
+  if (target.limits.maxStorageBuffersPerShaderStage >= needed) return;
+  throw new Error(`${f.name}: token_rounding = sonic with expert biases needs ${needed} storage buffers in the gate/up GEMM, the target allows ` +
+    `${target.limits.maxStorageBuffersPerShaderStage}; use \`token_rounding = exact\` or compile for an adapter with maxStorageBuffersPerShaderStage >= ${needed}`);
+}
+
 function legalizeFunction(f: Graph, target: TargetDescription): void {
   for (const op of f.ops) {
+    checkRoundingBindings(f, op, target);
     if (!target.opcodes.includes(op.opcode)) {
       const pass = LOWERED_BY[op.opcode];
       throw new Error(`${f.name}: the WebGPU target has no kernel for ${op.opcode}` + (pass ? ` (the ${pass} pass lowers it; was it disabled?)` : ` (it runs ${target.opcodes.join(', ')})`));
     }
   }
   for (const p of f.params) {
-    const format = weightFormatOf(p);
-    if (!target.weightFormats.includes(format.format)) throw new Error(`${p.name} is stored as ${dtypeName(p.type.dtype)}, which the WebGPU kernels cannot decode`);
+    weightFormatOf(p, target.weightFormats); // throws for a format the target has no load for
   }
 }

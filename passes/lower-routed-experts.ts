@@ -3,7 +3,7 @@
 // and applies the activation in its epilogue; a second multiplies by the routing weight into
 // each slot's row. decode: the same two products as GEMVs over the chosen experts only. Then
 // moe.combine sums each token's slot rows in k order (no float atomics).
-import type { Graph, Op, Value } from '../ir/graph.js';
+import type { AttrValue, Graph, Op, Value } from '../ir/graph.js';
 import { boolParam, numParam, type KindRef } from '../ir/model-config.js';
 import { inputsByName } from '../ir/ops.js';
 import { tileAttr } from '../ir/ops-lowered.js';
@@ -43,6 +43,8 @@ interface ExpertsOp {
   weights: Value;
   gateUp: Value[];
   down: Value[];
+  /** Token rounding's added pairs (passes/round-tokens.ts), when the prefill path rounds. */
+  extras?: { count: number; ids: Value; weights: Value };
 }
 
 function readExperts(op: Op): ExpertsOp {
@@ -60,6 +62,7 @@ function readExperts(op: Op): ExpertsOp {
     weights: i['weights']!,
     gateUp: bias ? [i['gate']!, i['up']!, i['gate_bias']!, i['up_bias']!] : [i['gate']!, i['up']!],
     down: bias ? [i['down']!, i['down_bias']!] : [i['down']!],
+    ...(op.attrs['extras'] ? { extras: { count: op.attrs['extras'] as number, ids: i['extra_ids']!, weights: i['extra_weights']! } } : {}),
   };
 }
 
@@ -78,14 +81,16 @@ function lowerPrefill(r: GraphRewriter, op: Op, target: TargetDescription): void
   const tile = target.gemmTile;
   const hidden = e.x.type.shape[1] as number;
   const intermediate = numParam(e.activation, 'intermediate');
-  const [slots, meta, args] = r.emit('moe.align', [e.ids], {
+  const x = e.extras;
+  const extras: Record<string, AttrValue> = x ? { extras: x.count } : {};
+  const [slots, meta, args] = r.emit('moe.align', [e.ids, ...(x ? [x.ids] : [])], {
     experts: e.experts, top_k: e.topK, block_rows: tile.bm, shard_begins: [0],
-    gate_up_tiles: Math.ceil(intermediate / tile.bn), down_tiles: Math.ceil(hidden / tile.bn),
+    gate_up_tiles: Math.ceil(intermediate / tile.bn), down_tiles: Math.ceil(hidden / tile.bn), ...extras,
   }, [`${e.prefix}.sorted_slots`, `${e.prefix}.route_meta`, `${e.prefix}.dispatch_args`]);
   const routing = [slots!, meta!, args!];
-  const inter = r.emit1('moe.grouped_gemm', [e.x, ...routing, ...e.gateUp], { ...matrixAttrs(e, true), tile: tileAttr(tile) }, `${e.prefix}.expert_inter`);
-  const slotOut = r.emit1('moe.grouped_gemm', [inter, ...routing, ...e.down, e.weights], { ...matrixAttrs(e, false), tile: tileAttr(tile) }, `${e.prefix}.slot_out`);
-  r.emit1('moe.combine', [e.ids, slotOut], { top_k: e.topK, shared: false, shared_gate: 'none' }, op.outputs[0]!.name, op.outputs[0]);
+  const inter = r.emit1('moe.grouped_gemm', [e.x, ...routing, ...e.gateUp, ...(x ? [x.ids] : [])], { ...matrixAttrs(e, true), tile: tileAttr(tile), ...extras }, `${e.prefix}.expert_inter`);
+  const slotOut = r.emit1('moe.grouped_gemm', [inter, ...routing, ...e.down, e.weights, ...(x ? [x.weights] : [])], { ...matrixAttrs(e, false), tile: tileAttr(tile), ...extras }, `${e.prefix}.slot_out`);
+  r.emit1('moe.combine', [e.ids, slotOut, ...(x ? [x.ids] : [])], { top_k: e.topK, shared: false, shared_gate: 'none', ...extras }, op.outputs[0]!.name, op.outputs[0]);
 }
 
 function lowerDecode(r: GraphRewriter, op: Op, target: TargetDescription): void {

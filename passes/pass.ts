@@ -1,6 +1,7 @@
 // What a pass is: a named, pure function from a module to a module. It reads the spec's config,
 // the registry's kinds and the target description, and records every decision it makes in the IR.
 import type { Graph, Module } from '../ir/graph.js';
+import type { OpDefinition } from '../ir/op-checks.js';
 import type { ModelConfig, ParamValue } from '../ir/model-config.js';
 import type { TargetDescription } from '../ir/target.js';
 
@@ -20,6 +21,8 @@ export interface PassContext {
   /** The kinds the spec was checked with, a plugin's included. */
   kinds: PassKinds;
   target: TargetDescription;
+  /** Every op's shape rule, a plugin's ops included: what shape inference (GraphRewriter, reinferGraph) checks against. */
+  ops: Readonly<Record<string, OpDefinition>>;
 }
 
 export interface Pass {

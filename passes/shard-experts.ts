@@ -3,12 +3,13 @@
 // writing one buffer (each shard's op takes the previous one's result as `init`), and moe.align
 // learns the shard boundaries so it writes one indirect grid per shard.
 import type { Graph, Op, Value } from '../ir/graph.js';
+import type { OpDefinition } from '../ir/op-checks.js';
 import { inputsByName } from '../ir/ops.js';
 import { expertRange } from '../ir/ops-lowered.js';
 import { GraphRewriter, reinferGraph } from '../ir/rewriter.js';
 import { weightFormatOf } from '../ir/storage-format.js';
 import { dimText } from '../ir/types.js';
-import { packedBytes } from '../runtime/quant/weight-format.js';
+import { packedBytes, type FormatLayouts } from '../runtime/quant/weight-format.js';
 import { forEachFunction, type Pass } from './pass.js';
 
 const GROUPED = new Set(['moe.grouped_gemm', 'moe.expert_gemv']);
@@ -17,8 +18,8 @@ const WEIGHTS = ['w0', 'w1', 'b0', 'b1'];
 export const shardExperts: Pass = {
   name: 'shard-experts',
   description: 'Split expert weights into shards that fit maxStorageBufferBindingSize; one grouped op per shard.',
-  run(module, { target }) {
-    return forEachFunction(module, (f) => shardFunction(f, target.limits.maxStorageBufferBindingSize));
+  run(module, { target, ops }) {
+    return forEachFunction(module, (f) => shardFunction(f, target.limits.maxStorageBufferBindingSize, ops, target.weightFormats));
   },
 };
 
@@ -33,7 +34,7 @@ export function shardBegins(experts: number, bytesPerExpert: number, maxBinding:
 }
 
 /** The shard boundaries of a block, from the largest packed expert matrix its grouped ops read. */
-function blockShards(ops: Op[], maxBinding: number): number[] {
+function blockShards(ops: Op[], maxBinding: number, formats: FormatLayouts): number[] {
   let bytes = 0;
   let experts = 0;
   let what = '';
@@ -41,13 +42,14 @@ function blockShards(ops: Op[], maxBinding: number): number[] {
     const w = inputsByName(op)['w0']!;
     const shape = w.type.shape as number[];
     experts = expertRange(op.attrs)[1];
-    const b = packedBytes(weightFormatOf(w), [1, ...shape.slice(1)]);
-    if (b > bytes) [bytes, what] = [b, `${w.name} [${shape.map(dimText).join(', ')}] ${weightFormatOf(w).format}`];
+    const format = weightFormatOf(w, formats);
+    const b = packedBytes(format, [1, ...shape.slice(1)], formats);
+    if (b > bytes) [bytes, what] = [b, `${w.name} [${shape.map(dimText).join(', ')}] ${format.format}`];
   }
   return shardBegins(experts, bytes, maxBinding, what);
 }
 
-function shardFunction(f: Graph, maxBinding: number): Graph {
+function shardFunction(f: Graph, maxBinding: number, opTable: Readonly<Record<string, OpDefinition>>, formats: FormatLayouts): Graph {
   // Ops that still read whole params (not yet sharded: sharding twice changes nothing).
   const params = new Set(f.params.map((p) => p.id));
   const grouped = f.ops.filter((op) => GROUPED.has(op.opcode) && params.has(inputsByName(op)['w0']!.id));
@@ -59,7 +61,7 @@ function shardFunction(f: Graph, maxBinding: number): Graph {
     byBlock.set(key, [...(byBlock.get(key) ?? []), op]);
   }
   const begins = new Map<number, number[]>();
-  for (const [key, ops] of byBlock) begins.set(key, blockShards(ops, maxBinding));
+  for (const [key, ops] of byBlock) begins.set(key, blockShards(ops, maxBinding, formats));
   const r = new GraphRewriter(f);
   const slices = new Map<string, Value>();
   for (const op of f.ops) {
@@ -68,7 +70,7 @@ function shardFunction(f: Graph, maxBinding: number): Graph {
       r.keep(b ? { ...op, attrs: { ...op.attrs, shard_begins: b } } : op);
       continue;
     }
-    const inputs = inputsByName(op);
+    const inputs = inputsByName(op, opTable);
     const b = grouped.includes(op) ? begins.get((inputs['sorted_slots'] ?? inputs['route_ids'])!.id)! : undefined;
     if (!b || b.length === 1) {
       r.keep(op);
@@ -87,7 +89,7 @@ function shardFunction(f: Graph, maxBinding: number): Graph {
     });
   }
   // moe.align's route_meta grows by one block per shard: re-infer the types downstream.
-  return reinferGraph(r.finish(), new Map());
+  return reinferGraph(r.finish(), new Map(), opTable);
 }
 
 /** Rows [begin, end) of a stacked weight, made once per function. */

@@ -8,6 +8,8 @@ import { hfWeightsFromSafetensors, hfWeightsFromUrl, type FetchCheckpointOptions
 import type { HfWeightSource } from './hf-weights.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from './moe-executor.js';
 import type { MoeBlockPlan, WeightSource } from './plan.js';
+import { builtinFormats } from './quant/builtin-formats.js';
+import { withFormats, type FormatDefinition } from './quant/weight-format.js';
 
 export interface BundleData {
   moecVersion: string;
@@ -74,8 +76,16 @@ async function resolveWeights(weights: LoadOptions['weights'], fetchOptions: Fet
   throw new ModelError('load: `weights` must be a WeightSource, { modelType, files } or a checkpoint URL');
 }
 
-/** Opens a device and returns the model; layers are set up on first use (or by prepare). */
-export async function loadModel(data: BundleData, options: LoadOptions): Promise<Model> {
+/**
+ * Opens a device and returns the model; layers are set up on first use (or by prepare). `formats`:
+ * weight formats besides the builtin ones, the plugins' codecs model.js was compiled with.
+ */
+export async function loadModel(data: BundleData, options: LoadOptions, formats: readonly FormatDefinition[] = []): Promise<Model> {
+  try {
+    withFormats(builtinFormats, formats);
+  } catch (e) {
+    throw new ModelError(`load: ${(e as Error).message}`);
+  }
   if (typeof GPUBufferUsage === 'undefined' && options.gpu) {
     throw new ModelError("load: WebGPU's globals (GPUBufferUsage, ...) are missing; in Node run " +
       "`Object.assign(globalThis, globals)` with `globals` from the 'webgpu' package first");
@@ -102,7 +112,7 @@ export async function loadModel(data: BundleData, options: LoadOptions): Promise
     let plan = plans.get(layer);
     if (!plan) plans.set(layer, (plan = inflatePlan(data.plans[String(layer)], layer, data.planTemplates, data.kernels)));
     (weights as Partial<HfWeightSource>).checkBlock?.(plan.weights.map((w) => w.name));
-    const made = createMoeBlockExecutor(rt, plan, weights);
+    const made = createMoeBlockExecutor(rt, plan, weights, { formats });
     made.catch(() => executors.delete(layer)); // a failed load can be retried
     executors.set(layer, made);
     return made;

@@ -193,9 +193,29 @@ export async function createComputePipelineChecked(
 
 async function describeShaderErrors(module: GPUShaderModule, label: string, code: string, fallback: string): Promise<string> {
   const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
-  if (errors.length === 0) return `${label}: ${fallback}`;
   const lines = code.split('\n');
+  if (errors.length === 0) return `${label}: ${fallback}${pastedFrom(lines, 0)}`;
   return errors
-    .map((m) => `${label}:${m.lineNum}:${m.linePos}: ${m.message}\n  ${lines[m.lineNum - 1] ?? ''}\n  ${' '.repeat(Math.max(0, m.linePos - 1))}^`)
+    .map((m) => `${label}:${m.lineNum}:${m.linePos}: ${m.message}${pastedFrom(lines, m.lineNum)}\n  ${lines[m.lineNum - 1] ?? ''}\n  ${' '.repeat(Math.max(0, m.linePos - 1))}^`)
     .join('\n');
+}
+
+/** Codegen brackets WGSL it pastes in from elsewhere (a plugin's router partial) with these lines, so errors name where it came from. */
+export const PASTED_WGSL_BEGIN = '// moec: WGSL from ';
+export const PASTED_WGSL_END = '// moec: end of WGSL from ';
+
+/** ` (line n of the WGSL rendered from <origin>)` for a line inside pasted WGSL, else the origins the kernel pastes in, if any. */
+function pastedFrom(lines: string[], line: number): string {
+  const origins: string[] = [];
+  let begin = -1;
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i]!.startsWith(PASTED_WGSL_BEGIN)) {
+      begin = i + 1;
+      origins.push(lines[i]!.slice(PASTED_WGSL_BEGIN.length));
+    } else if (lines[i]!.startsWith(PASTED_WGSL_END) && begin >= 0) {
+      if (line > begin && line <= i) return ` (line ${line - begin} of the WGSL rendered from ${origins.at(-1)})`;
+      begin = -1;
+    }
+  }
+  return origins.length ? ` (this kernel includes WGSL from ${origins.join(', ')})` : '';
 }

@@ -92,7 +92,7 @@ function checkPlan(rt: GpuRuntime, plan: MoeBlockPlan): void {
 /** A buffer's bytes at `tokens`, rounded up to 4 (binding sizes and copies need multiples of 4). */
 const bytesOf = (buffer: PlanBuffer, tokens: number): number => Math.max(4, Math.ceil((evalTokenExpr(buffer.elements, tokens) * dtypeBytes(buffer.dtype)) / 4) * 4);
 
-/** `options.maxReadBytes` bounds the f32 values read at once while packing an expert shard (runtime/weight-upload.ts). */
+/** `options.maxReadBytes` bounds the f32 values read at once while packing an expert shard (runtime/weight-upload.ts); `options.formats` adds a plugin's weight formats. */
 export async function createMoeBlockExecutor(rt: GpuRuntime, plan: MoeBlockPlan, weights: WeightSource, options: WeightUploadOptions = {}): Promise<MoeBlockExecutor> {
   checkPlan(rt, plan);
   const { device } = rt;

@@ -9,8 +9,9 @@
 import { uploadBytes } from './buffer-pool.js';
 import { GpuError, type GpuRuntime } from './device.js';
 import { checkRowRange, rowsOf, type MoeBlockPlan, type PlanBuffer, type PlanWeight, type RowRange, type WeightSource } from './plan.js';
+import { builtinFormats } from './quant/builtin-formats.js';
 import { dequantize, packWeight } from './quant/weight-codec.js';
-import { F32, packedBytes, type WeightFormat } from './quant/weight-format.js';
+import { describeFormat, F32, packedBytes, withFormats, type FormatDefinition, type FormatTable, type WeightFormat } from './quant/weight-format.js';
 
 /** The most f32 bytes asked of a WeightSource at once for a packed shard read in pieces (a piece is at least one matrix). */
 export const DEFAULT_MAX_READ_BYTES = 64 * 2 ** 20;
@@ -46,8 +47,8 @@ class RowReader {
 }
 
 /** f32 values of rows of `w` (shape `shape`) in the plan's storage: packed words, or f32 after a round trip through the format. */
-function encodeRows(w: PlanWeight, format: WeightFormat, values: Float32Array, shape: number[], what: string): Uint32Array | Float32Array {
-  return w.storage === 'dequantized' ? dequantize(format, values, shape, what) : packWeight(format, values, shape, what);
+function encodeRows(w: PlanWeight, format: WeightFormat, values: Float32Array, shape: number[], what: string, formats: FormatTable): Uint32Array | Float32Array {
+  return w.storage === 'dequantized' ? dequantize(format, values, shape, what, formats) : packWeight(format, values, shape, what, formats);
 }
 
 const bufferRows = (buffer: PlanBuffer): RowRange => ({ begin: buffer.weight!.rowBegin, end: buffer.weight!.rowEnd });
@@ -63,7 +64,7 @@ interface ShardJob {
  * `piece` leading rows at a time; with several, each piece of every buffer in turn (so a source
  * storing them in one tensor can serve the later ones from its last read).
  */
-async function shardContents(reader: RowReader, jobs: ShardJob[], maxReadBytes: number): Promise<(Uint32Array | Float32Array)[]> {
+async function shardContents(reader: RowReader, jobs: ShardJob[], maxReadBytes: number, formats: FormatTable): Promise<(Uint32Array | Float32Array)[]> {
   const { w, buffer } = jobs[0]!;
   const { begin: rowBegin, end: rowEnd } = bufferRows(buffer);
   try {
@@ -79,16 +80,16 @@ async function shardContents(reader: RowReader, jobs: ShardJob[], maxReadBytes: 
   const piece = piecewise ? Math.max(1, Math.floor(maxReadBytes / Math.max(4, product(inner) * 4))) : rows;
   if (piece >= rows) {
     const whole: (Uint32Array | Float32Array)[] = [];
-    for (const job of jobs) whole.push(encodeRows(job.w, format, await reader.read(job.w, { begin: rowBegin, end: rowEnd }), [rows, ...inner], job.buffer.name));
+    for (const job of jobs) whole.push(encodeRows(job.w, format, await reader.read(job.w, { begin: rowBegin, end: rowEnd }), [rows, ...inner], job.buffer.name, formats));
     return whole;
   }
-  const rowWords = packedBytes(format, [1, ...inner]) / 4;
+  const rowWords = packedBytes(format, [1, ...inner], formats) / 4;
   const words = jobs.map(() => new Uint32Array(rows * rowWords));
   for (let begin = rowBegin; begin < rowEnd; begin += piece) {
     const end = Math.min(rowEnd, begin + piece);
     for (const [i, job] of jobs.entries()) {
       const values = await reader.read(job.w, { begin, end });
-      words[i]!.set(encodeRows(job.w, format, values, [end - begin, ...inner], `${job.w.name}[${begin}:${end}]`), (begin - rowBegin) * rowWords);
+      words[i]!.set(encodeRows(job.w, format, values, [end - begin, ...inner], `${job.w.name}[${begin}:${end}]`, formats), (begin - rowBegin) * rowWords);
     }
   }
   return words;
@@ -117,11 +118,21 @@ function uploadGroups(plan: MoeBlockPlan, source: WeightSource): PlanWeight[][] 
 export interface WeightUploadOptions {
   /** The most f32 bytes asked of the WeightSource at once for a packed expert shard (default DEFAULT_MAX_READ_BYTES; at least one matrix). */
   maxReadBytes?: number;
+  /** Formats besides the builtin ones (a plugin's FormatDefinition; a bundle passes those it was compiled with). */
+  formats?: readonly FormatDefinition[];
 }
 
 /** Uploads every weight buffer of `plan`, reading each from `source` by rows; returns them by buffer name. */
 export async function uploadWeights(rt: GpuRuntime, plan: MoeBlockPlan, source: WeightSource, options: WeightUploadOptions = {}): Promise<Map<string, GPUBuffer>> {
   const maxReadBytes = options.maxReadBytes ?? DEFAULT_MAX_READ_BYTES;
+  const formats = withFormats(builtinFormats, options.formats);
+  for (const w of plan.weights) {
+    const name = (w.format ?? F32).format;
+    if (!Object.hasOwn(formats, name)) {
+      throw new GpuError(`${plan.name}: weight ${w.name} is stored as ${describeFormat(w.format ?? F32)}, a format this runtime does not know ` +
+        `(known: ${Object.keys(formats).join(', ')}); pass the plugin's FormatDefinition in \`formats\` (a bundle compiled with the plugin carries it)`);
+    }
+  }
   const reader = new RowReader(source);
   const uploaded = new Map<string, GPUBuffer>();
   try {
@@ -129,7 +140,7 @@ export async function uploadWeights(rt: GpuRuntime, plan: MoeBlockPlan, source: 
       const shards = group.map((w) => buffersOf(plan, w));
       for (let s = 0; s < shards[0]!.length; s++) {
         const jobs = group.map((w, i) => ({ w, buffer: shards[i]![s]! }));
-        const contents = await shardContents(reader, jobs, maxReadBytes);
+        const contents = await shardContents(reader, jobs, maxReadBytes, formats);
         for (const [i, { buffer }] of jobs.entries()) {
           if (contents[i]!.length !== buffer.elements.constant) {
             throw new GpuError(`${buffer.name}: the plan sizes it at ${buffer.elements.constant} words, packing gave ${contents[i]!.length}`);

@@ -1,7 +1,7 @@
 // What a bundle carries, from each MoE layer's lowered module and plan (compiler/compile-bundle.ts
 // runs the pipeline): the plans with their WGSL deduplicated across layers, the weight layout they
 // read, and what each plan's paths dispatch (for the manifest).
-import type { Module } from '../../ir/graph.js';
+import { isKindRef, type Module } from '../../ir/graph.js';
 import type { ModelConfig } from '../../ir/model-config.js';
 import type { TargetDescription } from '../../ir/target.js';
 import { dtypeName } from '../../ir/types.js';
@@ -36,6 +36,15 @@ export interface PluginInfo {
   name: string;
   file: string;
   sha256: string;
+  /** The weight formats it gives, each with the runtime module (codec) model.js bundles when a plan uses the format. */
+  formats?: FormatModule[];
+}
+
+export interface FormatModule {
+  name: string;
+  /** The module file; its default export is the format's FormatDefinition. */
+  runtime: string;
+  sha256?: string;
 }
 
 export interface CompiledBundle {
@@ -45,6 +54,8 @@ export interface CompiledBundle {
   plans: PlanSummary[];
   target: TargetDescription;
   plugins: PluginInfo[];
+  /** Plugin formats the plans use: their codecs go into model.js. */
+  formatModules?: FormatModule[];
 }
 
 export interface CompiledBlock {
@@ -55,7 +66,7 @@ export interface CompiledBlock {
 
 function summarizePath(module: Module, path: string, steps: PlanStep[]): PathSummary {
   const f = module.functions.find((g) => g.attrs?.['path'] === path) ?? module.functions[0]!;
-  const tiles = f.ops.flatMap((op) => (op.attrs['tile'] !== undefined ? [JSON.stringify(op.attrs['tile'])] : op.attrs['rows'] !== undefined ? [`{"rows":${String(op.attrs['rows'])}}`] : []));
+  const tiles = f.ops.flatMap((op) => (isKindRef(op.attrs['tile'] ?? 0) ? [JSON.stringify(op.attrs['tile'])] : op.attrs['rows'] !== undefined ? [`{"rows":${String(op.attrs['rows'])}}`] : []));
   return { dispatches: steps.length, kernels: steps.map((s) => s.kernel), tiles: [...new Set(tiles)] };
 }
 

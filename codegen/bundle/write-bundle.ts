@@ -15,7 +15,7 @@ export class BundleWriteError extends Error {}
 /** Writes a compiled bundle (compiler/compile-bundle.ts) as directory `outDir`. */
 export async function writeBundle(compiled: CompiledBundle, config: ModelConfig, specFile: string, outDir: string): Promise<BundleManifest> {
   const files: Record<string, string> = {
-    'model.js': await emitModelJs(compiled.data),
+    'model.js': await emitModelJs(compiled.data, compiled.formatModules?.map((m) => m.runtime)),
     'model.d.ts': emitModelDts(compiled.data),
     // So Node and TypeScript (NodeNext) read model.js as an ES module, and the directory imports as a package.
     'package.json': JSON.stringify({ name: packageName(config.name), private: true, type: 'module', main: './model.js', types: './model.d.ts' }, null, 2) + '\n',

@@ -5,7 +5,7 @@
 import type { KindRef } from '../../ir/model-config.js';
 import { F32, type WeightFormat } from '../../runtime/quant/weight-format.js';
 import { activationArray, f32Array, type ActivationDtype, type StorageDecl } from './kernel.js';
-import { renderWeightLoads, weightArrayType } from './weights/weight-loads.js';
+import { builtinWeightLoads, renderWeightLoads, weightArrayType, type WeightLoads } from './weights/weight-loads.js';
 
 /** What the GEMM and the GEMV have in common: one matrix (or gate/up + activation) of K x N. */
 export interface MatrixKernelShape {
@@ -33,7 +33,8 @@ export interface MatrixBindings {
   format: WeightFormat;
 }
 
-export function matrixBindings(shape: MatrixKernelShape, vec4: boolean, routing: readonly StorageDecl[]): MatrixBindings {
+/** `loads`: each weight format's decode (the registry's kernels.weightLoads). */
+export function matrixBindings(shape: MatrixKernelShape, vec4: boolean, routing: readonly StorageDecl[], loads: WeightLoads = builtinWeightLoads): MatrixBindings {
   const format = shape.weights ?? F32;
   const weights = weightBindings({
     names: shape.gateup ? ['w0', 'w1'] : ['w0'],
@@ -41,7 +42,7 @@ export function matrixBindings(shape: MatrixKernelShape, vec4: boolean, routing:
     format,
     rows: shape.ndim,
     cols: shape.kdim,
-  }, vec4);
+  }, vec4, loads);
   const storage: StorageDecl[] = [
     { name: 'a', access: 'read', type: activationArray(shape.act ?? 'f32', vec4) },
     ...routing,
@@ -64,7 +65,7 @@ export interface WeightGroup {
 }
 
 /** The bindings of a weight group (matrices, then biases) and the WGSL that decodes its matrices. */
-export function weightBindings(group: WeightGroup, vec4: boolean): { storage: StorageDecl[]; weightLoads: string } {
+export function weightBindings(group: WeightGroup, vec4: boolean, loads: WeightLoads = builtinWeightLoads): { storage: StorageDecl[]; weightLoads: string } {
   const { names, biases, format, rows, cols } = group;
   const weightType = weightArrayType(format, vec4);
   return {
@@ -72,6 +73,6 @@ export function weightBindings(group: WeightGroup, vec4: boolean): { storage: St
       ...names.map((name): StorageDecl => ({ name, access: 'read', type: weightType })),
       ...biases.map((name): StorageDecl => ({ name, access: 'read', type: f32Array })),
     ],
-    weightLoads: names.map((name) => renderWeightLoads({ name, format, rows, cols }, vec4)).join('\n'),
+    weightLoads: names.map((name) => renderWeightLoads({ name, format, rows, cols }, vec4, loads)).join('\n'),
   };
 }

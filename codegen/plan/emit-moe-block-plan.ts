@@ -1,7 +1,7 @@
 // A lowered MoE block module (compiler/pipeline.ts compileMoeBlockModule) -> the MoeBlockPlan the
 // runtime executes: each op of each path through the kernel table, in order; buffers from the
 // value types. Nothing here chooses a path, tile, shard or format: the passes did.
-import { functionOf, type Graph, type Module, type Op, type Value } from '../../ir/graph.js';
+import { functionOf, isKindRef, type Graph, type Module, type Op, type Value } from '../../ir/graph.js';
 import type { TargetDescription } from '../../ir/target.js';
 import type { MoeBlockPlan, PlanBinding, PlanBufferRole, PlanKernel, PlanStep, TokenExpr } from '../../runtime/plan.js';
 import { dtypeBytes, tokenExpr } from '../../runtime/plan.js';
@@ -33,11 +33,11 @@ export function emitMoeBlockPlan(module: Module, target: TargetDescription, kern
   const route = prefill.ops.find((op) => op.opcode === 'moe.route');
   if (!route) throw new Error(`${module.name}: an MoE block needs a moe.route op`);
   const layer = /^(layers\.\d+\.moe)\./.exec(route.outputs[0]!.name)?.[1] ?? '';
-  const buffers = new PlanBuffers(layer);
+  const buffers = new PlanBuffers(layer, target.weightFormats);
   const rendered = new Map<string, PlanKernel>();
   const paths = [prefill, ...(decode ? [decode] : [])].map((f) => emitSteps(f, buffers, rendered, kernels));
   const planBuffers = buffers.buffers;
-  const tiled = prefill.ops.find((op) => op.attrs['tile'] !== undefined);
+  const tiled = prefill.ops.find((op) => isKindRef(op.attrs['tile'] ?? 0));
   const tile = tiled ? tileOf(tiled.attrs) : target.gemmTile;
   const x = prefill.inputs[0]!;
   const experts = route.attrs['experts'] as number;
@@ -88,7 +88,7 @@ function emitSteps(f: Graph, buffers: PlanBuffers, rendered: Map<string, PlanKer
     if (!name) throw new Error(`internal: %${v.name} has no buffer`);
     return name;
   };
-  const context = { producer: (v: Value) => producers.get(v.id), routers: kernels.routers };
+  const context = { producer: (v: Value) => producers.get(v.id), routers: kernels.routers, weightLoads: kernels.weightLoads };
   return f.ops.filter((op) => !VIEWS.has(op.opcode)).map((op) => {
     const entry = entryOf(f, op, kernels);
     const kernel = entry.render(op, context);

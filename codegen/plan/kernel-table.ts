@@ -4,8 +4,10 @@
 import type { Op, Value } from '../../ir/graph.js';
 import type { KindRef } from '../../ir/model-config.js';
 import { inputsByName } from '../../ir/ops.js';
-import { epilogueOf, expertRange, tileOf } from '../../ir/ops-lowered.js';
-import { weightFormatOf } from '../../ir/storage-format.js';
+import { epilogueOf, expertRange, extrasOf, tileOf } from '../../ir/ops-lowered.js';
+import type { RoundingMode } from '../../ir/interpret/token-rounding.js';
+import { renderRoundTokensKernels } from '../kernels/round-tokens/round-tokens.js';
+import { storageFormatOf } from '../../ir/storage-format.js';
 import type { PlanGrid, TokenExpr } from '../../runtime/plan.js';
 import { tokenExpr } from '../../runtime/plan.js';
 import type { DecodeBlockShape } from '../kernels/decode-block-shape.js';
@@ -17,6 +19,7 @@ import { renderGemmKernel } from '../kernels/grouped-gemm/grouped-gemm.js';
 import type { ActivationDtype, RenderedKernel } from '../kernels/kernel.js';
 import { renderRouteAlignKernel } from '../kernels/route-align/route-align.js';
 import type { RouterKernelPartial } from '../kernels/router/router-partials.js';
+import type { WeightLoads } from '../kernels/weights/weight-loads.js';
 import { renderRouterKernel, routerTokensPerWorkgroup } from '../kernels/router/router.js';
 import type { WEBGPU_OPCODES } from './supported.js';
 
@@ -25,6 +28,8 @@ export interface OpContext {
   /** The op that produced a value (for moe.align's shard count). */
   producer(v: Value): Op | undefined;
   routers: Readonly<Record<string, RouterKernelPartial>>;
+  /** Each weight format's WGSL decode (builtin and a plugin's). */
+  weightLoads: WeightLoads;
 }
 
 export interface KernelEntry {
@@ -44,6 +49,8 @@ const fixedGrid = (x: TokenExpr, y: TokenExpr = constant(1), z: TokenExpr = cons
 const act = (v: Value): ActivationDtype => (v.type.dtype === 'f16' ? 'f16' : 'f32');
 const width = (v: Value): number => v.type.shape.at(-1) as number;
 const rowsOf = (op: Op) => (op.outputs[0]!.type.shape.at(-1) as number);
+/** A weight's storage format (legalize-webgpu checked that the target decodes it). */
+const formatOf = (w: Value) => storageFormatOf(w.type.dtype)!;
 
 /** The matrix ops' shared reading of their op: gate/up or one matrix, bias, routing weight, format. */
 function matrixShape(op: Op) {
@@ -58,7 +65,7 @@ function matrixShape(op: Op) {
     ndim: rowsOf(op),
     topK: (op.attrs['top_k'] as number | undefined) ?? 0,
     ...(gateup ? { activation: op.attrs['activation'] as KindRef } : {}),
-    weights: weightFormatOf(inputs['w0']!),
+    weights: formatOf(inputs['w0']!),
   };
 }
 
@@ -89,12 +96,14 @@ function decodeBlockShape(op: Op): DecodeBlockShape {
   return {
     hidden: down ? rowsOf(op) : width(x!),
     topK: op.attrs['top_k'] as number,
-    routed: { intermediate: intermediate(routedWeight), activation: op.attrs['activation'] as KindRef, bias: op.attrs['bias'] === true, weights: weightFormatOf(routedWeight) },
-    ...(sharedWeight ? { shared: { intermediate: intermediate(sharedWeight), activation: op.attrs['shared_activation'] as KindRef, bias: op.attrs['shared_bias'] === true, weights: weightFormatOf(sharedWeight) } } : {}),
+    routed: { intermediate: intermediate(routedWeight), activation: op.attrs['activation'] as KindRef, bias: op.attrs['bias'] === true, weights: formatOf(routedWeight) },
+    ...(sharedWeight ? { shared: { intermediate: intermediate(sharedWeight), activation: op.attrs['shared_activation'] as KindRef, bias: op.attrs['shared_bias'] === true, weights: formatOf(sharedWeight) } } : {}),
     sharedGate: op.attrs['shared_gate'] === 'sigmoid',
     act: act(op.outputs[0]!),
   };
 }
+
+const roundShape = (op: Op) => ({ experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, tile: op.attrs['tile'] as number, mode: op.attrs['mode'] as RoundingMode });
 
 function checkGemvRows(op: Op): number {
   const rows = op.attrs['rows'] as number;
@@ -106,11 +115,11 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
   'moe.route': {
     render: (op, context) => {
       const i = inputsByName(op);
-      return renderRouterKernel({ act: act(i['x']!), hidden: width(i['x']!), experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, router: op.attrs['router'] as KindRef, bias: !!i['bias'], correctionBias: !!i['correction_bias'] }, context.routers);
+      return renderRouterKernel({ act: act(i['x']!), hidden: width(i['x']!), experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, router: op.attrs['router'] as KindRef, bias: !!i['bias'], correctionBias: !!i['correction_bias'], probs: op.attrs['probs'] === true }, context.routers);
     },
     bindings: (op) => {
       const i = inputsByName(op);
-      return { x: i['x']!, router_weight: i['weight']!, ...(i['bias'] ? { router_bias: i['bias'] } : {}), ...(i['correction_bias'] ? { correction_bias: i['correction_bias'] } : {}), route_ids: op.outputs[0]!, route_weights: op.outputs[1]! };
+      return { x: i['x']!, router_weight: i['weight']!, ...(i['bias'] ? { router_bias: i['bias'] } : {}), ...(i['correction_bias'] ? { correction_bias: i['correction_bias'] } : {}), route_ids: op.outputs[0]!, route_weights: op.outputs[1]!, ...(op.outputs[2] ? { route_probs: op.outputs[2] } : {}) };
     },
     grid: (op) => fixedGrid(tokenExpr(1, 0, routerTokensPerWorkgroup(op.attrs['experts'] as number))),
     label: () => 'router',
@@ -118,16 +127,16 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
   'moe.align': {
     render: (op) => renderRouteAlignKernel({
       experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, blockRows: op.attrs['block_rows'] as number,
-      shardBegins: op.attrs['shard_begins'] as number[], gateUpTiles: op.attrs['gate_up_tiles'] as number, downTiles: op.attrs['down_tiles'] as number,
+      shardBegins: op.attrs['shard_begins'] as number[], gateUpTiles: op.attrs['gate_up_tiles'] as number, downTiles: op.attrs['down_tiles'] as number, extras: extrasOf(op.attrs),
     }),
-    bindings: (op) => ({ route_ids: op.inputs[0]!, sorted_slots: op.outputs[0]!, route_meta: op.outputs[1]!, dispatch_args: op.outputs[2]! }),
+    bindings: (op) => ({ route_ids: op.inputs[0]!, ...(op.inputs[1] ? { extra_ids: op.inputs[1] } : {}), sorted_slots: op.outputs[0]!, route_meta: op.outputs[1]!, dispatch_args: op.outputs[2]! }),
     grid: () => fixedGrid(constant(1)),
     label: () => 'route-align',
   },
   'moe.grouped_gemm': {
     render: (op, context) => {
       const align = context.producer(inputsByName(op)['route_meta']!)!;
-      return renderGemmKernel({ ...matrixShape(op), grouped: true, shards: (align.attrs['shard_begins'] as number[]).length, tile: tileOf(op.attrs) });
+      return renderGemmKernel({ ...matrixShape(op), grouped: true, shards: (align.attrs['shard_begins'] as number[]).length, tile: tileOf(op.attrs), extras: extrasOf(op.attrs) > 0 }, context.weightLoads);
     },
     bindings: matrixBindings,
     // moe.align writes (gate/up tiles, blocks, 1) at word 6 s and (down tiles, blocks, 1) at 6 s + 3.
@@ -136,20 +145,38 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     label: (op) => `experts ${matrixLabel(op)} ${shardLabel(op)}`,
   },
   'moe.expert_gemv': {
-    render: (op) => renderGemvKernel({ ...matrixShape(op), grouped: true, maxRows: GEMV_MAX_ROWS }),
+    render: (op, context) => renderGemvKernel({ ...matrixShape(op), grouped: true, maxRows: GEMV_MAX_ROWS }, context.weightLoads),
     bindings: matrixBindings,
     grid: (op) => fixedGrid(constant(Math.ceil(rowsOf(op) / checkGemvRows(op))), constant(op.attrs['top_k'] as number), T),
     words: shardWords,
     label: (op) => `experts ${matrixLabel(op)} GEMV ${shardLabel(op)}`,
   },
   'moe.combine': {
-    render: (op) => renderCombineKernel({ act: act(op.outputs[0]!), hidden: rowsOf(op), topK: op.attrs['top_k'] as number, shared: op.attrs['shared'] === true, sharedGate: op.attrs['shared_gate'] === 'sigmoid' }),
+    render: (op) => renderCombineKernel({ act: act(op.outputs[0]!), hidden: rowsOf(op), topK: op.attrs['top_k'] as number, shared: op.attrs['shared'] === true, sharedGate: op.attrs['shared_gate'] === 'sigmoid', extras: extrasOf(op.attrs) }),
     bindings: (op) => ({ ...inputsByName(op), out: op.outputs[0]! }),
     grid: () => fixedGrid(tokenExpr(1, 0, 1, COMBINE_GRID_WIDTH), tokenExpr(1, 0, COMBINE_GRID_WIDTH)),
     label: () => 'combine',
   },
+  'moe.round_decide': {
+    render: (op) => renderRoundTokensKernels(roundShape(op)).decide,
+    bindings: (op) => {
+      const i = inputsByName(op);
+      return { route_ids: i['route_ids']!, route_weights: i['routing_weights']!, probs: i['probs']!, extra_ids: op.outputs[0]!, extra_weights: op.outputs[1]!, round_scratch: op.outputs[2]! };
+    },
+    grid: (op) => fixedGrid(constant(op.attrs['experts'] as number)),
+    label: () => 'round tokens (decide)',
+  },
+  'moe.round_apply': {
+    render: (op) => renderRoundTokensKernels(roundShape(op)).apply,
+    bindings: (op) => {
+      const i = inputsByName(op);
+      return { route_ids: op.outputs[0]!, route_weights: op.outputs[1]!, round_scratch: i['round_scratch']!, round_stats: op.outputs[2]! };
+    },
+    grid: () => fixedGrid(constant(1)),
+    label: () => 'round tokens (apply)',
+  },
   'moe.decode_gate_up': {
-    render: (op) => renderDecodeGateUpKernel(decodeBlockShape(op)),
+    render: (op, context) => renderDecodeGateUpKernel(decodeBlockShape(op), context.weightLoads),
     bindings: (op) => ({ ...inputsByName(op), inter: op.outputs[0]! }),
     grid: (op) => {
       const shape = decodeBlockShape(op);
@@ -159,13 +186,13 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     label: (op) => `experts${op.attrs['shared'] === true ? ' + shared' : ''} gate/up GEMV`,
   },
   'moe.decode_down_combine': {
-    render: (op) => renderDecodeDownCombineKernel(decodeBlockShape(op)),
+    render: (op, context) => renderDecodeDownCombineKernel(decodeBlockShape(op), context.weightLoads),
     bindings: (op) => ({ ...inputsByName(op), out: op.outputs[0]! }),
     grid: (op) => fixedGrid(T, constant(Math.ceil(rowsOf(op) / checkGemvRows(op)))),
     label: (op) => `experts${op.attrs['shared'] === true ? ' + shared' : ''} down GEMV + combine`,
   },
   gemm: {
-    render: (op) => renderGemmKernel({ ...matrixShape(op), grouped: false, shards: 1, tile: tileOf(op.attrs) }),
+    render: (op, context) => renderGemmKernel({ ...matrixShape(op), grouped: false, shards: 1, tile: tileOf(op.attrs) }, context.weightLoads),
     bindings: matrixBindings,
     grid: (op) => {
       const tile = tileOf(op.attrs);
@@ -174,7 +201,7 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     label: (op) => `${roleOf(op)} ${matrixLabel(op)}`,
   },
   gemv: {
-    render: (op) => renderGemvKernel({ ...matrixShape(op), grouped: false, maxRows: GEMV_MAX_ROWS }),
+    render: (op, context) => renderGemvKernel({ ...matrixShape(op), grouped: false, maxRows: GEMV_MAX_ROWS }, context.weightLoads),
     bindings: matrixBindings,
     grid: (op) => fixedGrid(constant(Math.ceil(rowsOf(op) / checkGemvRows(op)))),
     label: (op) => `${roleOf(op)} ${matrixLabel(op)} GEMV`,

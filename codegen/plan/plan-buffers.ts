@@ -4,10 +4,12 @@
 // values via dequantize). Paths share a buffer when they name the same value.
 import type { Graph, Op, Value } from '../../ir/graph.js';
 import { asTokenDim, type Dim, type DType } from '../../ir/types.js';
+import { inputsByName, opDefinitions } from '../../ir/ops.js';
 import { weightFormatOf } from '../../ir/storage-format.js';
 import type { PlanBuffer, PlanBufferRole, PlanDType, PlanWeight, TokenExpr } from '../../runtime/plan.js';
 import { tokenExpr } from '../../runtime/plan.js';
-import { packedBytes } from '../../runtime/quant/weight-format.js';
+import { builtinFormats } from '../../runtime/quant/builtin-formats.js';
+import { packedBytes, type FormatLayouts } from '../../runtime/quant/weight-format.js';
 
 /** Elements of a value of `shape`: at most one dim grows with T; a rounded-up division only in a 1-D shape. */
 export function elementsOf(shape: readonly Dim[], what: string): TokenExpr {
@@ -35,7 +37,8 @@ export class PlanBuffers {
   readonly buffers: PlanBuffer[] = [];
   readonly weights: PlanWeight[] = [];
 
-  constructor(private readonly prefix: string) {}
+  /** `formats`: the target's weight formats, which size the packed weight buffers. */
+  constructor(private readonly prefix: string, private readonly formats: FormatLayouts = builtinFormats) {}
 
   /** The buffer of every value a function reads or writes, by value id. */
   bind(f: Graph, roles: (op: Op, output: number) => PlanBufferRole): Map<number, string> {
@@ -61,7 +64,12 @@ export class PlanBuffers {
         const w = sliceOf.get(input.id);
         if (w && !names.has(input.id)) names.set(input.id, this.weight(w.param, w.storage, w.begin, w.end));
       }
+      const inPlace = opDefinitions[op.opcode]?.inPlace ?? {};
+      // Only builtin ops write in place; a plugin's op has no entry in opDefinitions.
+      const inputs = Object.keys(inPlace).length > 0 ? inputsByName(op) : {};
       op.outputs.forEach((v, i) => {
+        const over = inPlace[i];
+        if (over !== undefined) return names.set(v.id, names.get(inputs[over]!.id)!);
         const isOutput = f.outputs.some((o) => o.id === v.id);
         const named = last.get(v.id) ?? v;
         names.set(v.id, isOutput ? this.activation('block_out', 'output', v) : this.activation(this.shortName(named), roles(op, i), named));
@@ -86,7 +94,7 @@ export class PlanBuffers {
 
   /** A buffer holding rows [begin, end) of a param: packed in its format, or its dequantized f32 values. */
   private weight(param: Value, storage: PlanWeight['storage'], begin: number, end: number): string {
-    const format = weightFormatOf(param);
+    const format = weightFormatOf(param, this.formats);
     const shape = param.type.shape as number[];
     const planWeight: PlanWeight = { name: param.name, shape, format, storage: format.format === 'f32' ? 'packed' : storage };
     const existing = this.weights.find((w) => w.name === param.name);
@@ -99,7 +107,7 @@ export class PlanBuffers {
     if (packed && !whole && shape.length < 3) throw new Error(`internal: ${param.name} is packed as one matrix and cannot be sliced`);
     if (!this.buffers.some((b) => b.name === name)) {
       const slice = [end - begin, ...shape.slice(1)];
-      const elements = packed ? packedBytes(format, slice) / 4 : slice.reduce((n, d) => n * d, 1);
+      const elements = packed ? packedBytes(format, slice, this.formats) / 4 : slice.reduce((n, d) => n * d, 1);
       this.buffers.push({ name, role: 'weight', dtype: packed ? 'u32' : 'f32', elements: tokenExpr(0, elements), weight: { param: param.name, rowBegin: begin, rowEnd: end } });
     }
     return name;

@@ -44,7 +44,7 @@ export const irCommand: Command = {
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    if (!after) process.stdout.write(printModule(module));
+    if (!after) process.stdout.write(printModule(module, new Set(Object.keys(registry.kernels.ops))));
     return 0;
   },
 };

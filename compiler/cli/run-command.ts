@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../../codegen/bundle/package-info.js';
 import { quantTargetOf, weightFormatOf } from '../../ir/storage-format.js';
-import { interpretGraph } from '../../ir/interpret/interpret.js';
+import { interpretModule } from '../../ir/interpret/interpret.js';
 import { moeLayerIndices, type ModelConfig } from '../../ir/model-config.js';
 import type { LoadOptions, Model } from '../../runtime/bundle.js';
 import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
@@ -14,9 +14,11 @@ import { describeFormat } from '../../runtime/quant/weight-format.js';
 import { parseSafetensors } from '../../runtime/safetensors.js';
 import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
 import { readTensorF32 } from '../../runtime/safetensors-read.js';
-import { compileMoeBlockGraph } from '../pipeline.js';
+import { compileMoeBlockGraph, compileReferenceModule } from '../pipeline.js';
 import { loadSpec, pluginHelp, pluginOption, UsageError, writeFileAtomic, type Command } from './command.js';
-import type { Registry } from '../plugins/registry.js';
+import { PluginError, type Registry } from '../plugins/registry.js';
+import { loadPlugins } from '../plugins/load-plugins.js';
+import { roundingReport } from './rounding-report.js';
 import { relativeError } from '../../ir/interpret/relative-error.js';
 
 /**
@@ -76,7 +78,7 @@ export const runCommand: Command = {
     if (tolerance !== undefined && !(tolerance > 0)) throw new UsageError(`--tolerance must be a positive number, got ${values.tolerance}`);
 
     const target = positionals[0]!;
-    const runnable = isDirectory(target) ? await importBundle(target) : await compileSpec(target, layer, values.plugin ?? []);
+    const runnable = isDirectory(target) ? await importBundle(target, values.plugin ?? []) : await compileSpec(target, layer, values.plugin ?? []);
     if (!runnable) return 1;
     const { config } = runnable;
     if (layer >= config.layers || !runnable.moeLayers.includes(layer)) {
@@ -93,6 +95,8 @@ export const runCommand: Command = {
       model = await runnable.load({ gpu: createNodeGpu(), weights, defaultLimits: values['default-limits'] ?? false });
       if (values.check) await model.poisonScratch(layer, tokens); // an element the run leaves unwritten stays NaN
       const output = await model.runMoeBlock(layer, hidden, tokens);
+      const rounded = await roundingReport(config, layer, hidden, tokens, weights, runnable.registry);
+      if (rounded) process.stdout.write(`${rounded}\n`);
       if (values.check) {
         const bad = output.findIndex((v) => !Number.isFinite(v));
         if (bad >= 0) {
@@ -158,19 +162,36 @@ async function compileSpec(path: string, layer: number, plugins: readonly string
       } catch (e) {
         throw new RunInputError(`${path}: layer ${layer}: cannot compile: ${(e as Error).message}`);
       }
-      return loadModel(data, options);
+      return loadModel(data, options, Object.values(registry.formats)); // a plugin's formats, as model.js carries them
     },
   };
 }
 
-async function importBundle(dir: string): Promise<Runnable> {
+/** A bundle runs without its plugins (it carries their kernels and codecs); checking its weights against the spec's kinds needs them again: --plugin. */
+async function importBundle(dir: string, plugins: readonly string[]): Promise<Runnable> {
   const modelJs = join(dir, 'model.js');
   if (!existsSync(modelJs)) throw new UsageError(`${dir}: not a bundle (no model.js); compile one with \`moec compile <spec> -o ${dir}\``);
   const bundle = (await import(pathToFileURL(resolve(modelJs)).href)) as Partial<Runnable>;
   if (typeof bundle.load !== 'function' || !bundle.config || !Array.isArray(bundle.moeLayers)) {
     throw new UsageError(`${modelJs}: does not export config, moeLayers and load(); recompile it with \`moec compile\``);
   }
-  return bundle as Runnable;
+  try {
+    return { ...(bundle as Runnable), registry: await loadPlugins(plugins.map((path) => ({ path }))) };
+  } catch (e) {
+    if (e instanceof PluginError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** The block's reference graph; a bundle compiled with plugin kinds needs those plugins (--plugin) to build it. */
+function blockGraph(config: ModelConfig, layer: number, registry?: Registry): ReturnType<typeof compileMoeBlockGraph> {
+  try {
+    return compileMoeBlockGraph(config, layer, { registry });
+  } catch (e) {
+    const plugins = config.compile.plugins ?? [];
+    if (plugins.length === 0 || registry?.plugins.length) throw e;
+    throw new RunInputError(`${config.name} was compiled with plugins (${plugins.join(', ')}): pass them with --plugin to check its weights (${(e as Error).message})`);
+  }
 }
 
 /** Opens the checkpoint and checks the sizes that shapes alone would not catch (top_k) or would report late. */
@@ -178,7 +199,7 @@ function openCheckpoint(dir: string, config: ModelConfig, layer: number, registr
   const opened = openHfCheckpoint(dir);
   const hf = opened.checkpoint.config;
   const where = join(dir, 'config.json');
-  opened.weights.checkBlock(compileMoeBlockGraph(config, layer, { registry }).params.map((p) => p.name)); // before the GPU starts
+  opened.weights.checkBlock(blockGraph(config, layer, registry).params.map((p) => p.name)); // before the GPU starts
   const expect = (fields: string[], value: number | undefined, what: string): void => {
     const field = fields.find((f) => typeof hf[f] === 'number');
     if (field === undefined || value === undefined || hf[field] === value) return;
@@ -219,17 +240,19 @@ function readHiddenStates(path: string, hidden: number): { hidden: Float32Array;
  */
 async function compareWithReference(config: ModelConfig, layer: number, hidden: Float32Array, tokens: number,
   weights: WeightSource, output: Float32Array, registry?: Registry): Promise<{ error: number; quantized: string[] }> {
-  const graph = compileMoeBlockGraph(config, layer, { registry });
+  // Through round-tokens: with token_rounding = sonic the reference rounds the prefill path too.
+  const reference = compileReferenceModule(config, layer, { registry });
+  const graph = reference.functions[0]!;
   const values = new Map<string, Float32Array>();
   const quantized = new Set<string>();
   for (const p of graph.params) {
-    const format = weightFormatOf(p);
+    const format = weightFormatOf(p, registry?.formats);
     const shape = p.type.shape as number[];
-    values.set(p.name, dequantize(format, await weights.readF32(p.name, shape), shape, p.name));
+    values.set(p.name, dequantize(format, await weights.readF32(p.name, shape), shape, p.name, registry?.formats));
     if (format.format !== 'f32') quantized.add(`${quantTargetOf(p)} ${describeFormat(format)}`);
   }
-  const outputs = interpretGraph(graph, { hidden_states: { shape: [tokens, config.hidden], data: hidden } }, (p) => values.get(p.name)!, registry?.semantics);
-  return { error: relativeError(output, outputs[graph.outputs[0]!.name]!.data as Float32Array), quantized: [...quantized] };
+  const outputs = interpretModule(reference, { hidden_states: { shape: [tokens, config.hidden], data: hidden } }, (p) => values.get(p.name)!, registry?.semantics);
+  return { error: relativeError(output, Object.values(outputs)[0]!.data as Float32Array), quantized: [...quantized] };
 }
 
 /** Dawn needs a Vulkan driver; without a GPU point it at lavapipe, as the test setup does. */

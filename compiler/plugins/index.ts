@@ -1,6 +1,8 @@
 // `moec/plugin`: what a plugin module imports. definePlugin marks the default export; the rest are
 // the helpers a plugin's op, pass, router or kernel is written with, the same ones moec's own use.
-export { definePlugin, type MoecPlugin, type PluginOp, type PluginPass, type PluginRouter, type PluginActivation } from './plugin-api.js';
+export { definePlugin, type MoecPlugin, type PluginOp, type PluginPass, type PluginRouter, type PluginActivation, type PluginFormat } from './plugin-api.js';
+export type { FormatDefinition, MatrixLayout } from '../../runtime/quant/weight-format.js';
+export type { MatrixCodec } from '../../runtime/quant/matrix-codec.js';
 export type { KindDefinition } from '../spec/kinds/registry.js';
 export type { RouterKernelPartial } from '../../codegen/kernels/router/router-partials.js';
 export type { KernelEntry } from '../../codegen/plan/kernel-table.js';

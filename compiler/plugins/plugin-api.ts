@@ -9,6 +9,7 @@ import type { RouterImplementation } from '../../ir/interpret/routers.js';
 import type { KindRef } from '../../ir/model-config.js';
 import type { OpDefinition } from '../../ir/op-checks.js';
 import type { Pass } from '../../passes/pass.js';
+import type { FormatDefinition } from '../../runtime/quant/weight-format.js';
 import type { KindDefinition } from '../spec/kinds/registry.js';
 
 /** A kernel-level op: its shape rule, its reference semantics and (to run on WebGPU) its kernel. */
@@ -30,6 +31,28 @@ export interface PluginActivation {
   wgsl?: (kind: KindRef) => string;
 }
 
+/**
+ * A weight storage format (named like the quant kind in `kinds` whose weights it stores): its
+ * codec for the runtime, and the WGSL that decodes it in the GEMM / GEMV kernels.
+ */
+export interface PluginFormat {
+  /**
+   * A browser-safe ES module whose default export is the FormatDefinition (use
+   * `new URL('./codec.js', import.meta.url)`; a string is relative to the plugin file). model.js
+   * bundles it, so a compiled bundle needs no plugin at run time.
+   */
+  runtime: URL | string;
+  /** That module's default export, for the compiler (sizing, packing); the loader imports `runtime` when left out. */
+  definition?: FormatDefinition;
+  /**
+   * Handlebars WGSL (rendered with renderTemplateSource) defining `fn {{name}}_at(m: u32, i: u32) -> f32`
+   * and, `{{#if vec4}}`, `fn {{name}}_at4(m: u32, i: u32) -> vec4<f32>`: element i (= row * cols + col)
+   * of matrix m of binding `{{name}}` (array<u32>), matrix m at word m * {{matrixWords}}, its scales
+   * from word {{valueWords}}; also {{group}}, {{sharedScale}} (see codegen/kernels/weights/load-int4.wgsl.hbs).
+   */
+  wgsl: string;
+}
+
 /** A pass and the builtin (or earlier plugin) pass it runs after. */
 export interface PluginPass {
   pass: Pass;
@@ -48,6 +71,8 @@ export interface MoecPlugin {
   /** By opcode; must not clash with a builtin opcode. */
   ops?: Record<string, PluginOp>;
   passes?: PluginPass[];
+  /** Weight storage formats by name; each needs a quant kind of that name (in `kinds`) for its storage cost. */
+  formats?: Record<string, PluginFormat>;
 }
 
 const PLUGIN = Symbol.for('moec.plugin');

@@ -9,7 +9,9 @@ import { defaultRegistry } from '../../compiler/spec/kinds/builtin.js';
 import type { KindRegistry } from '../../compiler/spec/kinds/registry.js';
 import { completionsAt } from './completion.js';
 import { definitionAt, prepareRenameAt, renameAt } from './definition-rename.js';
-import { specDiagnostics } from './diagnostics.js';
+import { specDiagnostics, toLspDiagnostic } from './diagnostics.js';
+import { kindsForSpec } from './plugins.js';
+import { LineMap } from './text-positions.js';
 import { foldingRanges } from './folding.js';
 import { formatDocument } from './formatting.js';
 import { hoverAt } from './hover.js';
@@ -46,14 +48,25 @@ export function startMoeServer(connection: Connection, options: MoeServerOptions
 
   connection.onInitialize(() => ({ capabilities: serverCapabilities, serverInfo: { name: 'moec' } }));
 
-  documents.onDidChangeContent(({ document }) => {
-    const diagnostics = specDiagnostics(document.getText(), fileOf(document.uri), registry);
+  // Each spec's kinds: the server's plus those of the plugins its compile block names (loaded on change).
+  const kindsOf = new Map<string, KindRegistry>();
+  documents.onDidChangeContent(async ({ document }) => {
+    const text = document.getText();
+    const file = fileOf(document.uri);
+    const { kinds, diagnostics: unloaded } = await kindsForSpec(text, file, registry);
+    kindsOf.set(document.uri, kinds);
+    const lines = new LineMap(text);
+    const diagnostics = [...unloaded.map((d) => toLspDiagnostic(d, lines)), ...specDiagnostics(text, file, kinds)];
     void connection.sendDiagnostics({ uri: document.uri, version: document.version, diagnostics });
   });
-  documents.onDidClose(({ document }) => void connection.sendDiagnostics({ uri: document.uri, diagnostics: [] }));
+  documents.onDidClose(({ document }) => {
+    kindsOf.delete(document.uri);
+    void connection.sendDiagnostics({ uri: document.uri, diagnostics: [] });
+  });
+  const kinds = (uri: string) => kindsOf.get(uri) ?? registry;
 
-  connection.onCompletion((p) => withText(p, (text) => completionsAt(text, p.position, registry)));
-  connection.onHover((p) => withText(p, (text, uri) => hoverAt(text, p.position, registry, fileOf(uri))));
+  connection.onCompletion((p) => withText(p, (text, uri) => completionsAt(text, p.position, kinds(uri))));
+  connection.onHover((p) => withText(p, (text, uri) => hoverAt(text, p.position, kinds(uri), fileOf(uri))));
   connection.onDefinition((p) => withText(p, (text, uri) => {
     const range = definitionAt(text, p.position);
     return range && { uri, range };

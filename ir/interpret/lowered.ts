@@ -2,7 +2,8 @@
 // what its kernel writes, with the same storage points (f32 rows between ops, float64 sums inside
 // one), so a block gives bit-identical results before and after lowering. Bookkeeping (moe.align)
 // follows the kernel's layout, with one canonical order: slots ascending inside each expert.
-import { epilogueOf, expertRange, tileOf } from '../ops-lowered.js';
+import { epilogueOf, expertRange, extrasOf, tileOf } from '../ops-lowered.js';
+import { runRoundApply, runRoundDecide } from './rounding-ops.js';
 import { runDecodeDownCombine, runDecodeGateUp } from './decode-fused.js';
 import { dot, sigmoid } from './math.js';
 import { gatedActivation } from './activations.js';
@@ -17,16 +18,21 @@ export function runAlign(call: OpCall): HostTensor[] {
   const [E, K, BM] = [numAttr(call, 'experts'), numAttr(call, 'top_k'), numAttr(call, 'block_rows')];
   const shards = call.attrs['shard_begins'] as number[];
   const tokens = dim(call, 'ids', 0);
+  // Slot s < K T routes token s / K; slot K T + j is token rounding's extra pair j.
+  const extraIds = call.inputs['extra_ids'] ? ints(call, 'extra_ids') : new Int32Array(0);
+  const expertOf = (slot: number) => (slot < ids.length ? ids[slot]! : extraIds[2 * (slot - ids.length)]! < 0 ? -1 : extraIds[2 * (slot - ids.length) + 1]!);
+  const slots = ids.length + extraIds.length / 2;
   const counts = new Array<number>(E).fill(0);
-  for (const e of ids) if (e >= 0 && e < E) counts[e]!++;
+  for (let s = 0; s < slots; s++) if (expertOf(s) >= 0 && expertOf(s) < E) counts[expertOf(s)]!++;
   const offsets = [0];
   for (let e = 0; e < E; e++) offsets.push(offsets[e]! + Math.ceil(counts[e]! / BM) * BM);
-  const rows = tokens * K + E * (BM - 1);
+  const rows = tokens * K + extraIds.length / 2 + E * (BM - 1);
   const sorted = new Int32Array(rows).fill(-1);
   const cursor = offsets.slice(0, E);
-  ids.forEach((e, slot) => {
+  for (let slot = 0; slot < slots; slot++) {
+    const e = expertOf(slot);
     if (e >= 0 && e < E) sorted[cursor[e]!++] = slot;
-  });
+  }
   const metaLength = Math.ceil((rows + shards.length * BM) / BM);
   const meta = new Array<number>(metaLength).fill(0);
   for (let e = 0; e < E; e++) for (let b = offsets[e]! / BM; b < offsets[e + 1]! / BM; b++) meta[shards.length + b] = e;
@@ -83,11 +89,17 @@ export function runGroupedGemm(call: OpCall): HostTensor[] {
   const K = numAttr(call, 'top_k');
   const BM = tileOf(call.attrs).bm;
   const E = numAttr(call, 'experts');
-  const tokens = Math.round((slots.length - E * (BM - 1)) / K);
+  const X = extrasOf(call.attrs);
+  const tokens = Math.round((slots.length - X - E * (BM - 1)) / K);
   const shards = meta.length - Math.ceil(slots.length / BM);
   const gateup = epilogueOf(call.attrs) === 'activation';
   const n = input(call, 'w0').shape[1]!;
-  const rows = gateup ? slots.length : tokens * K;
+  const rows = gateup ? slots.length : tokens * K + X;
+  // An extra slot K T + j: its token from extra_ids (gate/up), its weight from extra_weights (down).
+  const extraIds = call.inputs['extra_ids'] ? ints(call, 'extra_ids') : undefined;
+  const extraWeights = call.inputs['extra_weights'] ? floats(call, 'extra_weights') : undefined;
+  const tokenOf = (slot: number) => (slot < tokens * K ? Math.floor(slot / K) : extraIds![2 * (slot - tokens * K)]!);
+  const weightOf = (slot: number) => (slot < tokens * K ? weights![slot]! : extraWeights![slot - tokens * K]!);
   const out = destination(call, rows, n);
   const weights = gateup ? undefined : floats(call, 'routing_weights');
   const weightsOf = shardWeights(call);
@@ -95,8 +107,8 @@ export function runGroupedGemm(call: OpCall): HostTensor[] {
     const slot = slots[p]!;
     const e = meta[shards + Math.floor(p / BM)]!;
     if (slot < 0 || e < begin || e >= end) continue;
-    if (gateup) writeRow(call, out, n, p, Math.floor(slot / K), weightsOf(e), 1);
-    else writeRow(call, out, n, slot, p, weightsOf(e), weights![slot]!);
+    if (gateup) writeRow(call, out, n, p, tokenOf(slot), weightsOf(e), 1);
+    else writeRow(call, out, n, slot, p, weightsOf(e), weightOf(slot));
   }
   return [{ shape: [rows, n], data: out }];
 }
@@ -137,12 +149,17 @@ export function runCombine(call: OpCall): HostTensor[] {
   const shared = call.inputs['shared_out'] ? floats(call, 'shared_out') : undefined;
   const x = call.inputs['x'] ? floats(call, 'x') : undefined;
   const gateWeight = optionalFloats(call, 'shared_gate_weight');
+  const extraIds = call.inputs['extra_ids'] ? ints(call, 'extra_ids') : new Int32Array(0);
   const out = new Float32Array(tokens * hidden);
   for (let t = 0; t < tokens; t++) {
     const gate = gateWeight ? sigmoid(dot(x!, t * hidden, gateWeight, 0, hidden)) : 1;
+    // Token rounding's added pairs of this token, in entry order, after its k slots.
+    const extraRows: number[] = [];
+    for (let j = 0; j < extraIds.length / 2; j++) if (extraIds[2 * j] === t) extraRows.push(tokens * K + j);
     for (let h = 0; h < hidden; h++) {
       let routed = 0;
       for (let k = 0; k < K; k++) if (ids[t * K + k]! >= 0) routed += slotOut[(t * K + k) * hidden + h]!;
+      for (const row of extraRows) routed += slotOut[row * hidden + h]!;
       // The unlowered block adds two f32 values: the routed sum and the (gated) shared row.
       const sharedTerm = shared ? Math.fround(gate * shared[t * hidden + h]!) : 0;
       out[t * hidden + h] = shared ? Math.fround(routed) + sharedTerm : routed;
@@ -168,6 +185,8 @@ export const loweredImplementations: Record<string, (call: OpCall) => HostTensor
   'moe.combine': runCombine,
   gemm: runDenseMatrix,
   gemv: runDenseMatrix,
+  'moe.round_decide': runRoundDecide,
+  'moe.round_apply': runRoundApply,
   'moe.decode_gate_up': runDecodeGateUp,
   'moe.decode_down_combine': runDecodeDownCombine,
   slice_rows: runSliceRows,

@@ -98,5 +98,15 @@ export function runExperts(call: OpCall): HostTensor[] {
       for (let h = 0; h < hidden; h++) y[t * hidden + h]! += row[h]!;
     }
   }
+  // Token rounding's added (token, expert) pairs, in entry order, after every token's k slots.
+  const extraIds = call.inputs['extra_ids'] ? ints(call, 'extra_ids') : new Int32Array(0);
+  const extraWeights = call.inputs['extra_weights'] ? floats(call, 'extra_weights') : new Float32Array(0);
+  for (let j = 0; j < extraWeights.length; j++) {
+    const [t, e] = [extraIds[2 * j]!, extraIds[2 * j + 1]!];
+    if (t < 0) continue;
+    const inter = gateUpRow(x, t * hidden, hidden, intermediate, expertSlice(w, e, hidden, intermediate), act);
+    const row = Float32Array.from(downRow(inter, 0, hidden, intermediate, expertSlice(w, e, hidden, intermediate), extraWeights[j]!));
+    for (let h = 0; h < hidden; h++) y[t * hidden + h]! += row[h]!;
+  }
   return [f32Tensor([tokens, hidden], y)];
 }

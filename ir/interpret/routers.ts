@@ -5,6 +5,7 @@
 import { boolParam, numParam, type KindRef } from '../model-config.js';
 import { dim, floats, kindAttr, numAttr, optionalFloats, type HostTensor, type OpCall } from './host-tensor.js';
 import { dot, sigmoid, softmax } from './math.js';
+import { routerProbabilities } from './token-rounding.js';
 
 export interface RouterInput {
   /** x W^T (+ router bias) for one token, one per expert, accumulated in float64. */
@@ -156,15 +157,18 @@ export function runRoute(call: OpCall): HostTensor[] {
   const correctionBias = optionalFloats(call, 'correction_bias');
   const ids = new Int32Array(tokens * topK);
   const weights = new Float32Array(tokens * topK);
+  const probs = call.attrs['probs'] === true ? new Float32Array(tokens * experts) : undefined;
   for (let t = 0; t < tokens; t++) {
     const logits = new Float64Array(experts);
     for (let e = 0; e < experts; e++) logits[e] = dot(x, t * hidden, w, e * hidden, hidden) + (bias ? bias[e]! : 0);
+    probs?.set(routerProbabilities(router, logits), t * experts);
     const routed = route({ logits, correctionBias, topK, router });
     checkRoute(routed, router.kind, t, topK, experts);
     ids.set(routed.ids, t * topK);
     weights.set(routed.weights, t * topK);
   }
-  return [{ shape: [tokens, topK], data: ids }, { shape: [tokens, topK], data: weights }];
+  const routing: HostTensor[] = [{ shape: [tokens, topK], data: ids }, { shape: [tokens, topK], data: weights }];
+  return probs ? [...routing, { shape: [tokens, experts], data: probs }] : routing;
 }
 
 function checkRoute(routed: TokenRoute, kind: string, token: number, topK: number, experts: number): void {

@@ -130,6 +130,18 @@ describe('quantized weights in the plan', () => {
   });
 });
 
+describe('token rounding', () => {
+  it('sonic rounds on prefill (router with probabilities, decide, apply) and leaves decode exact', () => {
+    const plan = planOf(family('mixtral'), {}, 'target = webgpu\n token_rounding = sonic(mode = nearest, tile = 16)');
+    expect(labels(plan, 64)).toEqual(['router', 'round tokens (decide)', 'round tokens (apply)', 'route-align', 'experts gate/up [0, 8)', 'experts down [0, 8)', 'combine']);
+    expect(labels(plan, 1)).toEqual(['router', 'experts gate/up GEMV', 'experts down GEMV + combine']);
+    // The added pairs: 8 experts x 15 more slot rows than exact routing.
+    const exact = planOf(family('mixtral'));
+    const rows = (p: MoeBlockPlan) => p.buffers.find((b) => b.name === 'slot_out')!.elements.constant;
+    expect(rows(plan) - rows(exact)).toBe(8 * 15 * HIDDEN);
+  });
+});
+
 describe('what the WebGPU backend refuses, and how it says so', () => {
   const mixtral = family('mixtral');
   it('a weight format no kernel reads (a quantization kind with a storage cost but no WGSL load)', () => {
@@ -140,8 +152,8 @@ describe('what the WebGPU backend refuses, and how it says so', () => {
       /layers\.0\.moe\.experts\.gate is stored as nf4<g8>, which the WebGPU kernels cannot read; use f32, f16, bf16, int8, int4 or mxfp4 in `quantize experts = \.\.\.`/,
     );
   });
-  it('sonic token rounding', () => {
-    expect(() => planOf(mixtral, {}, 'target = webgpu\n token_rounding = sonic(mode = up)')).toThrow(/token_rounding = sonic is not supported/);
+  it('sonic token rounding with expert biases under the default 8 storage buffers', () => {
+    expect(() => planOf(family('gpt-oss'), {}, 'target = webgpu\n token_rounding = sonic(mode = up)')).toThrow(/token_rounding = sonic with expert biases needs 9 storage buffers/);
   });
   it('an expert bigger than one binding', () => {
     expect(() => planOf(mixtral, { maxStorageBufferBindingSize: 1000 })).toThrow(/splitting a single expert across bindings is not supported yet/);

@@ -76,7 +76,7 @@ const cases: Array<{ format: WeightFormat; shape: number[] }> = [
 
 describe('round trip: |w - deq(q(w))| <= half a quantization step, per element', () => {
   for (const { format, shape } of cases) {
-    const group = 'group' in format ? format.group : 7;
+    const group = format.group ?? 7;
     it(`${JSON.stringify(format)} [${shape.join(', ')}]`, () => {
       const w = weightsOf(shape, group);
       const words = packWeight(format, w, shape);

@@ -9,6 +9,7 @@ import { checkDecodeBlockShape, decodeInterVec4, decodeInterWidth, decodeMlpTag,
 import { GEMV_LANES, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
 import { weightBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
+import type { WeightLoads } from '../weights/weight-loads.js';
 import { F32 } from '../../../runtime/quant/weight-format.js';
 
 /** The workgroup memory every kernel may assume (WebGPU's default maxComputeWorkgroupStorageSize). */
@@ -19,7 +20,8 @@ export function decodeDownCombineGrid(shape: DecodeBlockShape, tokens: number): 
   return [tokens, Math.ceil(shape.hidden / GEMV_ROWS), 1];
 }
 
-export function renderDecodeDownCombineKernel(shape: DecodeBlockShape): RenderedKernel {
+/** `loads`: each weight format's decode (default the builtin ones; the registry's kernels.weightLoads). */
+export function renderDecodeDownCombineKernel(shape: DecodeBlockShape, loads?: WeightLoads): RenderedKernel {
   checkDecodeBlockShape(shape);
   const { hidden: H, topK: K, routed, shared, sharedGate } = shape;
   const act = shape.act ?? 'f32';
@@ -34,7 +36,7 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape): Rendered
   const sharedVec4 = !!shared && shared.intermediate % 4 === 0;
   const interVec4 = decodeInterVec4(shape);
   const down = (mlp: DecodeMlpShape, name: string, bias: string, vec4: boolean) =>
-    weightBindings({ names: [name], biases: mlp.bias ? [bias] : [], format: mlp.weights ?? F32, rows: H, cols: mlp.intermediate }, vec4);
+    weightBindings({ names: [name], biases: mlp.bias ? [bias] : [], format: mlp.weights ?? F32, rows: H, cols: mlp.intermediate }, vec4, loads);
   const routedWeights = down(routed, 'w_down', 'b_down', routedVec4);
   const sharedWeights = shared && down(shared, 'ws_down', 'bs_down', sharedVec4);
   const storage: StorageDecl[] = [

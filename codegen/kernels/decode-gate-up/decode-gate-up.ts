@@ -8,6 +8,7 @@ import { checkDecodeBlockShape, decodeInterWidth, decodeMlpTag, type DecodeBlock
 import { GEMV_CHUNK, GEMV_LANES, GEMV_MAX_ROWS, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
 import { weightBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
+import type { WeightLoads } from '../weights/weight-loads.js';
 import { F32 } from '../../../runtime/quant/weight-format.js';
 
 /** Workgroups for `tokens` tokens: (n tiles over the larger intermediate, K (+ 1 for the shared expert), tokens). */
@@ -25,7 +26,8 @@ function sharedActivation(routed: DecodeMlpShape, shared: DecodeMlpShape): { fn:
   return { fn: 'act_shared', wgsl: renamed.trimEnd() };
 }
 
-export function renderDecodeGateUpKernel(shape: DecodeBlockShape): RenderedKernel {
+/** `loads`: each weight format's decode (default the builtin ones; the registry's kernels.weightLoads). */
+export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: WeightLoads): RenderedKernel {
   checkDecodeBlockShape(shape);
   const { hidden: H, topK: K, routed, shared } = shape;
   const act = shape.act ?? 'f32';
@@ -33,7 +35,7 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape): RenderedKerne
   const vec4 = H % 4 === 0;
   const group = (mlp: DecodeMlpShape, prefix: 'w' | 'ws') => {
     const b = prefix === 'w' ? 'b' : 'bs';
-    return weightBindings({ names: [`${prefix}_gate`, `${prefix}_up`], biases: mlp.bias ? [`${b}_gate`, `${b}_up`] : [], format: mlp.weights ?? F32, rows: mlp.intermediate, cols: H }, vec4);
+    return weightBindings({ names: [`${prefix}_gate`, `${prefix}_up`], biases: mlp.bias ? [`${b}_gate`, `${b}_up`] : [], format: mlp.weights ?? F32, rows: mlp.intermediate, cols: H }, vec4, loads);
   };
   const routedWeights = group(routed, 'w');
   const sharedWeights = shared && group(shared, 'ws');

@@ -5,7 +5,7 @@
 import { declareBindings, i32Array, renderActivation, type RenderedKernel, type StorageDecl } from '../kernel.js';
 import { matrixBindings, type MatrixKernelShape } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
-import { formatTag } from '../weights/weight-loads.js';
+import { formatTag, type WeightLoads } from '../weights/weight-loads.js';
 
 export interface GemvKernelShape extends MatrixKernelShape {
   /** Most activation rows one workgroup serves: the decode path's largest token count. */
@@ -27,12 +27,13 @@ export const GEMV_MAX_ROWS = 8;
 /** Activation rows per pass over a weight row (4: on lavapipe T = 8 decode ran ~1.5x faster than rows one at a time). */
 export const GEMV_CHUNK = 4;
 
-export function renderGemvKernel(shape: GemvKernelShape): RenderedKernel {
+/** `loads`: each weight format's decode (default the builtin ones; the registry's kernels.weightLoads). */
+export function renderGemvKernel(shape: GemvKernelShape, loads?: WeightLoads): RenderedKernel {
   if (shape.gateup && !shape.activation) throw new Error('a gate/up GEMV needs an activation');
   if (shape.weighted && !shape.grouped) throw new Error('only a grouped GEMV applies routing weights');
   const vec4 = shape.kdim % 4 === 0;
   const routing: StorageDecl[] = shape.grouped ? [{ name: 'route_ids', access: 'read', type: i32Array }] : [];
-  const { storage, weightLoads, format } = matrixBindings(shape, vec4, routing);
+  const { storage, weightLoads, format } = matrixBindings(shape, vec4, routing, loads);
   const act = shape.act ?? 'f32';
   const { header, bindings, uniformBinding } = declareBindings(storage, act);
   const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';

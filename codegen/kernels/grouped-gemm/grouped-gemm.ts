@@ -5,18 +5,12 @@
 import { declareBindings, f32Array, i32Array, renderActivation, u32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
 import { matrixBindings, type MatrixKernelShape } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
-import { formatTag } from '../weights/weight-loads.js';
+import { formatTag, type WeightLoads } from '../weights/weight-loads.js';
+import type { GemmTile } from '../../../ir/ops-lowered.js';
+import { DEFAULT_GEMM_TILE } from '../../../ir/target.js';
 
-export interface GemmTile {
-  bm: number;
-  bn: number;
-  bk: number;
-  tm: number;
-  tn: number;
-}
-
-/** The tile every grouped GEMM uses: 16 rows keeps per-expert padding small at prefill sizes; 4 x 4 outputs per thread (64 threads) measured best of the tiles tried on lavapipe. */
-export const DEFAULT_GEMM_TILE: GemmTile = { bm: 16, bn: 64, bk: 16, tm: 4, tn: 4 };
+// The tile is an op attribute (ir/ops-lowered.ts GemmTile), chosen from the target description.
+export { DEFAULT_GEMM_TILE, type GemmTile };
 
 export interface GemmKernelShape extends MatrixKernelShape {
   /** Number of weight shards (route_meta starts with one word per shard). */
@@ -34,7 +28,8 @@ export function gemmThreads(tile: GemmTile): number {
   return (tile.bm / tile.tm) * (tile.bn / tile.tn);
 }
 
-export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
+/** `loads`: each weight format's decode (default the builtin ones; the registry's kernels.weightLoads). */
+export function renderGemmKernel(shape: GemmKernelShape, loads?: WeightLoads): RenderedKernel {
   const tile = shape.tile ?? DEFAULT_GEMM_TILE;
   if (tile.bm % tile.tm || tile.bn % tile.tn) throw new Error(`GEMM tile ${JSON.stringify(tile)}: tm must divide bm and tn divide bn`);
   if (gemmThreads(tile) < tile.bm) throw new Error(`GEMM tile ${JSON.stringify(tile)}: needs at least bm threads`);
@@ -49,7 +44,7 @@ export function renderGemmKernel(shape: GemmKernelShape): RenderedKernel {
       ]
     : [];
   if (shape.extras && !shape.grouped) throw new Error('only a grouped GEMM reads token rounding\'s extra slots');
-  const { storage, weightLoads, format } = matrixBindings(shape, vec4, routing);
+  const { storage, weightLoads, format } = matrixBindings(shape, vec4, routing, loads);
   // Each kernel binds only what it reads (pipelines use layout 'auto'), after the existing bindings.
   const extraBindings: StorageDecl[] = !shape.extras
     ? []

@@ -3,6 +3,7 @@
 // rendered with the context the kind's params give. A plugin's router brings its own (its source
 // text instead of a file) through the registry.
 import { boolParam, numParam } from '../../../ir/model-config.js';
+import { PASTED_WGSL_BEGIN, PASTED_WGSL_END } from '../../../runtime/device.js';
 import { f32Literal, renderTemplate, renderTemplateSource } from '../template.js';
 import type { RouterKernelShape } from './router.js';
 
@@ -41,5 +42,8 @@ export const builtinRouterPartials: Readonly<Record<string, RouterKernelPartial>
 
 export function renderPartial(partial: RouterKernelPartial, shape: RouterKernelShape): string {
   const context = partial.context(shape);
-  return 'file' in partial.template ? renderTemplate(partial.template.file, context) : renderTemplateSource(partial.template.origin, partial.template.source, context);
+  if ('file' in partial.template) return renderTemplate(partial.template.file, context);
+  const { origin, source } = partial.template;
+  // Bracketed so a shader compile error inside names the plugin's file (runtime/device.ts).
+  return `${PASTED_WGSL_BEGIN}${origin}\n${renderTemplateSource(origin, source, context)}\n${PASTED_WGSL_END}${origin}`;
 }
