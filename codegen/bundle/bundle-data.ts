@@ -22,7 +22,7 @@ export interface WeightLayout {
 export interface PathSummary {
   dispatches: number;
   kernels: string[];
-  tiles: string[];
+  tiles: Array<Record<string, number>>;
 }
 
 export interface PlanSummary {
@@ -66,8 +66,14 @@ export interface CompiledBlock {
 
 function summarizePath(module: Module, path: string, steps: PlanStep[]): PathSummary {
   const f = module.functions.find((g) => g.attrs?.['path'] === path) ?? module.functions[0]!;
-  const tiles = f.ops.flatMap((op) => (isKindRef(op.attrs['tile'] ?? 0) ? [JSON.stringify(op.attrs['tile'])] : op.attrs['rows'] !== undefined ? [`{"rows":${String(op.attrs['rows'])}}`] : []));
-  return { dispatches: steps.length, kernels: steps.map((s) => s.kernel), tiles: [...new Set(tiles)] };
+  // A GEMM's tile (bm, bn, bk, tm, tn) or a GEMV's rows per workgroup, each distinct one once.
+  const tiles = f.ops.flatMap((op): Array<Record<string, number>> => {
+    const tile = op.attrs['tile'];
+    if (tile !== undefined && isKindRef(tile)) return [tile.params as Record<string, number>];
+    return typeof op.attrs['rows'] === 'number' ? [{ rows: op.attrs['rows'] }] : [];
+  });
+  const distinct = [...new Map(tiles.map((t) => [JSON.stringify(t), t])).values()];
+  return { dispatches: steps.length, kernels: steps.map((s) => s.kernel), tiles: distinct };
 }
 
 export function assembleBundle(config: ModelConfig, specSource: string, blocks: CompiledBlock[], target: TargetDescription, plugins: readonly PluginInfo[] = []): CompiledBundle {

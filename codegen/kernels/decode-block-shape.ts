@@ -10,7 +10,7 @@
 import type { KindRef } from '../../ir/model-config.js';
 import { F32, type WeightFormat } from '../../runtime/quant/weight-format.js';
 import { GEMV_MAX_ROWS } from './expert-gemv/expert-gemv.js';
-import type { ActivationDtype } from './kernel.js';
+import type { ActivationDtype, ActivationKernels } from './kernel.js';
 import { formatTag } from './weights/weight-loads.js';
 
 /** One gated MLP (the routed experts, stacked, or the shared expert). */
@@ -35,6 +35,8 @@ export interface DecodeBlockShape {
   shared?: DecodeMlpShape;
   /** Qwen2-MoE: the shared expert's output times sigmoid(x . w_sg). Needs `shared`. */
   sharedGate: boolean;
+  /** Where the activations' WGSL comes from (default: the builtin activations). */
+  activations?: ActivationKernels;
   /** Storage of x, the intermediates and the output. Default f32. */
   act?: ActivationDtype;
 }

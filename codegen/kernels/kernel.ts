@@ -45,14 +45,17 @@ export const i32Array = 'array<i32>';
 export const u32Array = 'array<u32>';
 export const vec4Array = 'array<vec4<f32>>';
 
-/** `fn act(gate: f32, up: f32) -> f32` for an activation kind. */
-export function renderActivation(activation: KindRef): string {
-  switch (activation.kind) {
-    case 'swiglu':
-      return renderTemplate('activation/swiglu.wgsl.hbs', {});
-    case 'clamped_swiglu':
-      return renderTemplate('activation/clamped_swiglu.wgsl.hbs', { limit: f32Literal(numParam(activation, 'limit')), alpha: f32Literal(numParam(activation, 'alpha')) });
-    default:
-      throw new Error(`the WebGPU backend has no kernel for expert activation ${activation.kind} (supported: swiglu, clamped_swiglu)`);
-  }
+/** Activation kind -> its `fn act(gate: f32, up: f32) -> f32` with the kind's params bound. */
+export type ActivationKernels = Readonly<Record<string, (kind: KindRef) => string>>;
+
+export const builtinActivationKernels: ActivationKernels = {
+  swiglu: () => renderTemplate('activation/swiglu.wgsl.hbs', {}),
+  clamped_swiglu: (kind) => renderTemplate('activation/clamped_swiglu.wgsl.hbs', { limit: f32Literal(numParam(kind, 'limit')), alpha: f32Literal(numParam(kind, 'alpha')) }),
+};
+
+/** `fn act(gate: f32, up: f32) -> f32` for an activation kind, looked up in `table` (a plugin's registry adds its own). */
+export function renderActivation(activation: KindRef, table: ActivationKernels = builtinActivationKernels): string {
+  const render = table[activation.kind];
+  if (!render) throw new Error(`the WebGPU backend has no kernel for expert activation ${activation.kind} (known: ${Object.keys(table).join(', ')})`);
+  return render(activation);
 }

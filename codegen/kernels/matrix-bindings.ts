@@ -4,7 +4,7 @@
 // several weight groups (the fused decode kernels: routed and shared expert).
 import type { KindRef } from '../../ir/model-config.js';
 import { F32, type WeightFormat } from '../../runtime/quant/weight-format.js';
-import { activationArray, f32Array, type ActivationDtype, type StorageDecl } from './kernel.js';
+import { activationArray, f32Array, type ActivationDtype, type ActivationKernels, type StorageDecl } from './kernel.js';
 import { builtinWeightLoads, renderWeightLoads, weightArrayType, type WeightLoads } from './weights/weight-loads.js';
 
 /** What the GEMM and the GEMV have in common: one matrix (or gate/up + activation) of K x N. */
@@ -20,6 +20,8 @@ export interface MatrixKernelShape {
   ndim: number;
   topK: number;
   activation?: KindRef;
+  /** Where `activation`'s WGSL comes from (default: the builtin activations). */
+  activations?: ActivationKernels;
   /** Storage of w0 (and w1), decoded to f32 as it is read. Default f32. */
   weights?: WeightFormat;
   /** Storage of the activation rows read (`a`) and written (`out`). Default f32. */

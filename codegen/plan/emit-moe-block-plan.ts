@@ -88,7 +88,7 @@ function emitSteps(f: Graph, buffers: PlanBuffers, rendered: Map<string, PlanKer
     if (!name) throw new Error(`internal: %${v.name} has no buffer`);
     return name;
   };
-  const context = { producer: (v: Value) => producers.get(v.id), routers: kernels.routers, weightLoads: kernels.weightLoads };
+  const context = { producer: (v: Value) => producers.get(v.id), routers: kernels.routers, weightLoads: kernels.weightLoads, activations: kernels.activations };
   return f.ops.filter((op) => !VIEWS.has(op.opcode)).map((op) => {
     const entry = entryOf(f, op, kernels);
     const kernel = entry.render(op, context);

@@ -16,7 +16,7 @@ import { renderDecodeGateUpKernel } from '../kernels/decode-gate-up/decode-gate-
 import { COMBINE_GRID_WIDTH, renderCombineKernel } from '../kernels/combine/combine.js';
 import { GEMV_MAX_ROWS, GEMV_ROWS, renderGemvKernel } from '../kernels/expert-gemv/expert-gemv.js';
 import { renderGemmKernel } from '../kernels/grouped-gemm/grouped-gemm.js';
-import type { ActivationDtype, RenderedKernel } from '../kernels/kernel.js';
+import type { ActivationDtype, ActivationKernels, RenderedKernel } from '../kernels/kernel.js';
 import { renderRouteAlignKernel } from '../kernels/route-align/route-align.js';
 import type { RouterKernelPartial } from '../kernels/router/router-partials.js';
 import type { WeightLoads } from '../kernels/weights/weight-loads.js';
@@ -30,6 +30,8 @@ export interface OpContext {
   routers: Readonly<Record<string, RouterKernelPartial>>;
   /** Each weight format's WGSL decode (builtin and a plugin's). */
   weightLoads: WeightLoads;
+  /** Each activation kind's `fn act` (builtin and a plugin's). */
+  activations: ActivationKernels;
 }
 
 export interface KernelEntry {
@@ -136,7 +138,7 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
   'moe.grouped_gemm': {
     render: (op, context) => {
       const align = context.producer(inputsByName(op)['route_meta']!)!;
-      return renderGemmKernel({ ...matrixShape(op), grouped: true, shards: (align.attrs['shard_begins'] as number[]).length, tile: tileOf(op.attrs), extras: extrasOf(op.attrs) > 0 }, context.weightLoads);
+      return renderGemmKernel({ ...matrixShape(op), activations: context.activations, grouped: true, shards: (align.attrs['shard_begins'] as number[]).length, tile: tileOf(op.attrs), extras: extrasOf(op.attrs) > 0 }, context.weightLoads);
     },
     bindings: matrixBindings,
     // moe.align writes (gate/up tiles, blocks, 1) at word 6 s and (down tiles, blocks, 1) at 6 s + 3.
@@ -145,7 +147,7 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     label: (op) => `experts ${matrixLabel(op)} ${shardLabel(op)}`,
   },
   'moe.expert_gemv': {
-    render: (op, context) => renderGemvKernel({ ...matrixShape(op), grouped: true, maxRows: GEMV_MAX_ROWS }, context.weightLoads),
+    render: (op, context) => renderGemvKernel({ ...matrixShape(op), activations: context.activations, grouped: true, maxRows: GEMV_MAX_ROWS }, context.weightLoads),
     bindings: matrixBindings,
     grid: (op) => fixedGrid(constant(Math.ceil(rowsOf(op) / checkGemvRows(op))), constant(op.attrs['top_k'] as number), T),
     words: shardWords,
@@ -176,7 +178,7 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     label: () => 'round tokens (apply)',
   },
   'moe.decode_gate_up': {
-    render: (op, context) => renderDecodeGateUpKernel(decodeBlockShape(op), context.weightLoads),
+    render: (op, context) => renderDecodeGateUpKernel({ ...decodeBlockShape(op), activations: context.activations }, context.weightLoads),
     bindings: (op) => ({ ...inputsByName(op), inter: op.outputs[0]! }),
     grid: (op) => {
       const shape = decodeBlockShape(op);
@@ -186,13 +188,13 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     label: (op) => `experts${op.attrs['shared'] === true ? ' + shared' : ''} gate/up GEMV`,
   },
   'moe.decode_down_combine': {
-    render: (op, context) => renderDecodeDownCombineKernel(decodeBlockShape(op), context.weightLoads),
+    render: (op, context) => renderDecodeDownCombineKernel({ ...decodeBlockShape(op), activations: context.activations }, context.weightLoads),
     bindings: (op) => ({ ...inputsByName(op), out: op.outputs[0]! }),
     grid: (op) => fixedGrid(T, constant(Math.ceil(rowsOf(op) / checkGemvRows(op)))),
     label: (op) => `experts${op.attrs['shared'] === true ? ' + shared' : ''} down GEMV + combine`,
   },
   gemm: {
-    render: (op, context) => renderGemmKernel({ ...matrixShape(op), grouped: false, shards: 1, tile: tileOf(op.attrs) }, context.weightLoads),
+    render: (op, context) => renderGemmKernel({ ...matrixShape(op), activations: context.activations, grouped: false, shards: 1, tile: tileOf(op.attrs) }, context.weightLoads),
     bindings: matrixBindings,
     grid: (op) => {
       const tile = tileOf(op.attrs);
@@ -201,7 +203,7 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     label: (op) => `${roleOf(op)} ${matrixLabel(op)}`,
   },
   gemv: {
-    render: (op, context) => renderGemvKernel({ ...matrixShape(op), grouped: false, maxRows: GEMV_MAX_ROWS }, context.weightLoads),
+    render: (op, context) => renderGemvKernel({ ...matrixShape(op), activations: context.activations, grouped: false, maxRows: GEMV_MAX_ROWS }, context.weightLoads),
     bindings: matrixBindings,
     grid: (op) => fixedGrid(constant(Math.ceil(rowsOf(op) / checkGemvRows(op)))),
     label: (op) => `${roleOf(op)} ${matrixLabel(op)} GEMV`,

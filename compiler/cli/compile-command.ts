@@ -1,5 +1,16 @@
 import { parseArgs } from 'node:util';
+import type { BundleManifest } from '../../codegen/bundle/manifest.js';
 import { loadSpec, pluginHelp, pluginOption, UsageError, type Command } from './command.js';
+
+/** `dispatches per MoE block: prefill 7, decode 3 (layers 0..23)`, one line per distinct pair. */
+function dispatchReport(plans: BundleManifest['plans']): string {
+  const byCounts = new Map<string, number[]>();
+  for (const p of plans) {
+    const key = `prefill ${p.prefill.dispatches}, decode ${p.decode.dispatches} (T <= ${p.decode.maxTokens})`;
+    byCounts.set(key, [...(byCounts.get(key) ?? []), p.layer]);
+  }
+  return [...byCounts].map(([counts, layers]) => `dispatches per MoE block: ${counts}, layers ${layers.length > 3 ? `${layers[0]}..${layers.at(-1)}` : layers.join(', ')}\n`).join('');
+}
 
 export const compileCommand: Command = {
   name: 'compile',
@@ -32,6 +43,7 @@ export const compileCommand: Command = {
       const bytes = manifest.files['model.js']!.bytes;
       process.stdout.write(`${values.output}: ${manifest.model}, ${manifest.moeLayers.length} MoE layer(s), ` +
         `${manifest.kernels.length} distinct kernel(s), model.js ${(bytes / 1024).toFixed(1)} KiB\n`);
+      process.stdout.write(dispatchReport(manifest.plans));
       return 0;
     } catch (e) {
       if (e instanceof BundleWriteError) throw new UsageError(e.message);

@@ -33,6 +33,7 @@ beforeAll(async () => {
   expect(result.stderr).toBe('');
   expect(result.status).toBe(0);
   expect(result.stdout).toMatch(/tiny-compile, 2 MoE layer\(s\), \d+ distinct kernel\(s\)/);
+  expect(result.stdout).toContain('dispatches per MoE block: prefill 7, decode 3 (T <= 8), layers 1, 2');
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -95,6 +96,24 @@ describe('moec compile', () => {
     expect(byName['layers.2.moe.experts.down']).toMatchObject({ shape: [4, 16, 12], hf: { deepseek_v3: 'model.layers.2.mlp.experts.{e}.down_proj.weight stacked over experts e' } });
     expect(byName['layers.1.moe.shared.up'].hf.deepseek_v3).toBe('model.layers.1.mlp.shared_experts.up_proj.weight');
     expect(manifest.config.moe.topK).toBe(2);
+  });
+
+  it('manifest.json: per plan and path, the kernels dispatched, their number and the tiles the passes chose', () => {
+    const manifest = JSON.parse(read('manifest.json'));
+    const bundled = new Set(manifest.kernels.flatMap((k: { names: string[] }) => k.names));
+    expect(manifest.plans.map((p: { layer: number }) => p.layer)).toEqual([1, 2]);
+    for (const plan of manifest.plans) {
+      // DeepSeek-V3 with a shared expert: router, align, gate/up, down, shared gate/up and down, combine; decode fused into 3.
+      expect(plan.prefill.dispatches).toBe(7);
+      expect(plan.decode).toMatchObject({ dispatches: 3, maxTokens: 8, tiles: [{ rows: 32 }] });
+      expect(plan.prefill.tiles).toEqual([{ bm: 16, bn: 64, bk: 16, tm: 4, tn: 4 }]);
+      for (const path of [plan.prefill, plan.decode]) {
+        expect(path.kernels).toHaveLength(path.dispatches);
+        for (const k of path.kernels) expect(bundled.has(k), k).toBe(true);
+      }
+    }
+    expect(manifest.tuning).toEqual({ source: 'defaults: no tuning cache', gemmTile: { bm: 16, bn: 64, bk: 16, tm: 4, tn: 4 }, gemvRows: 32, decodeMaxTokens: 8 });
+    expect(manifest.plugins).toEqual([]);
   });
 
   it('model.d.ts types the API: literal config, the MoE layer union, load() and the weight helpers', () => {

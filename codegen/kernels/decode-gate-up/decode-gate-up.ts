@@ -3,7 +3,7 @@
 // expert every token chose, in the same dispatch. Every routed matrix sits in one binding: a
 // sharded block (expert shards in several bindings) keeps the unfused path's per-shard GEMVs.
 // Both MLPs write one binding, `inter` ([T, K*I + Is], see decode-block-shape.ts).
-import { activationArray, declareBindings, i32Array, renderActivation, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import { activationArray, declareBindings, i32Array, renderActivation, type ActivationKernels, type RenderedKernel, type StorageDecl } from '../kernel.js';
 import { checkDecodeBlockShape, decodeInterWidth, decodeMlpTag, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
 import { GEMV_CHUNK, GEMV_LANES, GEMV_MAX_ROWS, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
 import { weightBindings } from '../matrix-bindings.js';
@@ -18,9 +18,9 @@ export function decodeGateUpGrid(shape: DecodeBlockShape, tokens: number): [numb
 }
 
 /** The shared expert's activation: `act` itself when it renders the same WGSL, else a copy named act_shared. */
-function sharedActivation(routed: DecodeMlpShape, shared: DecodeMlpShape): { fn: string; wgsl: string } {
-  const wgsl = renderActivation(shared.activation);
-  if (wgsl === renderActivation(routed.activation)) return { fn: 'act', wgsl: '' };
+function sharedActivation(routed: DecodeMlpShape, shared: DecodeMlpShape, activations?: ActivationKernels): { fn: string; wgsl: string } {
+  const wgsl = renderActivation(shared.activation, activations);
+  if (wgsl === renderActivation(routed.activation, activations)) return { fn: 'act', wgsl: '' };
   const renamed = wgsl.replace(/\bfn act\(/, 'fn act_shared(');
   if (renamed === wgsl) throw new Error(`internal: the ${shared.activation.kind} activation template does not define fn act(`);
   return { fn: 'act_shared', wgsl: renamed.trimEnd() };
@@ -64,7 +64,7 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
       bUp: part === 'routed' ? 'b_up' : 'bs_up',
       act: actFn,
     }).trimEnd();
-  const sharedAct = shared && sharedActivation(routed, shared);
+  const sharedAct = shared && sharedActivation(routed, shared, shape.activations);
   const wgsl = renderTemplate('decode-gate-up/decode-gate-up.wgsl.hbs', {
     title: `Decode gate/up: H = ${H}, I = ${routed.intermediate} (${(routed.weights ?? F32).format})` +
       (shared ? `, shared Is = ${shared.intermediate} (${(shared.weights ?? F32).format})` : '') + `, top-${K}.`,
@@ -80,7 +80,7 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
     chunk: GEMV_CHUNK,
     shared: !!shared,
     weightLoads: [routedWeights.weightLoads, ...(sharedWeights ? [sharedWeights.weightLoads] : [])].join('\n').trimEnd(),
-    activation: renderActivation(routed.activation).trimEnd(),
+    activation: renderActivation(routed.activation, shape.activations).trimEnd(),
     sharedActivation: sharedAct ? sharedAct.wgsl : '',
     routedRows: rowsFn(routed, 'routed', 'act'),
     sharedRows: shared && sharedAct ? rowsFn(shared, 'shared', sharedAct.fn) : '',

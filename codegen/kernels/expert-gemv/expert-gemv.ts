@@ -55,7 +55,7 @@ export function renderGemvKernel(shape: GemvKernelShape, loads?: WeightLoads): R
     // gate/up reads the token's hidden state (slot / K when routed); down reads the row it writes.
     aRow: shape.gateup && shape.grouped ? '(out_rows[base + j] / TOPK)' : 'out_rows[base + j]',
     weightLoads,
-    activation: shape.activation ? renderActivation(shape.activation) : '',
+    activation: shape.activation ? renderActivation(shape.activation, shape.activations) : '',
   });
   const name = `${shape.grouped ? 'expert' : 'dense'}_gemv_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}${act === 'f16' ? '_f16act' : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [GEMV_ROWS * GEMV_LANES, 1, 1], bindings, uniformBinding };

@@ -72,7 +72,7 @@ export function renderGemmKernel(shape: GemmKernelShape, loads?: WeightLoads): R
     extras: !!shape.extras,
     vec4,
     weightLoads,
-    activation: shape.activation ? renderActivation(shape.activation) : '',
+    activation: shape.activation ? renderActivation(shape.activation, shape.activations) : '',
   });
   const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}${act === 'f16' ? '_f16act' : ''}${shape.extras ? '_extras' : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [gemmThreads(tile), 1, 1], bindings, uniformBinding };
