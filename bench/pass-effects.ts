@@ -61,15 +61,15 @@ async function executorFor(rt: GpuRuntime, config: ModelConfig, weights: Map<str
   return createMoeBlockExecutor(rt, compileMoeBlockPlan(config, 0, options), { readF32: (name) => weights.get(name)! });
 }
 
-/** Decode with fuse-decode vs without it, for a block without and one with a shared expert. */
+/** The fusing passes on vs off (fuse-decode, group-shared-expert), for a block without and one with a shared expert. */
 export async function compareFusedDecode(rt: GpuRuntime, tools: BenchTools): Promise<void> {
-  console.log('\nfuse-decode on vs off (--disable-pass=fuse-decode), same blocks, weights and inputs; run(): upload, forward, readback:');
+  console.log('\nfusing passes on vs off (--disable-pass=fuse-decode --disable-pass=group-shared-expert), same blocks, weights and inputs; run(): upload, forward, readback:');
   const rows: string[][] = [['block', 'tokens', 'path', 'disp. on', 'disp. off', 'on ms', 'off ms', 'on/off speed', 'rel. diff']];
   for (const [name, moe] of BLOCKS) {
     const config = configOf(blockSpec(name, moe));
     const weights = weightsOf(config, tools);
     const on = await executorFor(rt, config, weights, {});
-    const off = await executorFor(rt, config, weights, { disabledPasses: ['fuse-decode'] });
+    const off = await executorFor(rt, config, weights, { disabledPasses: ['fuse-decode', 'group-shared-expert'] });
     for (const tokens of [1, 4, 8, 64]) {
       const x = tools.seededNormals(tokens, tokens * config.hidden, 1);
       let a: Float32Array = new Float32Array(0);
@@ -83,7 +83,7 @@ export async function compareFusedDecode(rt: GpuRuntime, tools: BenchTools): Pro
     off.destroy();
   }
   tools.printTable(rows);
-  console.log('on/off speed = off time / on time (higher: the fused decode is faster). Prefill rows are the same plan either way (a control).');
+  console.log('on/off speed = off time / on time (higher: fused is faster). Prefill without a shared expert is the same plan either way (a control).');
 }
 
 /** Padded expert rows of an exact run: each expert's count rounded up to the tile, from the routing the GPU wrote. */

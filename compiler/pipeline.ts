@@ -11,6 +11,7 @@ import { WEBGPU_OPCODES } from '../codegen/plan/supported.js';
 import { builtinFormats } from '../runtime/quant/builtin-formats.js';
 import { foldSharedExpert } from '../passes/fold-shared-expert.js';
 import { fuseDecode } from '../passes/fuse-decode.js';
+import { groupSharedExpert } from '../passes/group-shared-expert.js';
 import { legalizeWebgpu } from '../passes/legalize-webgpu.js';
 import { lowerDenseMlp } from '../passes/lower-dense-mlp.js';
 import { lowerRoutedExperts } from '../passes/lower-routed-experts.js';
@@ -36,6 +37,7 @@ export const defaultPasses: readonly Pass[] = [
   markDequantizedWeights,
   foldSharedExpert,
   shardExperts,
+  groupSharedExpert,
   fuseDecode,
   legalizeWebgpu,
 ];

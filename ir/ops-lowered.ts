@@ -80,6 +80,35 @@ function checkInit(inputs: Inputs, out: TensorType): TensorType {
   return out;
 }
 
+/** The shared expert's matrices a grouped GEMM reads as its virtual expert E: gate and up, or down. */
+const sharedWeights = (a: Attrs): string[] => (a['shared'] !== true ? [] : epilogueOf(a) === 'activation' ? ['ws0', 'ws1'] : ['ws0']);
+
+/**
+ * A grouped GEMM with the shared expert as virtual expert E (one weight shard). gate/up writes a
+ * flat buffer: the routed rows as before (row p at p I), then token t's shared row at
+ * (K T + X + E (BM - 1)) I + t Is. down reads it and writes K T + X + T slot rows, the shared
+ * expert's row of token t at K T + X + t (weight 1).
+ */
+function groupedWithShared(inputs: Inputs, a: Attrs): TensorType {
+  const [k, e, bm, x] = [numAttr(a, 'top_k'), numAttr(a, 'experts'), tileOf(a).bm, extrasOf(a)];
+  const [begin, end] = expertRange(a);
+  if (begin !== 0 || end !== e) throw new IRTypeError('a grouped GEMM with the shared expert covers every expert (one shard)');
+  const w0 = inputs['w0']!;
+  const ws0 = inputs['ws0']!;
+  if (epilogueOf(a) === 'activation') {
+    const h = expectActivation('a', inputs['a']!);
+    const [i, is] = [w0.shape[1] as number, ws0.shape[0] as number];
+    expectShape('w0', w0, [e, i, h]);
+    for (const w of ['ws0', 'ws1']) expectShape(w, inputs[w]!, [is, h]);
+    return { shape: [tokenDim(k * i + is, (x + e * (bm - 1)) * i)], dtype: inputs['a']!.dtype };
+  }
+  const [h, i] = [w0.shape[1] as number, w0.shape[2] as number];
+  const is = ws0.shape[1] as number;
+  expectShape('ws0', ws0, [h, is]);
+  expectShape('a', inputs['a']!, [tokenDim(k * i + is, (x + e * (bm - 1)) * i)]);
+  return { shape: [tokenDim(k + 1, x), h], dtype: inputs['a']!.dtype };
+}
+
 function rowsOf(what: string, t: TensorType): Dim {
   if (t.shape.length !== 2) throw new IRTypeError(`${what} must be [rows, n]`);
   if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new IRTypeError(`${what} must hold activations (f32 or f16)`);
@@ -102,20 +131,23 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
       expectShape('ids', ids!, [TOKENS, k]);
       const extras = extrasOf(a);
       if (extra_ids) expectShape('extra_ids', extra_ids, [extras, 2]);
-      // Token rounding's X extra pairs are slots K T .. K T + X - 1.
-      const padding = extras + e * (bm - 1);
+      // Token rounding's X extra pairs are slots K T .. K T + X - 1; with the shared expert grouped
+      // in, its T rows follow as slots K T + X + t, in blocks of a virtual expert E.
+      const shared = a['shared_expert'] === true ? 1 : 0;
+      const padding = extras + (e + shared) * (bm - 1);
       return [
-        { shape: [tokenDim(k, padding)], dtype: 'i32' },
-        { shape: [tokenDim(k, padding + shards.length * bm, bm)], dtype: 'u32' },
+        { shape: [tokenDim(k + shared, padding)], dtype: 'i32' },
+        { shape: [tokenDim(k + shared, padding + shards.length * bm, bm)], dtype: 'u32' },
         { shape: [6 * shards.length], dtype: 'u32' },
       ];
     },
   },
   'moe.grouped_gemm': {
     doc: 'Grouped GEMM over the expert-sorted rows of moe.align, for the experts of expert_range: gate/up with the activation (rows gathered from the tokens), or one matrix times the routing weight stored to each slot\'s row.',
-    inputNames: (a) => withInit(a, ['a', 'sorted_slots', 'route_meta', 'dispatch_args', ...matrixInputs(a), ...(epilogueOf(a) === 'routing_weight' ? ['routing_weights'] : []), ...groupedExtras(a)]),
+    inputNames: (a) => withInit(a, ['a', 'sorted_slots', 'route_meta', 'dispatch_args', ...matrixInputs(a), ...(epilogueOf(a) === 'routing_weight' ? ['routing_weights'] : []), ...groupedExtras(a), ...sharedWeights(a)]),
     outputNames: ['y'],
     infer: (inputs, a) => {
+      if (a['shared'] === true) return [groupedWithShared(inputs, a)];
       const [begin, end] = expertRange(a);
       expectExtras(inputs, extrasOf(a));
       const k = numAttr(a, 'top_k');
@@ -147,13 +179,14 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
   },
   'moe.combine': {
     doc: 'Per token: its slot rows summed in k order (empty slots skipped), plus the shared expert\'s row, times sigmoid(x . w) with a shared gate.',
-    inputNames: (a) => ['route_ids', 'slot_out', ...(a['shared'] === true ? ['shared_out'] : []), ...(a['shared_gate'] === 'sigmoid' ? ['x', 'shared_gate_weight'] : []), ...(a['extras'] ? ['extra_ids'] : [])],
+    inputNames: (a) => ['route_ids', 'slot_out', ...(a['shared'] === true && a['shared_in_slots'] !== true ? ['shared_out'] : []), ...(a['shared_gate'] === 'sigmoid' ? ['x', 'shared_gate_weight'] : []), ...(a['extras'] ? ['extra_ids'] : [])],
     outputNames: ['y'],
     infer: ({ route_ids, slot_out, shared_out, x, shared_gate_weight, extra_ids }, a) => {
       const k = numAttr(a, 'top_k');
       expectShape('route_ids', route_ids!, [TOKENS, k]);
       const h = rowsOf('slot_out', slot_out!);
-      expectShape('slot_out', slot_out!, [tokenDim(k, extrasOf(a)), h]);
+      // With the shared expert grouped in, its rows follow the routed ones in slot_out.
+      expectShape('slot_out', slot_out!, [tokenDim(a['shared_in_slots'] === true ? k + 1 : k, extrasOf(a)), h]);
       if (extra_ids) expectShape('extra_ids', extra_ids, [extrasOf(a), 2]);
       if (a['shared_gate'] === 'sigmoid' && a['shared'] !== true) throw new IRTypeError('a shared gate needs a shared expert');
       if (shared_out) expectShape('shared_out', shared_out, [TOKENS, h]);

@@ -10,6 +10,7 @@ import { GEMV_MAX_ROWS } from '../kernels/expert-gemv/expert-gemv.js';
 import { gemmThreads } from '../kernels/grouped-gemm/grouped-gemm.js';
 import { routerTokensPerWorkgroup } from '../kernels/router/router.js';
 import { tileOf } from '../../ir/ops-lowered.js';
+import { asTokenDim } from '../../ir/types.js';
 import { builtinKernels, type KernelRegistry } from './kernel-registry.js';
 import type { KernelEntry } from './kernel-table.js';
 import { PlanBuffers } from './plan-buffers.js';
@@ -46,7 +47,10 @@ export function emitMoeBlockPlan(module: Module, target: TargetDescription, kern
   for (const w of planBuffers.filter((b) => b.role === 'weight')) {
     if (w.elements.constant * 4 > maxBinding) throw new Error(`${w.name} is ${w.elements.constant * 4} bytes, more than the ${maxBinding}-byte storage binding limit; only routed experts are sharded`);
   }
-  const tokensPerRun = maxTokens(planBuffers, maxBinding, { K: topK, E: experts, BM: tile.bm, routerTile: routerTokensPerWorkgroup(experts) });
+  // Grouped GEMM blocks: the sorted rows (perToken T + constant, moe.align's type) / BM per grid row.
+  const align = prefill.ops.find((op) => op.opcode === 'moe.align');
+  const sortedRows = align ? asTokenDim(align.outputs[0]!.type.shape[0]!) : { perToken: topK, constant: experts * (tile.bm - 1) };
+  const tokensPerRun = maxTokens(planBuffers, maxBinding, { sortedRows, BM: tile.bm, routerTile: routerTokensPerWorkgroup(experts) });
   if (tokensPerRun < 1) {
     throw new Error(`${module.name}: under the ${maxBinding}-byte storage binding limit one run cannot hold a single token ` +
       `(the per-expert activation buffers take most of a binding); compile for an adapter with a larger maxStorageBufferBindingSize`);
@@ -109,10 +113,9 @@ function emitSteps(f: Graph, buffers: PlanBuffers, rendered: Map<string, PlanKer
 }
 
 /** The largest token count whose buffers fit one binding and whose grids fit 65535 workgroups. */
-function maxTokens(buffers: MoeBlockPlan['buffers'], maxBinding: number, g: { K: number; E: number; BM: number; routerTile: number }): number {
+function maxTokens(buffers: MoeBlockPlan['buffers'], maxBinding: number, g: { sortedRows: { perToken: number; constant: number }; BM: number; routerTile: number }): number {
   const caps = [MAX_WORKGROUPS_PER_DIMENSION * g.routerTile, MAX_WORKGROUPS_PER_DIMENSION * g.BM, COMBINE_GRID_WIDTH * MAX_WORKGROUPS_PER_DIMENSION];
-  // Grouped GEMM blocks: (T K + E (BM - 1)) / BM per y dimension.
-  caps.push(Math.floor((MAX_WORKGROUPS_PER_DIMENSION * g.BM - g.E * (g.BM - 1)) / g.K));
+  caps.push(Math.floor((MAX_WORKGROUPS_PER_DIMENSION * g.BM - g.sortedRows.constant) / g.sortedRows.perToken));
   for (const buffer of buffers) {
     const e: TokenExpr = buffer.elements;
     if (e.perToken <= 0) continue;

@@ -105,6 +105,21 @@ function decodeBlockShape(op: Op): DecodeBlockShape {
   };
 }
 
+/**
+ * A grouped GEMM with the shared expert as virtual expert E: its intermediate size and weight
+ * format, and the routed dims read off the weights (the intermediate buffer is flat then).
+ */
+function sharedShape(op: Op) {
+  if (op.attrs['shared'] !== true) return {};
+  const i = inputsByName(op);
+  const [ws0, w0] = [i['ws0']!, i['w0']!];
+  const format = formatOf(ws0);
+  const extras = extrasOf(op.attrs);
+  return epilogueOf(op.attrs) === 'activation'
+    ? { ndim: w0.type.shape[1] as number, shared: { ndim: ws0.type.shape[0] as number, format, extras } }
+    : { kdim: w0.type.shape[2] as number, shared: { kdim: ws0.type.shape[1] as number, format, extras } };
+}
+
 const roundShape = (op: Op) => ({ experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, tile: op.attrs['tile'] as number, mode: op.attrs['mode'] as RoundingMode });
 
 function checkGemvRows(op: Op): number {
@@ -130,6 +145,7 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     render: (op) => renderRouteAlignKernel({
       experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, blockRows: op.attrs['block_rows'] as number,
       shardBegins: op.attrs['shard_begins'] as number[], gateUpTiles: op.attrs['gate_up_tiles'] as number, downTiles: op.attrs['down_tiles'] as number, extras: extrasOf(op.attrs),
+      ...(op.attrs['shared_expert'] === true ? { sharedExpert: true } : {}),
     }),
     bindings: (op) => ({ route_ids: op.inputs[0]!, ...(op.inputs[1] ? { extra_ids: op.inputs[1] } : {}), sorted_slots: op.outputs[0]!, route_meta: op.outputs[1]!, dispatch_args: op.outputs[2]! }),
     grid: () => fixedGrid(constant(1)),
@@ -138,7 +154,7 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
   'moe.grouped_gemm': {
     render: (op, context) => {
       const align = context.producer(inputsByName(op)['route_meta']!)!;
-      return renderGemmKernel({ ...matrixShape(op), activations: context.activations, grouped: true, shards: (align.attrs['shard_begins'] as number[]).length, tile: tileOf(op.attrs), extras: extrasOf(op.attrs) > 0 }, context.weightLoads);
+      return renderGemmKernel({ ...matrixShape(op), activations: context.activations, grouped: true, shards: (align.attrs['shard_begins'] as number[]).length, tile: tileOf(op.attrs), extras: extrasOf(op.attrs) > 0, ...sharedShape(op) }, context.weightLoads);
     },
     bindings: matrixBindings,
     // moe.align writes (gate/up tiles, blocks, 1) at word 6 s and (down tiles, blocks, 1) at 6 s + 3.
@@ -154,7 +170,7 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     label: (op) => `experts ${matrixLabel(op)} GEMV ${shardLabel(op)}`,
   },
   'moe.combine': {
-    render: (op) => renderCombineKernel({ act: act(op.outputs[0]!), hidden: rowsOf(op), topK: op.attrs['top_k'] as number, shared: op.attrs['shared'] === true, sharedGate: op.attrs['shared_gate'] === 'sigmoid', extras: extrasOf(op.attrs) }),
+    render: (op) => renderCombineKernel({ act: act(op.outputs[0]!), hidden: rowsOf(op), topK: op.attrs['top_k'] as number, shared: op.attrs['shared'] === true, sharedGate: op.attrs['shared_gate'] === 'sigmoid', extras: extrasOf(op.attrs), ...(op.attrs['shared_in_slots'] === true ? { sharedInSlots: true } : {}) }),
     bindings: (op) => ({ ...inputsByName(op), out: op.outputs[0]! }),
     grid: () => fixedGrid(tokenExpr(1, 0, 1, COMBINE_GRID_WIDTH), tokenExpr(1, 0, COMBINE_GRID_WIDTH)),
     label: () => 'combine',

@@ -4,6 +4,7 @@
 // follows the kernel's layout, with one canonical order: slots ascending inside each expert.
 import { epilogueOf, expertRange, extrasOf, tileOf } from '../ops-lowered.js';
 import { runRoundApply, runRoundDecide } from './rounding-ops.js';
+import { runGroupedGemmWithShared } from './shared-grouped.js';
 import { runDecodeDownCombine, runDecodeGateUp } from './decode-fused.js';
 import { dot, sigmoid } from './math.js';
 import { gatedActivation } from './activations.js';
@@ -18,29 +19,38 @@ export function runAlign(call: OpCall): HostTensor[] {
   const [E, K, BM] = [numAttr(call, 'experts'), numAttr(call, 'top_k'), numAttr(call, 'block_rows')];
   const shards = call.attrs['shard_begins'] as number[];
   const tokens = dim(call, 'ids', 0);
-  // Slot s < K T routes token s / K; slot K T + j is token rounding's extra pair j.
+  // Slot s < K T routes token s / K; slot K T + j is token rounding's extra pair j; with the shared
+  // expert grouped in, slot K T + X + t is token t's row of the shared expert, virtual expert E.
   const extraIds = call.inputs['extra_ids'] ? ints(call, 'extra_ids') : new Int32Array(0);
-  const expertOf = (slot: number) => (slot < ids.length ? ids[slot]! : extraIds[2 * (slot - ids.length)]! < 0 ? -1 : extraIds[2 * (slot - ids.length) + 1]!);
-  const slots = ids.length + extraIds.length / 2;
-  const counts = new Array<number>(E).fill(0);
-  for (let s = 0; s < slots; s++) if (expertOf(s) >= 0 && expertOf(s) < E) counts[expertOf(s)]!++;
+  const X = extraIds.length / 2;
+  const shared = call.attrs['shared_expert'] === true ? 1 : 0;
+  const experts = E + shared;
+  const expertOf = (slot: number) => {
+    if (slot < ids.length) return ids[slot]!;
+    if (slot >= ids.length + X) return E;
+    const j = slot - ids.length;
+    return extraIds[2 * j]! < 0 ? -1 : extraIds[2 * j + 1]!;
+  };
+  const slots = ids.length + X + shared * tokens;
+  const counts = new Array<number>(experts).fill(0);
+  for (let s = 0; s < slots; s++) if (expertOf(s) >= 0 && expertOf(s) < experts) counts[expertOf(s)]!++;
   const offsets = [0];
-  for (let e = 0; e < E; e++) offsets.push(offsets[e]! + Math.ceil(counts[e]! / BM) * BM);
-  const rows = tokens * K + extraIds.length / 2 + E * (BM - 1);
+  for (let e = 0; e < experts; e++) offsets.push(offsets[e]! + Math.ceil(counts[e]! / BM) * BM);
+  const rows = (K + shared) * tokens + X + experts * (BM - 1);
   const sorted = new Int32Array(rows).fill(-1);
-  const cursor = offsets.slice(0, E);
+  const cursor = offsets.slice(0, experts);
   for (let slot = 0; slot < slots; slot++) {
     const e = expertOf(slot);
-    if (e >= 0 && e < E) sorted[cursor[e]!++] = slot;
+    if (e >= 0 && e < experts) sorted[cursor[e]!++] = slot;
   }
   const metaLength = Math.ceil((rows + shards.length * BM) / BM);
   const meta = new Array<number>(metaLength).fill(0);
-  for (let e = 0; e < E; e++) for (let b = offsets[e]! / BM; b < offsets[e + 1]! / BM; b++) meta[shards.length + b] = e;
+  for (let e = 0; e < experts; e++) for (let b = offsets[e]! / BM; b < offsets[e + 1]! / BM; b++) meta[shards.length + b] = e;
   const args: number[] = [];
   shards.forEach((begin, s) => {
     const first = offsets[begin]! / BM;
     meta[s] = first;
-    const blocks = offsets[shards[s + 1] ?? E]! / BM - first;
+    const blocks = offsets[shards[s + 1] ?? experts]! / BM - first;
     args.push(numAttr(call, 'gate_up_tiles'), blocks, 1, numAttr(call, 'down_tiles'), blocks, 1);
   });
   return [{ shape: [rows], data: sorted }, u32Tensor([metaLength], meta), u32Tensor([args.length], args)];
@@ -83,6 +93,7 @@ function writeRow(call: OpCall, out: Float32Array, n: number, row: number, aRow:
 }
 
 export function runGroupedGemm(call: OpCall): HostTensor[] {
+  if (call.attrs['shared'] === true) return runGroupedGemmWithShared(call);
   const slots = ints(call, 'sorted_slots');
   const meta = ints(call, 'route_meta');
   const [begin, end] = expertRange(call.attrs);
@@ -146,7 +157,10 @@ export function runCombine(call: OpCall): HostTensor[] {
   const K = numAttr(call, 'top_k');
   const tokens = dim(call, 'route_ids', 0);
   const hidden = dim(call, 'slot_out', 1);
-  const shared = call.inputs['shared_out'] ? floats(call, 'shared_out') : undefined;
+  // The shared expert's row of token t: its own buffer, or slot_out row K T + X + t when grouped in.
+  const sharedInSlots = call.attrs['shared_in_slots'] === true;
+  const sharedRow = (t: number) => (tokens * K + extrasOf(call.attrs) + t) * hidden;
+  const shared = call.inputs['shared_out'] ? floats(call, 'shared_out') : sharedInSlots ? slotOut : undefined;
   const x = call.inputs['x'] ? floats(call, 'x') : undefined;
   const gateWeight = optionalFloats(call, 'shared_gate_weight');
   const extraIds = call.inputs['extra_ids'] ? ints(call, 'extra_ids') : new Int32Array(0);
@@ -161,7 +175,7 @@ export function runCombine(call: OpCall): HostTensor[] {
       for (let k = 0; k < K; k++) if (ids[t * K + k]! >= 0) routed += slotOut[(t * K + k) * hidden + h]!;
       for (const row of extraRows) routed += slotOut[row * hidden + h]!;
       // The unlowered block adds two f32 values: the routed sum and the (gated) shared row.
-      const sharedTerm = shared ? Math.fround(gate * shared[t * hidden + h]!) : 0;
+      const sharedTerm = shared ? Math.fround(gate * shared[(sharedInSlots ? sharedRow(t) : t * hidden) + h]!) : 0;
       out[t * hidden + h] = shared ? Math.fround(routed) + sharedTerm : routed;
     }
   }

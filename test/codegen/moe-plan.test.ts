@@ -21,13 +21,19 @@ describe('dispatches per block', () => {
     expect(labels(plan, 1)).toEqual(['router', 'experts gate/up GEMV', 'experts down GEMV + combine']);
   });
 
-  it('with a shared expert: 7 prefill, 3 decode; the sigmoid gate is folded into the combine', () => {
+  it('with a shared expert: 5 prefill (it is virtual expert E of the grouped GEMMs), 3 decode; the sigmoid gate is folded into the combine', () => {
     for (const name of ['qwen2-moe', 'deepseek-v2', 'deepseek-v3']) {
       const plan = planOf(family(name));
-      expect(plan.prefill.length, name).toBe(7);
+      expect(labels(plan, 64), name).toEqual(['router', 'route-align', 'experts gate/up [0, 16)', 'experts down [0, 16)', 'combine'].map((l) => (name === 'qwen2-moe' ? l.replace('16', '12') : l)));
       expect(plan.decode.length, name).toBe(3);
     }
-    expect(planOf(family('qwen2-moe')).kernels.map((k) => k.name)).toContain('combine_shared_gated');
+    expect(planOf(family('qwen2-moe')).kernels.map((k) => k.name)).toContain('combine_shared_gated_in_slots');
+  });
+
+  it('without group-shared-expert, prefill keeps the shared expert\'s dense GEMMs: 7 dispatches', () => {
+    const plan = planOf(family('qwen2-moe'), { disabledPasses: ['group-shared-expert'] });
+    expect(labels(plan, 64)).toEqual(['router', 'route-align', 'experts gate/up [0, 12)', 'experts down [0, 12)', 'shared gate/up', 'shared down', 'combine']);
+    expect(plan.kernels.map((k) => k.name)).toContain('combine_shared_gated');
   });
 
   it('without fuse-decode, decode takes 4 dispatches, 6 with a shared expert', () => {
@@ -108,7 +114,7 @@ describe('quantized weights in the plan', () => {
     // int8 [100, 72], group 4: 1800 value words + 1800 f32 scales.
     expect(buffer('layers.0.moe.shared.gate')).toMatchObject({ dtype: 'u32', elements: { constant: 3600 } });
     expect(buffer('layers.0.moe.router.weight')).toMatchObject({ dtype: 'f32', elements: { constant: 12 * 72 } });
-    expect(plan.kernels.map((k) => k.name)).toEqual(expect.arrayContaining(['grouped_gemm_gateup_72x56_int4g8', 'decode_down_combine_56_int4g8x72_shared100_int8g4_gated', 'dense_gemm_single_100x72_int8g4']));
+    expect(plan.kernels.map((k) => k.name)).toEqual(expect.arrayContaining(['grouped_gemm_gateup_72x56_int4g8_shared100_int8g4', 'grouped_gemm_down_weighted_56x72_int4g8_shared100_int8g4', 'decode_down_combine_56_int4g8x72_shared100_int8g4_gated']));
   });
 
   it('experts are sharded by their packed size', () => {

@@ -15,6 +15,12 @@ export interface CombineKernelShape {
    * slot_out then has K T + X rows. Default 0 (none).
    */
   extras?: number;
+  /**
+   * With `shared`: token t's shared-expert row is slot_out row K T + X + t (the grouped GEMMs
+   * computed it as expert E) instead of the `shared_out` binding, which is then not declared.
+   * slot_out then has K T + X + T rows. Default off.
+   */
+  sharedInSlots?: boolean;
 }
 
 const WORKGROUP = 64;
@@ -31,10 +37,12 @@ export function renderCombineKernel(shape: CombineKernelShape): RenderedKernel {
   const act = shape.act ?? 'f32';
   const extras = shape.extras ?? 0;
   if (!Number.isInteger(extras) || extras < 0) throw new Error(`combine: extras ${extras} must be a non-negative integer`);
+  const sharedInSlots = !!shape.sharedInSlots;
+  if (sharedInSlots && !shape.shared) throw new Error('combine: sharedInSlots needs a shared expert');
   const storage: StorageDecl[] = [
     { name: 'route_ids', access: 'read', type: i32Array },
     { name: 'slot_out', access: 'read', type: activationArray(act) },
-    ...(shape.shared ? [{ name: 'shared_out', access: 'read', type: activationArray(act) } as const] : []),
+    ...(shape.shared && !sharedInSlots ? [{ name: 'shared_out', access: 'read', type: activationArray(act) } as const] : []),
     ...(shape.sharedGate
       ? ([
           { name: 'x', access: 'read', type: activationArray(act) },
@@ -56,6 +64,7 @@ export function renderCombineKernel(shape: CombineKernelShape): RenderedKernel {
     extras,
     tokenExtras: Math.min(extras, MAX_TOKEN_EXTRAS),
     extrasOverflow: extras > MAX_TOKEN_EXTRAS,
+    sharedInSlots,
   });
-  return { name: `combine${shape.shared ? (shape.sharedGate ? '_shared_gated' : '_shared') : ''}${act === 'f16' ? '_f16act' : ''}${extras ? '_extras' : ''}`, wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
+  return { name: `combine${shape.shared ? (shape.sharedGate ? '_shared_gated' : '_shared') : ''}${sharedInSlots ? '_in_slots' : ''}${act === 'f16' ? '_f16act' : ''}${extras ? '_extras' : ''}`, wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
 }

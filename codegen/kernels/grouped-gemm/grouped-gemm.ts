@@ -5,7 +5,8 @@
 import { declareBindings, f32Array, i32Array, renderActivation, u32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
 import { matrixBindings, type MatrixKernelShape } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
-import { formatTag, type WeightLoads } from '../weights/weight-loads.js';
+import { builtinWeightLoads, formatTag, renderWeightLoads, weightArrayType, type WeightLoads } from '../weights/weight-loads.js';
+import type { WeightFormat } from '../../../runtime/quant/weight-format.js';
 import type { GemmTile } from '../../../ir/ops-lowered.js';
 import { DEFAULT_GEMM_TILE } from '../../../ir/target.js';
 
@@ -22,7 +23,32 @@ export interface GemmKernelShape extends MatrixKernelShape {
    * and stores to slot_out row s (slot_out then has K T + X rows). Default off.
    */
   extras?: boolean;
+  /**
+   * Grouped only: the shared expert folded in as expert E (route-align's `sharedExpert`; one shard
+   * holds every expert, so E is the Params word expert_end). Gate/up reads its [Is, H] gate and up
+   * from `ws0`, `ws1` and stores token t's Is outputs at element SHARED_BASE + t Is of `out`,
+   * SHARED_BASE = (K T + X + E (BM - 1)) I; the weighted down GEMM reads that row (K = Is) through
+   * `ws0` [H, Is] and stores it to slot_out row K T + X + t, weight 1 (slot_out then has
+   * K T + X + T rows). The new bindings come after the existing ones. Default off.
+   */
+  shared?: GemmSharedExpert;
 }
+
+export interface GemmSharedExpert {
+  /** Gate/up: the shared expert's intermediate Is (its outputs). */
+  ndim?: number;
+  /** Down: the shared expert's intermediate Is (its reduced dim). */
+  kdim?: number;
+  /** Storage of ws0 (and ws1); may differ from the routed experts'. */
+  format: WeightFormat;
+  /** X, token rounding's extra slots: required with `extras` (the down GEMM's shared rows follow them). */
+  extras?: number;
+  /** Not supported: the shared expert's biases would need more bindings than a stage has. */
+  bias?: boolean;
+}
+
+/** Storage buffers a GEMM with the shared expert folded in may bind: WebGPU's default per stage. */
+const MAX_STORAGE_BUFFERS = 8;
 
 export function gemmThreads(tile: GemmTile): number {
   return (tile.bm / tile.tm) * (tile.bn / tile.tn);
@@ -54,9 +80,24 @@ export function renderGemmKernel(shape: GemmKernelShape, loads?: WeightLoads): R
         ? [{ name: 'extra_weights', access: 'read', type: f32Array }]
         : [];
   const act = shape.act ?? 'f32';
-  const { header, bindings, uniformBinding } = declareBindings([...storage, ...extraBindings], act);
+  const shared = shape.shared && sharedExpertParts(shape, tile, vec4, [...storage, ...extraBindings], loads);
+  const { header, bindings, uniformBinding } = declareBindings([...storage, ...extraBindings, ...(shared?.storage ?? [])], act);
   const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';
   const title = `${shape.grouped ? 'Grouped' : 'Dense'} GEMM, ${what}: K = ${shape.kdim}, N = ${shape.ndim}, ${format.format} weights.`;
+  const routedTile = renderTile({
+    gateup: shape.gateup,
+    bias: shape.bias,
+    weighted: shape.weighted,
+    vec4,
+    aVec4: false,
+    kdim: 'KDIM',
+    ndim: 'NDIM',
+    w0: 'w0',
+    w1: 'w1',
+    matrix: 'matrix',
+    aRow: 'u32(row) * KDIM',
+    outRow: 'u32(out_row) * NDIM',
+  });
   const wgsl = renderTemplate('grouped-gemm/grouped-gemm.wgsl.hbs', {
     title,
     header,
@@ -73,7 +114,84 @@ export function renderGemmKernel(shape: GemmKernelShape, loads?: WeightLoads): R
     vec4,
     weightLoads,
     activation: shape.activation ? renderActivation(shape.activation, shape.activations) : '',
+    tile: routedTile,
+    shared: !!shared,
+    ...(shared ? shared.context : {}),
   });
-  const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}${act === 'f16' ? '_f16act' : ''}${shape.extras ? '_extras' : ''}`;
+  const name = `${shape.grouped ? 'grouped' : 'dense'}_gemm_${shape.gateup ? 'gateup' : shape.weighted ? 'down_weighted' : 'single'}_${shape.kdim}x${shape.ndim}${shape.bias ? '_bias' : ''}${formatTag(format)}${act === 'f16' ? '_f16act' : ''}${shape.extras ? '_extras' : ''}${shared ? shared.nameTag : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [gemmThreads(tile), 1, 1], bindings, uniformBinding };
+}
+
+/** What gemm-tile.wgsl.hbs is rendered with: the routed experts' tile, or the shared expert's. */
+interface TileContext {
+  gateup: boolean;
+  bias: boolean;
+  weighted: boolean;
+  vec4: boolean;
+  aVec4: boolean;
+  kdim: string;
+  ndim: string;
+  w0: string;
+  w1: string;
+  matrix: string;
+  aRow: string;
+  outRow: string;
+}
+
+function renderTile(context: TileContext): string {
+  return renderTemplate('grouped-gemm/gemm-tile.wgsl.hbs', context).replace(/\n$/, '');
+}
+
+/** The shared expert's bindings, weight decode, tile and template fields (GemmKernelShape.shared). */
+function sharedExpertParts(shape: GemmKernelShape, tile: GemmTile, vec4: boolean, existing: readonly StorageDecl[], loads: WeightLoads = builtinWeightLoads) {
+  const shared = shape.shared!;
+  const what = shape.gateup ? 'gate/up' : 'down';
+  if (!shape.grouped || !(shape.gateup || shape.weighted)) throw new Error('the shared expert folds into a grouped gate/up or weighted down GEMM only');
+  if (shared.bias) throw new Error('a shared expert folded into the grouped GEMMs has no biases');
+  if (shape.shards !== 1) throw new Error(`the shared expert folds into the grouped GEMMs of one weight shard only, not ${shape.shards}`);
+  const names = shape.gateup ? ['ws0', 'ws1'] : ['ws0'];
+  const count = existing.length + names.length;
+  if (count > MAX_STORAGE_BUFFERS) {
+    throw new Error(`a grouped ${what} GEMM with the shared expert folded in${shape.extras ? ' and token rounding' : ''}${shape.bias ? ' and expert biases' : ''} needs ${count} storage buffers per shader stage (${[...existing.map((b) => b.name), ...names].join(', ')}), more than WebGPU's default ${MAX_STORAGE_BUFFERS}`);
+  }
+  const dim = shape.gateup ? shared.ndim : shared.kdim;
+  const other = shape.gateup ? shared.kdim : shared.ndim;
+  if (dim === undefined || !Number.isInteger(dim) || dim < 1 || other !== undefined) {
+    throw new Error(`the ${what} GEMM's shared expert needs ${shape.gateup ? 'ndim' : 'kdim'} (its intermediate) and nothing else, not ${JSON.stringify({ ndim: shared.ndim, kdim: shared.kdim })}`);
+  }
+  if (shape.extras && shared.extras === undefined) throw new Error('with token rounding the shared expert needs extras (X): its slots are K T + X + t');
+  const extras = shared.extras ?? 0;
+  if (!Number.isInteger(extras) || extras < 0) throw new Error(`shared expert: extras ${extras} must be a non-negative integer`);
+  if (extras && !shape.extras) throw new Error('shared expert: extras (X) given to a GEMM without token rounding\'s extra slots');
+  // Down: shared rows of `a` start at SHARED_BASE + t Is, 16-byte aligned when I (so SHARED_BASE) and
+  // Is are multiples of 4; gate/up reads x rows like the routed experts.
+  const sharedVec4 = shape.gateup ? vec4 : vec4 && dim % 4 === 0 && tile.bk % 4 === 0;
+  const [rows, cols] = shape.gateup ? [dim, shape.kdim] : [shape.ndim, dim];
+  const weightType = weightArrayType(shared.format, sharedVec4);
+  const storage: StorageDecl[] = names.map((name) => ({ name, access: 'read', type: weightType }));
+  const sharedTile = renderTile({
+    gateup: shape.gateup,
+    bias: false,
+    weighted: false,
+    vec4: sharedVec4,
+    aVec4: vec4 && !sharedVec4,
+    kdim: shape.gateup ? 'KDIM' : 'IS',
+    ndim: shape.gateup ? 'IS' : 'NDIM',
+    w0: 'ws0',
+    w1: 'ws1',
+    matrix: '0u',
+    aRow: shape.gateup ? 'u32(row) * KDIM' : 'shared_base + u32(row) * IS',
+    outRow: shape.gateup ? 'shared_base + u32(out_row) * IS' : 'u32(out_row) * NDIM',
+  });
+  return {
+    storage,
+    nameTag: `_shared${dim}${formatTag(shared.format)}`,
+    context: {
+      sharedDim: dim,
+      sharedExtras: extras,
+      sharedFormat: shared.format.format,
+      sharedWeightLoads: names.map((name) => renderWeightLoads({ name, format: shared.format, rows, cols }, sharedVec4, loads)).join('\n'),
+      sharedTile,
+    },
+  };
 }
