@@ -26,11 +26,17 @@ export const compileCommand: Command = {
     'replaced only if it is empty or a previous bundle.',
     'Options:',
     '  -o, --output DIR   the bundle directory (required)',
+    '  --max-binding N    compile for adapters whose maxStorageBufferBindingSize is N bytes (default: WebGPU\'s',
+    '                     134217728); experts are sharded to fit it, and the bundle refuses a smaller adapter',
     '  --disable-pass=P   leave pass P out of the pipeline (repeatable; e.g. fuse-decode)',
     pluginHelp,
   ].join('\n'),
   async run(args) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' }, 'disable-pass': { type: 'string', multiple: true }, ...pluginOption } });
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' }, 'disable-pass': { type: 'string', multiple: true }, 'max-binding': { type: 'string' }, ...pluginOption } });
+    const maxBinding = values['max-binding'] === undefined ? undefined : Number(values['max-binding']);
+    if (maxBinding !== undefined && !(Number.isSafeInteger(maxBinding) && maxBinding >= 1024 && maxBinding % 4 === 0)) {
+      throw new UsageError(`--max-binding must be a byte count, a multiple of 4 of at least 1024, got ${values['max-binding']}`);
+    }
     if (positionals.length !== 1) throw new UsageError('compile takes one spec');
     if (!values.output) throw new UsageError('compile needs -o <dir>, the bundle directory to write');
     const specFile = positionals[0]!;
@@ -39,7 +45,7 @@ export const compileCommand: Command = {
     // Loaded on use: esbuild and Handlebars would slow every other command's start.
     const [{ compileBundle }, { BundleWriteError }] = await Promise.all([import('../compile-bundle.js'), import('../../codegen/bundle/write-bundle.js')]);
     try {
-      const manifest = await compileBundle(config, source, specFile, values.output, { registry, disabledPasses: values['disable-pass'] ?? [] });
+      const manifest = await compileBundle(config, source, specFile, values.output, { registry, disabledPasses: values['disable-pass'] ?? [], ...(maxBinding ? { maxStorageBufferBindingSize: maxBinding } : {}) });
       const bytes = manifest.files['model.js']!.bytes;
       process.stdout.write(`${values.output}: ${manifest.model}, ${manifest.moeLayers.length} MoE layer(s), ` +
         `${manifest.kernels.length} distinct kernel(s), model.js ${(bytes / 1024).toFixed(1)} KiB\n`);

@@ -98,6 +98,19 @@ describe('moec compile', () => {
     expect(manifest.config.moe.topK).toBe(2);
   });
 
+  it('--max-binding: the plans are compiled for that storage binding size; a bad value is a usage error', async () => {
+    const out = join(work, 'out', 'big-binding');
+    const big = await moec(['compile', specPath, '-o', out, '--max-binding', String(1 << 30)]);
+    expect([big.status, big.stderr]).toEqual([0, '']);
+    const model = readFileSync(join(out, 'model.js'), 'utf8');
+    expect(model).toContain(`maxStorageBufferBindingSize:${1 << 30}`);
+    const tight = await moec(['compile', specPath, '-o', join(work, 'out', 'tight'), '--max-binding', '1024']);
+    expect([tight.status, tight.stderr]).toEqual([1, expect.stringContaining('one run cannot hold a single token')]);
+    const bad = await moec(['compile', specPath, '-o', join(work, 'out', 'bad'), '--max-binding', '12']);
+    expect([bad.status, bad.stderr]).toEqual([2, expect.stringContaining('--max-binding must be a byte count')]);
+    for (const dir of ['tight', 'bad']) expect(existsSync(join(work, 'out', dir))).toBe(false);
+  });
+
   it('manifest.json: per plan and path, the kernels dispatched, their number and the tiles the passes chose', () => {
     const manifest = JSON.parse(read('manifest.json'));
     const bundled = new Set(manifest.kernels.flatMap((k: { names: string[] }) => k.names));
