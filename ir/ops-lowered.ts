@@ -49,7 +49,9 @@ function matrixInputs(a: Attrs): string[] {
 
 /** The fused decode ops' weights: the routed experts', then the shared expert's (ws_/bs_), biases where the attrs say. */
 function decodeWeights(a: Attrs, matrices: string[], biases: string[]): string[] {
-  const routed = [...matrices, ...(a['bias'] === true ? biases : [])];
+  // Routed experts in two weight shards: the second shard's matrices as w_gate1, w_up1 / w_down1.
+  const secondShard = Array.isArray(a['routed_shards']) && a['routed_shards'].length === 2 ? matrices.map((m) => `${m}1`) : [];
+  const routed = [...matrices, ...(a['bias'] === true ? biases : []), ...secondShard];
   const shared = a['shared'] === true ? [...matrices.map((m) => m.replace(/^w_/, 'ws_')), ...(a['shared_bias'] === true ? biases.map((b) => b.replace(/^b_/, 'bs_')) : [])] : [];
   return [...routed, ...shared];
 }
@@ -231,6 +233,7 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
       expectShape('route_ids', inputs['route_ids']!, [TOKENS, k]);
       const i = inputs['w_gate']!.shape[1] as number;
       for (const w of ['w_gate', 'w_up']) expectShape(w, inputs[w]!, [inputs['w_gate']!.shape[0]!, i, h]);
+      for (const w of ['w_gate1', 'w_up1']) if (inputs[w]) expectShape(w, inputs[w], [inputs['w_gate1']!.shape[0]!, i, h]);
       const is = inputs['ws_gate'] ? (inputs['ws_gate'].shape[0] as number) : 0;
       if (inputs['ws_up']) expectShape('ws_up', inputs['ws_up'], [is, h]);
       return [{ shape: [TOKENS, k * i + is], dtype: inputs['x']!.dtype }];
@@ -243,6 +246,7 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
     infer: (inputs, a) => {
       const k = numAttr(a, 'top_k');
       const [e, h, i] = inputs['w_down']!.shape as number[];
+      if (inputs['w_down1']) expectShape('w_down1', inputs['w_down1'], [inputs['w_down1'].shape[0]!, h!, i!]);
       const is = inputs['ws_down'] ? (inputs['ws_down'].shape[1] as number) : 0;
       expectShape('routing_weights', inputs['routing_weights']!, [TOKENS, k]);
       expectShape('inter', inputs['inter']!, [TOKENS, k * i! + is]);

@@ -9,8 +9,9 @@
 // per stage. Without a shared expert (Is = 0) it is the [T*K, I] slot layout of the unfused path.
 import type { KindRef } from '../../ir/model-config.js';
 import { F32, type WeightFormat } from '../../runtime/quant/weight-format.js';
+import { DEFAULT_LIMITS } from '../../runtime/device.js';
 import { GEMV_MAX_ROWS } from './expert-gemv/expert-gemv.js';
-import type { ActivationDtype, ActivationKernels } from './kernel.js';
+import type { ActivationDtype, ActivationKernels, StorageDecl } from './kernel.js';
 import { formatTag } from './weights/weight-loads.js';
 
 /** One gated MLP (the routed experts, stacked, or the shared expert). */
@@ -26,7 +27,7 @@ export interface DecodeMlpShape {
 
 /**
  * An MoE block on the fused decode path: at most GEMV_MAX_ROWS tokens, every routed expert
- * matrix in one binding (a sharded block keeps the per-shard GEMVs of the unfused path).
+ * matrix in one binding, or in two expert shards (`routedShards`).
  */
 export interface DecodeBlockShape {
   hidden: number;
@@ -39,6 +40,12 @@ export interface DecodeBlockShape {
   activations?: ActivationKernels;
   /** Storage of x, the intermediates and the output. Default f32. */
   act?: ActivationDtype;
+  /**
+   * The first expert of each routed-weight shard, ascending from 0 (e.g. [0, 4]): with two, the
+   * routed matrices come in two bindings each (`w_gate` [0, s1), `w_gate1` [s1, E); matrix
+   * e - s1 of the second), the biases stay whole. At most 2 shards; absent or [0]: one binding.
+   */
+  routedShards?: number[];
 }
 
 /** Elements of one token's row of `inter`: K*I + Is (K slot rows, then the shared-expert row). */
@@ -62,6 +69,28 @@ export function checkDecodeBlockShape(shape: DecodeBlockShape): void {
   for (const [what, n] of [['hidden', shape.hidden], ['top_k', shape.topK], ['intermediate', shape.routed.intermediate], ['shared intermediate', shape.shared?.intermediate ?? 1]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`decode kernels: ${what} must be a positive integer, not ${n}`);
   }
+  routedShardSplit(shape);
+}
+
+/** The first expert of the second routed-weight shard, or undefined for one binding. */
+export function routedShardSplit(shape: DecodeBlockShape): number | undefined {
+  const shards = shape.routedShards;
+  if (!shards || shards.length === 1 && shards[0] === 0) return undefined;
+  if (shards.length > 2) throw new Error(`decode kernels: ${shards.length} routed-expert shards (${shards.join(', ')}); the fused decode kernels read at most 2`);
+  if (shards[0] !== 0 || !shards.every((s) => Number.isInteger(s)) || !(shards[1]! > 0)) {
+    throw new Error(`decode kernels: routed-expert shards must start at expert 0 and ascend, not [${shards.join(', ')}]`);
+  }
+  return shards[1];
+}
+
+/**
+ * Throws when a kernel reading the routed experts from two shards binds more storage buffers
+ * than WebGPU's default per stage (the unsharded kernels keep their own, older rule).
+ */
+export function checkShardedBindings(kernel: string, storage: readonly StorageDecl[]): void {
+  const limit = DEFAULT_LIMITS.maxStorageBuffersPerShaderStage;
+  if (storage.length <= limit) return;
+  throw new Error(`the fused decode ${kernel} kernel over 2 routed-expert shards needs ${storage.length} storage buffers per shader stage (${storage.map((b) => b.name).join(', ')}), more than WebGPU's default ${limit}: keep this block on the per-shard path`);
 }
 
 /** A kernel-name fragment: intermediate, bias, weight format (e.g. `56_int4g32`). */

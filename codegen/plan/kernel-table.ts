@@ -102,6 +102,7 @@ function decodeBlockShape(op: Op): DecodeBlockShape {
     ...(sharedWeight ? { shared: { intermediate: intermediate(sharedWeight), activation: op.attrs['shared_activation'] as KindRef, bias: op.attrs['shared_bias'] === true, weights: formatOf(sharedWeight) } } : {}),
     sharedGate: op.attrs['shared_gate'] === 'sigmoid',
     act: act(op.outputs[0]!),
+    ...(Array.isArray(op.attrs['routed_shards']) ? { routedShards: op.attrs['routed_shards'] as number[] } : {}),
   };
 }
 

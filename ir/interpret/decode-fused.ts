@@ -16,6 +16,16 @@ function weightsOf(call: OpCall, prefix: 'w' | 'ws', bias: 'b' | 'bs'): MlpWeigh
   };
 }
 
+/** Expert e's routed weights: in the first shard's bindings, or (e >= routed_shards[1]) the second's (w_gate1, ...). */
+function routedExpert(call: OpCall, hidden: number, intermediate: number): (e: number) => MlpWeights {
+  const first = weightsOf(call, 'w', 'b');
+  const split = (call.attrs['routed_shards'] as number[] | undefined)?.[1];
+  if (split === undefined) return (e) => expertSlice(first, e, hidden, intermediate);
+  const opt = (name: string) => (call.inputs[name] ? floats(call, name) : none);
+  const second: MlpWeights = { gate: opt('w_gate1'), up: opt('w_up1'), down: opt('w_down1') };
+  return (e) => (e < split ? expertSlice(first, e, hidden, intermediate) : expertSlice(second, e - split, hidden, intermediate));
+}
+
 export function runDecodeGateUp(call: OpCall): HostTensor[] {
   const x = floats(call, 'x');
   const ids = ints(call, 'route_ids');
@@ -24,13 +34,13 @@ export function runDecodeGateUp(call: OpCall): HostTensor[] {
   const I = input(call, 'w_gate').shape[1]!;
   const Is = call.inputs['ws_gate'] ? input(call, 'ws_gate').shape[0]! : 0;
   const width = K * I + Is;
-  const routed = weightsOf(call, 'w', 'b');
+  const routed = routedExpert(call, hidden, I);
   const act = gatedActivation(kindAttr(call, 'activation'), call.semantics.activations);
   const out = new Float32Array(tokens * width);
   for (let t = 0; t < tokens; t++) {
     for (let k = 0; k < K; k++) {
       const e = ids[t * K + k]!;
-      if (e >= 0) out.set(gateUpRow(x, t * hidden, hidden, I, expertSlice(routed, e, hidden, I), act), t * width + k * I);
+      if (e >= 0) out.set(gateUpRow(x, t * hidden, hidden, I, routed(e), act), t * width + k * I);
     }
     if (Is) out.set(gateUpRow(x, t * hidden, hidden, Is, weightsOf(call, 'ws', 'bs'), gatedActivation(kindAttr(call, 'shared_activation'), call.semantics.activations)), t * width + K * I);
   }
@@ -41,12 +51,13 @@ export function runDecodeDownCombine(call: OpCall): HostTensor[] {
   const ids = ints(call, 'route_ids');
   const routingWeights = floats(call, 'routing_weights');
   const inter = floats(call, 'inter');
-  const [E, H, I] = input(call, 'w_down').shape as [number, number, number];
+  const [first, H, I] = input(call, 'w_down').shape as [number, number, number];
+  const E = first + (call.inputs['w_down1'] ? input(call, 'w_down1').shape[0]! : 0);
   const K = numAttr(call, 'top_k');
   const tokens = dim(call, 'inter', 0);
   const width = dim(call, 'inter', 1);
   const Is = width - K * I;
-  const routed = weightsOf(call, 'w', 'b');
+  const routed = routedExpert(call, H, I);
   const gateWeight = optionalFloats(call, 'shared_gate_weight');
   const x = gateWeight ? floats(call, 'x') : undefined;
   const out = new Float32Array(tokens * H);
@@ -56,7 +67,7 @@ export function runDecodeDownCombine(call: OpCall): HostTensor[] {
       const e = ids[t * K + k]!;
       if (e < 0 || e >= E) continue;
       // Each slot row is stored as f32 before the sum, as the unfused down GEMV stores it.
-      const row = Float32Array.from(downRow(inter, t * width + k * I, H, I, expertSlice(routed, e, H, I), routingWeights[t * K + k]!));
+      const row = Float32Array.from(downRow(inter, t * width + k * I, H, I, routed(e), routingWeights[t * K + k]!));
       row.forEach((v, h) => (routedSum[h] += v));
     }
     const shared = Is ? Float32Array.from(downRow(inter, t * width + K * I, H, Is, weightsOf(call, 'ws', 'bs'))) : undefined;

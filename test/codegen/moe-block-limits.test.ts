@@ -9,7 +9,7 @@ import { readBackBytes, readbackCount } from '../../runtime/buffer-pool.js';
 import { DEFAULT_LIMITS, openDevice, type GpuRuntime } from '../../runtime/device.js';
 import { createMoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
-import type { MoeBlockPlan, PlanWeight, WeightSource } from '../../runtime/plan.js';
+import { pathSteps, type MoeBlockPlan, type PlanWeight, type WeightSource } from '../../runtime/plan.js';
 import { packedBytes } from '../../runtime/quant/weight-format.js';
 import { blockGraphOf, dequantizedWeights, families, HIDDEN, normals, randomWeights, reference, relativeError, seededRandom, type Family } from './moe-fixtures.js';
 
@@ -62,6 +62,17 @@ describe('on the adapter with its raised limits', () => {
     const plan = JSON.parse(JSON.stringify(compileMoeBlockPlan(config, 0))) as MoeBlockPlan;
     const errors = await runAgainstReference(rt, fam, plan, [5, 8, 33]);
     console.log(`JSON plan, qwen2-moe: relative errors ${errors.map((e) => e.toExponential(2)).join(', ')}`);
+    for (const e of errors) expect(e).toBeLessThan(1e-4);
+  });
+
+  it('decodes a block split in 2 expert shards in 3 dispatches (the fused kernels bind both shards)', async () => {
+    // 8 experts of 40 x 72 f32 (11520 bytes per matrix): 4 per 46080-byte binding -> 2 shards.
+    const plan = compileMoeBlockPlan(blockGraphOf(family('mixtral')).config, 0, { maxStorageBufferBindingSize: 4 * 40 * HIDDEN * 4 });
+    expect(plan.buffers.filter((b) => b.weight?.param.endsWith('experts.gate')).map((b) => b.name)).toHaveLength(2);
+    expect(pathSteps(plan, 1).map((s) => s.label)).toEqual(['router', 'experts gate/up GEMV', 'experts down GEMV + combine']);
+    expect(pathSteps(plan, 64)).toHaveLength(7);
+    const errors = await runAgainstReference(rt, family('mixtral'), plan, [1, 5, 8, 64]);
+    console.log(`2 shards, mixtral: relative errors ${errors.map((e) => e.toExponential(2)).join(', ')}`);
     for (const e of errors) expect(e).toBeLessThan(1e-4);
   });
 

@@ -28,6 +28,7 @@ const cases: Case[] = [
   { name: 'mixtral int4 experts', family: byName('mixtral'), compile: 'target = webgpu\n dtype = f32\n quantize experts = int4(group = 8)\n quantize router = int8(group = 8)' },
   { name: 'qwen2-moe sharded, int8 shared gate', family: byName('qwen2-moe'), compile: 'target = webgpu\n dtype = f32\n quantize shared = int8(group = 4)', maxBinding: 4 * 3 * 56 * 72 },
   { name: 'gpt-oss sharded', family: byName('gpt-oss'), maxBinding: 4 * 3 * 60 * 72 },
+  { name: 'mixtral in 2 shards (fused decode over both)', family: byName('mixtral'), maxBinding: 4 * 4 * 40 * 72 },
   { name: 'olmoe sonic(nearest, 4)', family: byName('olmoe'), compile: 'target = webgpu\n dtype = f32\n token_rounding = sonic(mode = nearest, tile = 4)' },
   { name: 'qwen2-moe sonic(up, 16), sharded', family: byName('qwen2-moe'), compile: 'target = webgpu\n dtype = f32\n token_rounding = sonic(mode = up, tile = 16)', maxBinding: 4 * 3 * 56 * 72 },
   { name: 'deepseek-v3 sonic(down, 8)', family: byName('deepseek-v3'), compile: 'target = webgpu\n dtype = f32\n token_rounding = sonic(mode = down, tile = 8)' },

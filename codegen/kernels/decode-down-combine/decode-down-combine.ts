@@ -1,11 +1,11 @@
 // Fused decode, dispatch 3 of 3: the down GEMV of each token's routed slots and of the shared
 // expert, times the routing weights (and the shared-expert gate), summed in fixed k order: the
-// combine without slot rows in memory. One workgroup per (token, n tile of H). Every routed matrix
-// sits in one binding: a sharded block keeps the unfused path's per-shard GEMVs and combine. Both
+// combine without slot rows in memory. One workgroup per (token, n tile of H). The routed matrices
+// sit in one binding, or in two expert shards (`routedShards`: w_down, then w_down1). Both
 // MLPs read one binding, `inter` ([T, K*I + Is], see decode-block-shape.ts): a Qwen2-MoE block
 // (shared expert, sigmoid gate) needs 8 storage bindings, WebGPU's default per stage.
 import { activationArray, declareBindings, f32Array, i32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
-import { checkDecodeBlockShape, decodeInterVec4, decodeInterWidth, decodeMlpTag, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
+import { checkDecodeBlockShape, checkShardedBindings, decodeInterVec4, decodeInterWidth, decodeMlpTag, routedShardSplit, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
 import { GEMV_LANES, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
 import { weightBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
@@ -39,6 +39,9 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape, loads?: W
     weightBindings({ names: [name], biases: mlp.bias ? [bias] : [], format: mlp.weights ?? F32, rows: H, cols: mlp.intermediate }, vec4, loads);
   const routedWeights = down(routed, 'w_down', 'b_down', routedVec4);
   const sharedWeights = shared && down(shared, 'ws_down', 'bs_down', sharedVec4);
+  const split = routedShardSplit(shape);
+  // The second shard's matrices; b_down stays whole [E, H], indexed by the expert itself.
+  const shard1Weights = split !== undefined ? weightBindings({ names: ['w_down1'], biases: [], format: routed.weights ?? F32, rows: H, cols: routed.intermediate }, routedVec4, loads) : undefined;
   const storage: StorageDecl[] = [
     { name: 'route_ids', access: 'read', type: i32Array },
     { name: 'routing_weights', access: 'read', type: f32Array },
@@ -52,12 +55,14 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape, loads?: W
         ] as const)
       : []),
     { name: 'out', access: 'read_write', type: activationArray(act) },
+    ...(shard1Weights?.storage ?? []),
   ];
+  if (shard1Weights) checkShardedBindings('down/combine', storage);
   const { header, bindings, uniformBinding } = declareBindings(storage, act);
   const dot = (what: string, fn: string, w: string, kdim: number, vec4: boolean) => renderTemplate('decode-down-combine/down-dot.wgsl.hbs', { what, fn, w, kdim, vec4, interVec4 }).trimEnd();
   const wgsl = renderTemplate('decode-down-combine/decode-down-combine.wgsl.hbs', {
     title: `Decode down + combine: H = ${H}, I = ${routed.intermediate} (${(routed.weights ?? F32).format})` +
-      (shared ? `, shared Is = ${shared.intermediate} (${(shared.weights ?? F32).format})${sharedGate ? ', gated' : ''}` : '') + `, top-${K}.`,
+      (shared ? `, shared Is = ${shared.intermediate} (${(shared.weights ?? F32).format})${sharedGate ? ', gated' : ''}` : '') + `, top-${K}${split !== undefined ? `, routed experts in shards [0, ${split}) and [${split}, E)` : ''}.`,
     header,
     rows: GEMV_ROWS,
     lanes: GEMV_LANES,
@@ -70,10 +75,12 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape, loads?: W
     shared: !!shared,
     sharedBias: !!shared?.bias,
     sharedGate,
-    weightLoads: [routedWeights.weightLoads, ...(sharedWeights ? [sharedWeights.weightLoads] : [])].join('\n').trimEnd(),
-    routedDot: dot('Routed expert', 'routed_down', 'w_down', routed.intermediate, routedVec4),
+    weightLoads: [routedWeights.weightLoads, ...(shard1Weights ? [shard1Weights.weightLoads] : []), ...(sharedWeights ? [sharedWeights.weightLoads] : [])].join('\n').trimEnd(),
+    routedDot: dot(split !== undefined ? 'Routed experts [0, SHARD1)' : 'Routed expert', 'routed_down', 'w_down', routed.intermediate, routedVec4),
+    shard1: split ?? 0,
+    shard1Dot: split !== undefined ? dot('Routed experts from SHARD1 (matrix m is expert SHARD1 + m)', 'routed_down1', 'w_down1', routed.intermediate, routedVec4) : '',
     sharedDot: shared ? dot('Shared expert', 'shared_down', 'ws_down', shared.intermediate, sharedVec4) : '',
   });
-  const name = `decode_down_combine_${decodeMlpTag(routed)}x${H}${shared ? `_shared${decodeMlpTag(shared)}${sharedGate ? '_gated' : ''}` : ''}${act === 'f16' ? '_f16act' : ''}`;
+  const name = `decode_down_combine_${decodeMlpTag(routed)}x${H}${split !== undefined ? `_shards0_${split}` : ''}${shared ? `_shared${decodeMlpTag(shared)}${sharedGate ? '_gated' : ''}` : ''}${act === 'f16' ? '_f16act' : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [threads, 1, 1], bindings, uniformBinding };
 }

@@ -1,10 +1,10 @@
 // Fused decode, dispatch 2 of 3: the grouped gate/up GEMV of the routed experts (one workgroup per
 // distinct expert and n tile, like expert-gemv) with the shared expert folded in as slot k = K, an
-// expert every token chose, in the same dispatch. Every routed matrix sits in one binding: a
-// sharded block (expert shards in several bindings) keeps the unfused path's per-shard GEMVs.
+// expert every token chose, in the same dispatch. The routed matrices sit in one binding, or in
+// two expert shards (`routedShards`: w_gate/w_up, then w_gate1/w_up1), picked per workgroup.
 // Both MLPs write one binding, `inter` ([T, K*I + Is], see decode-block-shape.ts).
 import { activationArray, declareBindings, i32Array, renderActivation, type ActivationKernels, type RenderedKernel, type StorageDecl } from '../kernel.js';
-import { checkDecodeBlockShape, decodeInterWidth, decodeMlpTag, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
+import { checkDecodeBlockShape, checkShardedBindings, decodeInterWidth, decodeMlpTag, routedShardSplit, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
 import { GEMV_CHUNK, GEMV_LANES, GEMV_MAX_ROWS, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
 import { weightBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
@@ -39,27 +39,34 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
   };
   const routedWeights = group(routed, 'w');
   const sharedWeights = shared && group(shared, 'ws');
+  const split = routedShardSplit(shape);
+  // The second shard's matrices; its biases would be the whole b_gate/b_up, already bound.
+  const shard1Weights = split !== undefined ? weightBindings({ names: ['w_gate1', 'w_up1'], biases: [], format: routed.weights ?? F32, rows: routed.intermediate, cols: H }, vec4, loads) : undefined;
   const storage: StorageDecl[] = [
     { name: 'x', access: 'read', type: activationArray(act, vec4) },
     { name: 'route_ids', access: 'read', type: i32Array },
     ...routedWeights.storage,
     ...(sharedWeights?.storage ?? []),
     { name: 'inter', access: 'read_write', type: activationArray(act) },
+    ...(shard1Weights?.storage ?? []),
   ];
+  if (shard1Weights) checkShardedBindings('gate/up', storage);
   const { header, bindings, uniformBinding } = declareBindings(storage, act);
-  const rowsFn = (mlp: DecodeMlpShape, part: 'routed' | 'shared', actFn: string) =>
+  const rowsFn = (mlp: DecodeMlpShape, part: 'routed' | 'routed1' | 'shared', actFn: string) =>
     renderTemplate('decode-gate-up/gate-up-rows.wgsl.hbs', {
-      what: part === 'routed' ? 'Routed experts' : 'Shared expert',
-      fn: `${part}_gate_up`,
-      rowDoc: part === 'routed' ? 'slot rows[j] = t * TOPK + k (x row t)' : 'token rows[j] = t',
-      outDoc: part === 'routed' ? 't * INTER_WIDTH + k * INTER' : 't * INTER_WIDTH + TOPK * INTER',
-      outRow: part === 'routed' ? '((*rows)[j] / TOPK) * INTER_WIDTH + ((*rows)[j] % TOPK) * INTER' : '(*rows)[j] * INTER_WIDTH + TOPK * INTER',
-      aRow: part === 'routed' ? '((*rows)[base + j] / TOPK)' : '(*rows)[base + j]',
+      what: part === 'routed' ? (split !== undefined ? 'Routed experts [0, SHARD1)' : 'Routed experts') : part === 'routed1' ? 'Routed experts from SHARD1 (matrix m is expert SHARD1 + m)' : 'Shared expert',
+      fn: part === 'routed1' ? 'routed_gate_up1' : `${part}_gate_up`,
+      rowDoc: part !== 'shared' ? 'slot rows[j] = t * TOPK + k (x row t)' : 'token rows[j] = t',
+      outDoc: part !== 'shared' ? 't * INTER_WIDTH + k * INTER' : 't * INTER_WIDTH + TOPK * INTER',
+      outRow: part !== 'shared' ? '((*rows)[j] / TOPK) * INTER_WIDTH + ((*rows)[j] % TOPK) * INTER' : '(*rows)[j] * INTER_WIDTH + TOPK * INTER',
+      aRow: part !== 'shared' ? '((*rows)[base + j] / TOPK)' : '(*rows)[base + j]',
       ndim: mlp.intermediate,
       vec4,
-      wGate: part === 'routed' ? 'w_gate' : 'ws_gate',
-      wUp: part === 'routed' ? 'w_up' : 'ws_up',
+      wGate: { routed: 'w_gate', routed1: 'w_gate1', shared: 'ws_gate' }[part],
+      wUp: { routed: 'w_up', routed1: 'w_up1', shared: 'ws_up' }[part],
       bias: mlp.bias,
+      // The biases stay whole [E, I]: the second shard's matrix m is expert SHARD1 + m there.
+      biasMatrix: part === 'routed1' ? '(SHARD1 + m)' : 'm',
       bGate: part === 'routed' ? 'b_gate' : 'bs_gate',
       bUp: part === 'routed' ? 'b_up' : 'bs_up',
       act: actFn,
@@ -67,7 +74,7 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
   const sharedAct = shared && sharedActivation(routed, shared, shape.activations);
   const wgsl = renderTemplate('decode-gate-up/decode-gate-up.wgsl.hbs', {
     title: `Decode gate/up: H = ${H}, I = ${routed.intermediate} (${(routed.weights ?? F32).format})` +
-      (shared ? `, shared Is = ${shared.intermediate} (${(shared.weights ?? F32).format})` : '') + `, top-${K}.`,
+      (shared ? `, shared Is = ${shared.intermediate} (${(shared.weights ?? F32).format})` : '') + `, top-${K}${split !== undefined ? `, routed experts in shards [0, ${split}) and [${split}, E)` : ''}.`,
     header,
     rows: GEMV_ROWS,
     lanes: GEMV_LANES,
@@ -79,12 +86,14 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
     maxRows: GEMV_MAX_ROWS,
     chunk: GEMV_CHUNK,
     shared: !!shared,
-    weightLoads: [routedWeights.weightLoads, ...(sharedWeights ? [sharedWeights.weightLoads] : [])].join('\n').trimEnd(),
+    weightLoads: [routedWeights.weightLoads, ...(shard1Weights ? [shard1Weights.weightLoads] : []), ...(sharedWeights ? [sharedWeights.weightLoads] : [])].join('\n').trimEnd(),
     activation: renderActivation(routed.activation, shape.activations).trimEnd(),
     sharedActivation: sharedAct ? sharedAct.wgsl : '',
     routedRows: rowsFn(routed, 'routed', 'act'),
+    shard1: split ?? 0,
+    shard1Rows: split !== undefined ? rowsFn(routed, 'routed1', 'act') : '',
     sharedRows: shared && sharedAct ? rowsFn(shared, 'shared', sharedAct.fn) : '',
   });
-  const name = `decode_gateup_${H}x${decodeMlpTag(routed)}${shared ? `_shared${decodeMlpTag(shared)}` : ''}${act === 'f16' ? '_f16act' : ''}`;
+  const name = `decode_gateup_${H}x${decodeMlpTag(routed)}${split !== undefined ? `_shards0_${split}` : ''}${shared ? `_shared${decodeMlpTag(shared)}` : ''}${act === 'f16' ? '_f16act' : ''}`;
   return { name, wgsl, entryPoint: 'main', workgroupSize: [GEMV_ROWS * GEMV_LANES, 1, 1], bindings, uniformBinding };
 }
