@@ -16,7 +16,6 @@ import { decodeGateUpGrid, renderDecodeGateUpKernel } from '../../codegen/kernel
 import type { RenderedKernel } from '../../codegen/kernels/kernel.js';
 import { renderRouterKernel, routerTokensPerWorkgroup, type RouterKernelShape } from '../../codegen/kernels/router/router.js';
 import type { Graph, Op, Value } from '../../ir/graph.js';
-import { interpretGraph } from '../../ir/interpret/interpret.js';
 import { boolParam, numParam, type KindRef, type ModelConfig } from '../../ir/model-config.js';
 import { opDefinitions } from '../../ir/ops.js';
 import { weightFormatOf } from '../../ir/storage-format.js';
@@ -26,7 +25,7 @@ import { float16BitsToFloat32, float32ToFloat16Bits } from '../../runtime/float1
 import type { MoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
 import { packWeight } from '../../runtime/quant/weight-codec.js';
-import { blockGraphOf, dequantizedWeights, families, normals, randomWeights, reference, relativeError, seededRandom, type Family } from './moe-fixtures.js';
+import { blockGraphOf, dequantizedWeights, families, type Family, normals, randomWeights, reference, referenceWithRoutes, relativeError, seededRandom } from './moe-fixtures.js';
 import { checkRouting } from './route-check.js';
 
 const seed = Number(process.env.MOEC_TEST_SEED ?? Date.now() % 2 ** 31);
@@ -127,21 +126,6 @@ function readDecodeBlock(graph: Graph, config: ModelConfig): DecodeBlock {
   const shape: DecodeBlockShape = { hidden, topK, routed: mlp(op('moe.experts')!, 'w', 'b'), ...(shared ? { shared: mlp(shared, 'ws', 'bs') } : {}), sharedGate: !!gate, act };
   const router: RouterKernelShape = { act, hidden, experts, topK, router: route.attrs['router'] as KindRef, bias: !!routeIn['bias'], correctionBias: !!routeIn['correction_bias'] };
   return { shape, router, experts, packed, dequantized };
-}
-
-/** The reference block after moe.route, fed fixed ids and routing weights (the GPU router's). */
-function referenceWithRoutes(graph: Graph, x: Float32Array, tokens: number, ids: Int32Array, routing: Float32Array, weights: Map<string, Float32Array>): Float32Array {
-  const route = graph.ops.find((op) => op.opcode === 'moe.route')!;
-  const [idsValue, weightsValue] = route.outputs as [Value, Value];
-  const K = ids.length / tokens;
-  const cut: Graph = { ...graph, inputs: [...graph.inputs, idsValue, weightsValue], ops: graph.ops.filter((op) => op !== route) };
-  const H = graph.inputs[0]!.type.shape[1] as number;
-  const out = interpretGraph(cut, {
-    [graph.inputs[0]!.name]: { shape: [tokens, H], data: x },
-    [idsValue.name]: { shape: [tokens, K], data: ids },
-    [weightsValue.name]: { shape: [tokens, K], data: routing },
-  }, (p) => weights.get(p.name)!);
-  return out[graph.outputs[0]!.name]!.data as Float32Array;
 }
 
 interface DecodeRun {

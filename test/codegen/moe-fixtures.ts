@@ -134,3 +134,18 @@ export function referenceRoute(graph: Graph, x: Float32Array, tokens: number, we
 export function relativeError(out: Float32Array, ref: Float32Array, width: number, rows?: number[]): number {
   return relativeErrorOf(out, ref, rows && { width, indices: rows });
 }
+
+/** The reference block after moe.route, fed fixed ids and routing weights (the GPU router's). */
+export function referenceWithRoutes(graph: Graph, x: Float32Array, tokens: number, ids: Int32Array, routing: Float32Array, weights: Map<string, Float32Array>): Float32Array {
+  const route = graph.ops.find((op) => op.opcode === 'moe.route')!;
+  const [idsValue, weightsValue] = route.outputs as [Value, Value];
+  const K = ids.length / tokens;
+  const cut: Graph = { ...graph, inputs: [...graph.inputs, idsValue, weightsValue], ops: graph.ops.filter((op) => op !== route) };
+  const H = graph.inputs[0]!.type.shape[1] as number;
+  const out = interpretGraph(cut, {
+    [graph.inputs[0]!.name]: { shape: [tokens, H], data: x },
+    [idsValue.name]: { shape: [tokens, K], data: ids },
+    [weightsValue.name]: { shape: [tokens, K], data: routing },
+  }, (p) => weights.get(p.name)!);
+  return out[graph.outputs[0]!.name]!.data as Float32Array;
+}

@@ -15,7 +15,6 @@ import { renderGemmKernel } from '../../codegen/kernels/grouped-gemm/grouped-gem
 import type { RenderedKernel } from '../../codegen/kernels/kernel.js';
 import { renderRouteAlignKernel, routeMetaWords, sortedSlotRows } from '../../codegen/kernels/route-align/route-align.js';
 import type { Graph, Op, Value } from '../../ir/graph.js';
-import { interpretGraph } from '../../ir/interpret/interpret.js';
 import { dot, silu } from '../../ir/interpret/math.js';
 import { downRow, expertSlice, gateUpRow } from '../../ir/interpret/mlp.js';
 import { relativeError as relativeErrorOf } from '../../ir/interpret/relative-error.js';
@@ -28,7 +27,7 @@ import type { MoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { float16BitsToFloat32, float32ToFloat16Bits } from '../../runtime/float16.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
 import { packWeight } from '../../runtime/quant/weight-codec.js';
-import { blockGraphOf, dequantizedWeights, normals, randomWeights, reference, relativeError, seededRandom, type Family } from './moe-fixtures.js';
+import { blockGraphOf, dequantizedWeights, type Family, normals, randomWeights, reference, referenceWithRoutes, relativeError, seededRandom } from './moe-fixtures.js';
 import { checkRouting } from './route-check.js';
 import { BLOCK_ROWS, SharedPrefillBlock, type SharedBlockShape, type SharedRun } from './shared-prefill.js';
 
@@ -115,21 +114,6 @@ function readBlock(graph: Graph, raw: Map<string, Float32Array>, dequantized: Ma
     },
     weights,
   };
-}
-
-/** The reference block after moe.route, fed fixed ids and routing weights (the GPU router's). */
-function referenceWithRoutes(graph: Graph, x: Float32Array, tokens: number, ids: Int32Array, routing: Float32Array, weights: Map<string, Float32Array>): Float32Array {
-  const route = graph.ops.find((op) => op.opcode === 'moe.route')!;
-  const [idsValue, weightsValue] = route.outputs as [Value, Value];
-  const K = ids.length / tokens;
-  const cut: Graph = { ...graph, inputs: [...graph.inputs, idsValue, weightsValue], ops: graph.ops.filter((op) => op !== route) };
-  const H = graph.inputs[0]!.type.shape[1] as number;
-  const out = interpretGraph(cut, {
-    [graph.inputs[0]!.name]: { shape: [tokens, H], data: x },
-    [idsValue.name]: { shape: [tokens, K], data: ids },
-    [weightsValue.name]: { shape: [tokens, K], data: routing },
-  }, (p) => weights.get(p.name)!);
-  return out[graph.outputs[0]!.name]!.data as Float32Array;
 }
 
 /** route-align's layout: the routed experts' padded blocks, then the shared expert's T rows (slots K T + X + t) in blocks of expert E. */
