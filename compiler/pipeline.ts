@@ -103,17 +103,18 @@ export function compileMoeBlockModule(config: ModelConfig, layer: number, option
 }
 
 /**
- * The passes before split-paths, which keep the model-level ops (quantize-weights, and a plugin's
- * passes placed there): what stats and the reference interpreter read.
+ * The registry's passes before `end`, activations left in f32: what stats (before split-paths:
+ * quantize-weights and a plugin's passes placed there) and the reference interpreter (through
+ * round-tokens) read.
  */
-function modelLevelPasses(options: PipelineOptions): readonly Pass[] {
+function passesBefore(options: PipelineOptions, end: Pass): readonly Pass[] {
   const passes = options.registry?.passes ?? defaultPasses;
-  return passes.slice(0, passes.indexOf(splitPaths)).filter((p) => p !== setActivationDtype);
+  return passes.slice(0, passes.indexOf(end)).filter((p) => p !== setActivationDtype);
 }
 
 /** The whole decoder before lowering (weights in their storage formats): what `moec stats` counts. */
 export function compileModelGraph(config: ModelConfig, options: PipelineOptions = {}): Graph {
-  return runPasses(moduleOf(buildModelGraph(config)), config, { passes: modelLevelPasses(options), ...options }).functions[0]!;
+  return runPasses(moduleOf(buildModelGraph(config)), config, { passes: passesBefore(options, splitPaths), ...options }).functions[0]!;
 }
 
 /**
@@ -122,14 +123,12 @@ export function compileModelGraph(config: ModelConfig, options: PipelineOptions 
  * with `token_rounding = sonic` the prefill path rounds, decode does not).
  */
 export function compileReferenceModule(config: ModelConfig, layer: number, options: PipelineOptions = {}): Module {
-  const passes = (options.registry?.passes ?? defaultPasses);
-  const reference = passes.slice(0, passes.indexOf(roundTokens) + 1).filter((p) => p !== setActivationDtype);
-  return runPasses(moduleOf(buildMoeBlockGraph(config, layer)), config, { ...options, passes: reference });
+  return runPasses(moduleOf(buildMoeBlockGraph(config, layer)), config, { ...options, passes: passesBefore(options, lowerRoutedExperts) });
 }
 
 /** Layer `layer`'s MoE block before lowering, activations in f32: what the CPU reference interpreter runs against a plan. */
 export function compileMoeBlockGraph(config: ModelConfig, layer: number, options: PipelineOptions = {}): Graph {
-  return runPasses(moduleOf(buildMoeBlockGraph(config, layer)), config, { passes: modelLevelPasses(options), ...options }).functions[0]!;
+  return runPasses(moduleOf(buildMoeBlockGraph(config, layer)), config, { passes: passesBefore(options, splitPaths), ...options }).functions[0]!;
 }
 
 export function passNames(passes: readonly Pass[] = defaultPasses): string[] {

@@ -19,6 +19,10 @@ export function runGroupedGemmWithShared(call: OpCall): HostTensor[] {
   const extraIds = call.inputs['extra_ids'] ? ints(call, 'extra_ids') : undefined;
   const extraWeights = call.inputs['extra_weights'] ? floats(call, 'extra_weights') : undefined;
   const gateup = epilogueOf(call.attrs) === 'activation';
+  /** Each sorted row p that holds a slot, with its expert (E: the shared expert). */
+  const eachRow = (visit: (p: number, slot: number, e: number) => void) => {
+    for (let p = 0; p < slots.length; p++) if (slots[p]! >= 0) visit(p, slots[p]!, meta[shards + Math.floor(p / BM)]!);
+  };
   if (gateup) {
     const [I, H] = [w0.shape[1]!, w0.shape[2]!];
     const Is = input(call, 'ws0').shape[0]!;
@@ -28,10 +32,7 @@ export function runGroupedGemmWithShared(call: OpCall): HostTensor[] {
     const shared: MlpWeights = { gate: floats(call, 'ws0'), up: floats(call, 'ws1'), down: none };
     const sharedBase = (K * T + X + E * (BM - 1)) * I;
     const out = new Float32Array(T * (K * I + Is) + (X + E * (BM - 1)) * I);
-    for (let p = 0; p < slots.length; p++) {
-      const slot = slots[p]!;
-      if (slot < 0) continue;
-      const e = meta[shards + Math.floor(p / BM)]!;
+    eachRow((p, slot, e) => {
       if (e === E) {
         const t = slot - K * T - X;
         out.set(gateUpRow(x, t * H, H, Is, shared, act), sharedBase + t * Is);
@@ -39,7 +40,7 @@ export function runGroupedGemmWithShared(call: OpCall): HostTensor[] {
         const t = slot < K * T ? Math.floor(slot / K) : extraIds![2 * (slot - K * T)]!;
         out.set(gateUpRow(x, t * H, H, I, expertSlice(routed, e, H, I), act), p * I);
       }
-    }
+    });
     return [{ shape: [out.length], data: out }];
   }
   const [H, I] = [w0.shape[1]!, w0.shape[2]!];
@@ -50,10 +51,7 @@ export function runGroupedGemmWithShared(call: OpCall): HostTensor[] {
   const shared: MlpWeights = { gate: none, up: none, down: floats(call, 'ws0') };
   const sharedBase = (K * T + X + E * (BM - 1)) * I;
   const out = new Float32Array(((K + 1) * T + X) * H);
-  for (let p = 0; p < slots.length; p++) {
-    const slot = slots[p]!;
-    if (slot < 0) continue;
-    const e = meta[shards + Math.floor(p / BM)]!;
+  eachRow((p, slot, e) => {
     if (e === E) {
       const t = slot - K * T - X;
       out.set(downRow(a, sharedBase + t * Is, H, Is, shared), slot * H);
@@ -61,6 +59,6 @@ export function runGroupedGemmWithShared(call: OpCall): HostTensor[] {
       const weight = slot < K * T ? weights[slot]! : extraWeights![slot - K * T]!;
       out.set(downRow(a, p * I, H, I, expertSlice(routed, e, H, I), weight), slot * H);
     }
-  }
+  });
   return [{ shape: [(K + 1) * T + X, H], data: out }];
 }

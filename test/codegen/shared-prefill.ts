@@ -8,7 +8,8 @@
 // One weight shard; f32 or f16 activations (x, expert_inter, slot_out, out; f32 with rounding).
 // Every output and scratch buffer is poisoned (NaN) first.
 import { COMBINE_GRID_WIDTH, renderCombineKernel } from '../../codegen/kernels/combine/combine.js';
-import { DEFAULT_GEMM_TILE, renderGemmKernel } from '../../codegen/kernels/grouped-gemm/grouped-gemm.js';
+import { renderGemmKernel } from '../../codegen/kernels/grouped-gemm/grouped-gemm.js';
+import { DEFAULT_GEMM_TILE } from '../../ir/target.js';
 import type { RenderedKernel } from '../../codegen/kernels/kernel.js';
 import { renderRoundTokensKernels, roundExtraEntries, roundScratchWords, ROUND_STATS_WORDS } from '../../codegen/kernels/round-tokens/round-tokens.js';
 import { renderRouteAlignKernel, routeMetaWords, sortedSlotRows, type RouteAlignShape } from '../../codegen/kernels/route-align/route-align.js';

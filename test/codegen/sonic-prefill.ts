@@ -4,7 +4,8 @@
 // activations, no shared expert. With `rounding` unset it runs the plain path (every option off).
 // Every output and scratch buffer is poisoned (NaN) before a run.
 import { renderCombineKernel, COMBINE_GRID_WIDTH } from '../../codegen/kernels/combine/combine.js';
-import { DEFAULT_GEMM_TILE, renderGemmKernel } from '../../codegen/kernels/grouped-gemm/grouped-gemm.js';
+import { renderGemmKernel } from '../../codegen/kernels/grouped-gemm/grouped-gemm.js';
+import { DEFAULT_GEMM_TILE } from '../../ir/target.js';
 import type { RenderedKernel } from '../../codegen/kernels/kernel.js';
 import { renderRoundTokensKernels, roundExtraEntries, roundScratchWords, ROUND_STATS_WORDS } from '../../codegen/kernels/round-tokens/round-tokens.js';
 import { renderRouteAlignKernel, routeMetaWords, sortedSlotRows, type RouteAlignShape } from '../../codegen/kernels/route-align/route-align.js';

@@ -10,8 +10,6 @@ import type { WeightFormat } from '../../../runtime/quant/weight-format.js';
 import type { GemmTile } from '../../../ir/ops-lowered.js';
 import { DEFAULT_GEMM_TILE } from '../../../ir/target.js';
 
-// The tile is an op attribute (ir/ops-lowered.ts GemmTile), chosen from the target description.
-export { DEFAULT_GEMM_TILE, type GemmTile };
 
 export interface GemmKernelShape extends MatrixKernelShape {
   /** Number of weight shards (route_meta starts with one word per shard). */
