@@ -2,22 +2,29 @@
 // is what `moec run --layer n` executes and what the GPU backend compiles.
 import type { Graph, Value } from './graph.js';
 import { GraphBuilder } from './graph-builder.js';
-import { isMoeLayer, moeLayerIndices, numParam, type KindRef, type ModelConfig } from './model-config.js';
-import { attentionWeightNames, mlpWeightNames } from './ops.js';
+import { attentionWindow, isMoeLayer, moeLayerIndices, numParam, type KindRef, type ModelConfig } from './model-config.js';
+import { attentionCacheWidths, attentionWeightNames, mlpWeightNames } from './ops.js';
 import { TOKENS, type TensorType } from './types.js';
 import type { WeightRole } from './graph.js';
 
 const hiddenStates = (config: ModelConfig): TensorType => ({ shape: [TOKENS, config.hidden], dtype: 'f32' });
 
+/**
+ * The decoder for one call: T new tokens at `positions` (consecutive, after those already in the
+ * KV caches), logits for each. Each layer's cache is a state tensor of compile.context rows.
+ */
 export function buildModelGraph(config: ModelConfig): Graph {
   const b = new GraphBuilder(config.name);
   const ids = b.input('token_ids', { shape: [TOKENS], dtype: 'i32' });
+  const positions = b.input('positions', { shape: [TOKENS], dtype: 'i32' });
   const table = b.param('embed.table', [config.vocab, config.hidden], 'embedding');
   let h = b.op1('embed', [ids, table], {}, 'embed');
   for (let layer = 0; layer < config.layers; layer++) {
     const p = `layers.${layer}`;
     const attnIn = emitNorm(b, config, h, `${p}.attn_norm`);
-    const attn = b.op1('attention', [attnIn, ...attentionWeights(b, config, p)], { attention: config.attention, layer }, `${p}.attn`);
+    const caches = attentionCacheWidths(config.attention).map((width, i) => b.state(`${p}.kv_cache_${'kv'[i]}`, { shape: [config.compile.context, width], dtype: config.compile.kvCache }));
+    const attrs = { attention: config.attention, rope: config.rope, norm: config.norm, layer, window: attentionWindow(config.attention, layer) };
+    const attn = b.op1('attention', [attnIn, positions, ...caches, ...attentionWeights(b, config, p)], attrs, `${p}.attn`);
     h = b.op1('add', [h, attn], {}, `${p}.attn_residual`);
     const mlpIn = emitNorm(b, config, h, `${p}.mlp_norm`);
     const mlp = isMoeLayer(config, layer) ? emitMoeBlock(b, config, layer, mlpIn) : emitMlp(b, config.dense!.mlp, mlpIn, `${p}.mlp`, 'dense');
@@ -102,8 +109,10 @@ function attentionWeightShapes(config: ModelConfig): Record<string, number[]> {
   }
   const d = numParam(a, 'head_dim');
   const kv = numParam(a, 'kv_heads');
+  const wholeProjection = a.params['qk_norm_span'] === 'projection';
   return {
     q: [heads * d, h], k: [kv * d, h], v: [kv * d, h], o: [h, heads * d],
-    q_bias: [heads * d], k_bias: [kv * d], v_bias: [kv * d], o_bias: [h], q_norm: [d], k_norm: [d], sinks: [heads],
+    q_bias: [heads * d], k_bias: [kv * d], v_bias: [kv * d], o_bias: [h],
+    q_norm: [wholeProjection ? heads * d : d], k_norm: [wholeProjection ? kv * d : d], sinks: [heads],
   };
 }

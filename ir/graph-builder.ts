@@ -24,6 +24,13 @@ export class GraphBuilder {
     return v;
   }
 
+  /** A tensor kept across calls (a KV cache), updated in place by the ops that write it. */
+  state(name: string, type: TensorType): Value {
+    const v = this.value(name, type);
+    (this.graph.state ??= []).push(v);
+    return v;
+  }
+
   /** Adds an op; output names default to `<prefix>.<output name>`. */
   op(opcode: string, inputs: Value[], attrs: Record<string, AttrValue>, prefix: string): Value[] {
     const types = inferOp(opcode, inputs.map((v) => v.type), attrs);

@@ -35,6 +35,11 @@ export interface Graph {
   name: string;
   inputs: Value[];
   params: Value[];
+  /**
+   * Tensors that outlive one call (the KV caches): the runtime allocates them zeroed, ops read them
+   * and update them in place (their definitions' `inPlace`), and the next call sees the update.
+   */
+  state?: Value[];
   ops: Op[];
   outputs: Value[];
   /** Facts about the whole function that passes decided (its path, the token counts it serves, ...). */

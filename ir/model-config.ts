@@ -34,8 +34,10 @@ export interface CompileConfig {
   dtype: 'f32' | 'f16';
   quantize: Partial<Record<QuantTarget, KindRef>>;
   tokenRounding: KindRef;
-  /** Context length at which FLOPs per token are reported. */
+  /** Context length: positions the KV cache holds; FLOPs per token are reported at it. */
   context: number;
+  /** Storage of the KV cache. */
+  kvCache: 'f32' | 'f16';
   /** Plugin modules, as the spec writes them (relative to the spec file). */
   plugins: string[];
 }
@@ -49,6 +51,8 @@ export interface ModelConfig {
   lmHeadBias: boolean;
   norm: KindRef;
   attention: KindRef;
+  /** Rotary embedding scaling (HF rope_scaling); `default` is plain RoPE with the attention's rope_theta. */
+  rope: KindRef;
   /** The MLP of layers that are not MoE layers. */
   dense?: { mlp: KindRef };
   moe?: MoeConfig;
@@ -63,6 +67,15 @@ export function isMoeLayer(config: ModelConfig, layer: number): boolean {
 
 export function moeLayerIndices(config: ModelConfig): number[] {
   return Array.from({ length: config.layers }, (_, i) => i).filter((i) => isMoeLayer(config, i));
+}
+
+/** Keys a query sees on `layer` (itself and window - 1 before it), or 0 for the whole prefix. */
+export function attentionWindow(attention: KindRef, layer: number): number {
+  const window = attention.params['sliding_window'];
+  if (typeof window !== 'number' || window === 0) return 0;
+  const fullEvery = attention.params['full_every'];
+  // gpt-oss alternates by layer_types: layer i is full iff (i + 1) % full_every == 0.
+  return typeof fullEvery === 'number' && fullEvery > 0 && (layer + 1) % fullEvery === 0 ? 0 : window;
 }
 
 export function numParam(ref: KindRef, name: string): number {

@@ -28,6 +28,19 @@ export function attentionWeightNames(attn: KindRef): string[] {
   ];
 }
 
+/**
+ * The KV cache of one attention layer, per position: GQA keeps keys and values (kv_heads x
+ * head_dim each); MLA keeps one row of the normed latent then the roped shared key (DeepSeek's
+ * and vLLM's compressed cache), and no separate values.
+ */
+export function attentionCacheWidths(attn: KindRef): number[] {
+  if (attn.kind === 'mla') return [numParam(attn, 'kv_lora_rank') + numParam(attn, 'qk_rope_head_dim')];
+  const width = numParam(attn, 'kv_heads') * numParam(attn, 'head_dim');
+  return [width, width];
+}
+
+const cacheNames = ['cache_k', 'cache_v'];
+
 /** The model-level ops the builder emits. */
 const modelOpDefinitions: Record<string, OpDefinition> = {
   embed: {
@@ -50,12 +63,27 @@ const modelOpDefinitions: Record<string, OpDefinition> = {
     },
   },
   attention: {
-    doc: 'One causal self-attention layer (GQA or MLA) including its projections.',
-    inputNames: (a) => ['x', ...attentionWeightNames(kindAttr(a, 'attention'))],
-    outputNames: ['y'],
-    infer: ({ x }) => {
-      expectActivation('x', x!);
-      return [x!];
+    doc: 'One causal self-attention layer (GQA or MLA) with its projections, q/k norms and rope: writes the tokens\' keys and values into the layer\'s KV cache at their positions, then attends over the cache (window attr: keys a query sees, 0 = all).',
+    inputNames: (a) => {
+      const attn = kindAttr(a, 'attention');
+      return ['x', 'positions', ...cacheNames.slice(0, attentionCacheWidths(attn).length), ...attentionWeightNames(attn)];
+    },
+    outputNames: ['y', ...cacheNames],
+    inPlace: { 1: 'cache_k', 2: 'cache_v' },
+    infer: (inputs, a) => {
+      const x = inputs['x']!;
+      expectActivation('x', x);
+      expectShape('positions', inputs['positions']!, [TOKENS]);
+      if (inputs['positions']!.dtype !== 'i32') throw new IRTypeError('positions must be i32');
+      const widths = attentionCacheWidths(kindAttr(a, 'attention'));
+      const caches = widths.map((width, i) => {
+        const cache = inputs[cacheNames[i]!]!;
+        if (cache.shape.length !== 2 || typeof cache.shape[0] !== 'number' || cache.shape[1] !== width) {
+          throw new IRTypeError(`${cacheNames[i]} must be [context, ${width}], got [${cache.shape.join(', ')}]`);
+        }
+        return cache;
+      });
+      return [x, ...caches];
     },
   },
   add: {

@@ -32,6 +32,7 @@ function formatAttrs(attrs: Record<string, AttrValue> | undefined): string {
 export function printGraph(graph: Graph): string {
   const lines = [`graph @${graph.name}(${graph.inputs.map((v) => `${ref(v)}: ${typeToString(v.type)}`).join(', ')})${formatAttrs(graph.attrs)} {`];
   for (const p of graph.params) lines.push(`  param ${ref(p)}: ${typeToString(p.type)} ${p.role}`);
+  for (const s of graph.state ?? []) lines.push(`  state ${ref(s)}: ${typeToString(s.type)}`);
   for (const op of graph.ops) lines.push(formatOp(op));
   lines.push(`  return ${graph.outputs.map(ref).join(', ')}`, '}');
   return lines.join('\n') + '\n';

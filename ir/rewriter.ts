@@ -11,7 +11,7 @@ export class GraphRewriter {
 
   /** `opTable`: the op definitions emitted ops are inferred with (a plugin's registry has more than the builtin ones). */
   constructor(private readonly graph: Graph, private readonly opTable: Readonly<Record<string, OpDefinition>> = opDefinitions) {
-    const ids = [...graph.inputs, ...graph.params, ...graph.ops.flatMap((o) => o.outputs)].map((v) => v.id);
+    const ids = [...graph.inputs, ...graph.params, ...(graph.state ?? []), ...graph.ops.flatMap((o) => o.outputs)].map((v) => v.id);
     this.nextId = Math.max(-1, ...ids) + 1;
   }
 
@@ -67,5 +67,5 @@ export function reinferGraph(graph: Graph, changed: Map<number, Value>, opTable:
     });
     return { ...op, inputs, outputs };
   });
-  return { ...graph, inputs: graph.inputs.map(at), params: graph.params.map(at), ops, outputs: graph.outputs.map(at) };
+  return { ...graph, inputs: graph.inputs.map(at), params: graph.params.map(at), ops, outputs: graph.outputs.map(at), ...(graph.state ? { state: graph.state.map(at) } : {}) };
 }

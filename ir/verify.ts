@@ -15,6 +15,7 @@ export function verifyGraph(graph: Graph, ops: Readonly<Record<string, OpDefinit
   };
   for (const v of graph.inputs) define(v, 'graph input');
   for (const v of graph.params) define(v, 'param');
+  for (const v of graph.state ?? []) define(v, 'state');
   graph.ops.forEach((op, index) => {
     const where = `op ${index} (${op.opcode} -> ${op.outputs.map((o) => `%${o.name}`).join(', ')})`;
     for (const input of op.inputs) {

@@ -4,7 +4,7 @@
 /** A problem with the config the user gave (not an importer bug): printed without a stack. */
 export class ImportError extends Error {}
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 export function parseConfigJson(text: string, file: string): ConfigReader {
   let value: Json;
@@ -93,6 +93,12 @@ export class ConfigReader {
     if (!Array.isArray(value) || !value.every((v) => typeof v === 'number' && Number.isInteger(v) && v >= 0)) {
       throw this.wrongType(field, 'a list of non-negative integers', value);
     }
+    return value as number[];
+  }
+
+  numberList(field: string, purpose: string): number[] {
+    const value = this.present(field, purpose, undefined);
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'number' && Number.isFinite(v) && v > 0)) throw this.wrongType(field, 'a list of positive numbers', value);
     return value as number[];
   }
 

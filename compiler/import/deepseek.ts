@@ -2,24 +2,28 @@
 // first first_k_dense_replace layers dense, n_shared_experts merged into one wide shared MLP, and
 // group-limited routing (V2 softmax, V3 sigmoid with a selection-only correction bias).
 import type { ConfigReader } from './config-reader.js';
-import { modelHead, readSizes, rmsnorm, ropeNotes, type ImportedModel } from './decoder-fields.js';
+import { modelHead, readSizes, rmsnorm, type AttentionHead, type ImportedModel } from './decoder-fields.js';
 import { block, blank, field, kindCall, type SpecItem } from './spec-writer.js';
 
-function mlaAttention(r: ConfigReader): string {
-  return kindCall('attention', 'mla', {
+/** V2's modeling code always rotates interleaved pairs (complex multiplication); V3 reads rope_interleave, default true. */
+function mlaAttention(r: ConfigReader, readsInterleave: boolean): AttentionHead {
+  const rotaryDim = r.int('qk_rope_head_dim', 'the rotary query/key head width');
+  const attention = kindCall('attention', 'mla', {
     heads: r.int('num_attention_heads', 'the number of attention heads'),
     // null means a full query projection (DeepSeek-V2-Lite).
     q_lora_rank: r.int('q_lora_rank', 'the query compression rank', { min: 0, default: 0 }),
     kv_lora_rank: r.int('kv_lora_rank', 'the key/value compression rank'),
     qk_nope_head_dim: r.int('qk_nope_head_dim', 'the non-rotary query/key head width'),
-    qk_rope_head_dim: r.int('qk_rope_head_dim', 'the rotary query/key head width'),
+    qk_rope_head_dim: rotaryDim,
     v_head_dim: r.int('v_head_dim', 'the value head width'),
     rope_theta: r.number('rope_theta', 'the rotary embedding base', { positive: true, default: 10000 }),
+    rope_interleave: readsInterleave ? r.bool('rope_interleave', 'whether the rope part rotates interleaved pairs', true) : true,
   }, ['heads', 'q_lora_rank', 'kv_lora_rank', 'qk_nope_head_dim', 'qk_rope_head_dim', 'v_head_dim', 'rope_theta']);
+  return { attention, rotaryDim };
 }
 
 function deepseekNotes(r: ConfigReader): string[] {
-  const notes = ropeNotes(r);
+  const notes: string[] = [];
   if (r.bool('attention_bias', 'the attention projection biases', false)) notes.push('attention_bias = true is not expressible: mla has no projection biases');
   const mtp = r.int('num_nextn_predict_layers', 'the multi-token prediction layers', { min: 0, default: 0 });
   if (mtp > 0) notes.push(`num_nextn_predict_layers = ${mtp}: the multi-token prediction module is left out (as in the published parameter counts)`);
@@ -32,7 +36,7 @@ function deepseekNotes(r: ConfigReader): string[] {
 
 type Router = { router: string; summary: string };
 
-function importDeepseek(r: ConfigReader, family: string, readRouter: (r: ConfigReader, topK: number) => Router): ImportedModel {
+function importDeepseek(r: ConfigReader, family: string, readsInterleave: boolean, readRouter: (r: ConfigReader, topK: number) => Router): ImportedModel {
   const sizes = readSizes(r);
   const experts = r.int('n_routed_experts', 'the number of routed experts');
   const topK = r.int('num_experts_per_tok', 'the experts per token (top_k)');
@@ -57,7 +61,8 @@ function importDeepseek(r: ConfigReader, family: string, readRouter: (r: ConfigR
   }
   if (firstLayer > 0) moe.push(field('first_layer', String(firstLayer)));
   if (every > 1) moe.push(field('every', String(every)));
-  const model = [...modelHead(r, sizes, rmsnorm(r, 1e-6), mlaAttention(r)), blank, block('moe', moe)];
+  const notes = deepseekNotes(r);
+  const model = [...modelHead(r, sizes, rmsnorm(r, 1e-6), mlaAttention(r, readsInterleave), notes), blank, block('moe', moe)];
   if (firstLayer > 0 || every > 1) {
     model.push(blank, block('dense', [field('mlp', kindCall('activation', 'swiglu', { intermediate: r.int('intermediate_size', 'the MLP width of the dense layers') }))]));
   }
@@ -65,7 +70,7 @@ function importDeepseek(r: ConfigReader, family: string, readRouter: (r: ConfigR
   return {
     summary: `${family}: multi-head latent attention; ${experts} routed + ${sharedCount} shared SwiGLU experts; ${summary}${dense}.`,
     model,
-    notes: deepseekNotes(r),
+    notes,
   };
 }
 
@@ -77,7 +82,7 @@ function groupArgs(r: ConfigReader): { groups: number; topk_groups: number } {
 }
 
 export function importDeepseekV2(r: ConfigReader): ImportedModel {
-  return importDeepseek(r, 'DeepSeek-V2', (r, topK) => {
+  return importDeepseek(r, 'DeepSeek-V2', false, (r, topK) => {
     r.oneOf('scoring_func', 'the router score function', ['softmax'], 'softmax');
     const method = r.oneOf('topk_method', 'the top-k selection', ['greedy', 'group_limited_greedy'], 'greedy');
     // V2's gate renormalizes only when top_k > 1 and norm_topk_prob.
@@ -94,7 +99,7 @@ export function importDeepseekV2(r: ConfigReader): ImportedModel {
 }
 
 export function importDeepseekV3(r: ConfigReader): ImportedModel {
-  return importDeepseek(r, 'DeepSeek-V3', (r, topK) => {
+  return importDeepseek(r, 'DeepSeek-V3', true, (r, topK) => {
     r.oneOf('scoring_func', 'the router score function', ['sigmoid'], 'sigmoid');
     r.oneOf('topk_method', 'the top-k selection', ['noaux_tc'], 'noaux_tc');
     const renormalize = r.bool('norm_topk_prob', 'whether the top-k weights are renormalized', true) && topK > 1; // as in V2

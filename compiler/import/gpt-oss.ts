@@ -2,7 +2,7 @@
 // with biases, attention with biases and learned sinks, sliding-window layers alternating with full.
 import type { ParamValue } from '../../ir/model-config.js';
 import type { ConfigReader } from './config-reader.js';
-import { gqaParams, gqaShown, modelHead, readSizes, rmsnorm, ropeNotes, type ImportedModel } from './decoder-fields.js';
+import { gqaParams, gqaShown, modelHead, readSizes, rmsnorm, type ImportedModel } from './decoder-fields.js';
 import { block, blank, field, kindCall, type SpecItem } from './spec-writer.js';
 
 /**
@@ -32,9 +32,11 @@ export function importGptOss(r: ConfigReader): ImportedModel {
   const bias = r.bool('attention_bias', 'the attention projection biases', true);
   const every = fullEvery(r, sizes.layers);
   const window: Record<string, ParamValue> = every === undefined ? {} : { sliding_window: r.int('sliding_window', 'the attention window of sliding layers'), full_every: every };
-  const attention = kindCall('attention', 'gqa', { ...gqaParams(r, sizes.hidden), qkv_bias: bias, o_bias: bias, ...window, sinks: true }, gqaShown);
+  const gqa = gqaParams(r, sizes.hidden);
+  const attention = kindCall('attention', 'gqa', { ...gqa, qkv_bias: bias, o_bias: bias, ...window, sinks: true }, gqaShown);
   const quant = r.has('quantization_config') ? (r.raw('quantization_config') as Record<string, unknown>)['quant_method'] : undefined;
-  const notes = ropeNotes(r);
+  const notes: string[] = [];
+  const head = modelHead(r, sizes, rmsnorm(r, 1e-5), { attention, rotaryDim: gqa['head_dim'] as number }, notes);
   let compile: SpecItem[] | undefined;
   if (quant === 'mxfp4' && sizes.hidden % 32 === 0 && intermediate % 32 === 0) {
     // The checkpoint keeps attention, router, embedding and LM head unquantized (modules_to_not_convert).
@@ -45,7 +47,7 @@ export function importGptOss(r: ConfigReader): ImportedModel {
   return {
     summary: `gpt-oss: ${experts} clamped-SwiGLU experts with biases, biased router (top-${topK} logits, softmax over them), attention sinks.`,
     model: [
-      ...modelHead(r, sizes, rmsnorm(r, 1e-5), attention),
+      ...head,
       blank,
       block('moe', [
         field('experts', String(experts)),

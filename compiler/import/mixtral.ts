@@ -1,7 +1,7 @@
 // Mixtral (model_type "mixtral") and PhiMoE ("phimoe"): the same decoder, N SwiGLU experts per
 // layer on every layer. PhiMoE differs in its router (sparsemixer), LayerNorm and biases.
 import type { ConfigReader } from './config-reader.js';
-import { gqaParams, gqaShown, modelHead, readSizes, rmsnorm, ropeNotes, type ImportedModel } from './decoder-fields.js';
+import { gqaParams, gqaShown, modelHead, readSizes, rmsnorm, type ImportedModel } from './decoder-fields.js';
 import { block, blank, field, kindCall } from './spec-writer.js';
 
 interface MixtralVariant {
@@ -19,11 +19,14 @@ function importMixtralLike(r: ConfigReader, variant: (r: ConfigReader) => Mixtra
   const v = variant(r);
   // Mixtral and PhiMoE apply sliding_window (when set) on every layer.
   const window = r.int('sliding_window', 'the attention window', { min: 0, default: 0 });
-  const attention = kindCall('attention', 'gqa', { ...gqaParams(r, sizes.hidden), qkv_bias: v.attentionBias, o_bias: v.attentionBias, sliding_window: window }, gqaShown);
+  const gqa = gqaParams(r, sizes.hidden);
+  const attention = kindCall('attention', 'gqa', { ...gqa, qkv_bias: v.attentionBias, o_bias: v.attentionBias, sliding_window: window }, gqaShown);
+  const notes: string[] = [];
+  const head = modelHead(r, sizes, v.norm, { attention, rotaryDim: gqa['head_dim'] as number }, notes, v.lmHeadBias);
   return {
     summary: summary(experts, topK),
     model: [
-      ...modelHead(r, sizes, v.norm, attention, v.lmHeadBias),
+      ...head,
       blank,
       block('moe', [
         field('experts', String(experts)),
@@ -32,7 +35,7 @@ function importMixtralLike(r: ConfigReader, variant: (r: ConfigReader) => Mixtra
         field('expert', kindCall('activation', 'swiglu', { intermediate })),
       ]),
     ],
-    notes: ropeNotes(r),
+    notes,
   };
 }
 

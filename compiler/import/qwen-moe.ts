@@ -3,7 +3,7 @@
 // and OLMoE normalize queries and keys. Qwen picks MoE layers with decoder_sparse_step.
 import type { ParamValue } from '../../ir/model-config.js';
 import type { ConfigReader } from './config-reader.js';
-import { gqaParams, gqaShown, modelHead, readSizes, rmsnorm, ropeNotes, type ImportedModel } from './decoder-fields.js';
+import { gqaParams, gqaShown, modelHead, readSizes, rmsnorm, type ImportedModel } from './decoder-fields.js';
 import { block, blank, field, kindCall, type SpecItem } from './spec-writer.js';
 
 /** Qwen's layer rule: layer i is MoE iff (i + 1) % decoder_sparse_step == 0 and i is not in mlp_only_layers. */
@@ -49,7 +49,8 @@ function importQwen(r: ConfigReader, variant: QwenVariant): ImportedModel {
   const experts = r.int('num_experts', 'the number of experts');
   const topK = r.int('num_experts_per_tok', 'the experts per token (top_k)');
   const expertWidth = r.int('moe_intermediate_size', 'the expert MLP width');
-  const attention = kindCall('attention', 'gqa', { ...gqaParams(r, sizes.hidden), qk_norm: variant.qkNorm, ...attentionBiases(r, variant.biases) }, gqaShown);
+  const gqa = gqaParams(r, sizes.hidden);
+  const attention = kindCall('attention', 'gqa', { ...gqa, qk_norm: variant.qkNorm, ...attentionBiases(r, variant.biases) }, gqaShown);
   const rule = qwenLayerRule(r, sizes.layers);
   const { router, renormalized } = softmaxRouter(r);
   const moe: SpecItem[] = [
@@ -63,7 +64,8 @@ function importQwen(r: ConfigReader, variant: QwenVariant): ImportedModel {
     moe.push(field('shared', kindCall('activation', 'swiglu', { intermediate: sharedWidth })), field('shared_gate', 'sigmoid'));
   }
   moe.push(...rule.items);
-  const model = [...modelHead(r, sizes, rmsnorm(r, 1e-6), attention), blank, block('moe', moe)];
+  const notes = slidingWindowNotes(r);
+  const model = [...modelHead(r, sizes, rmsnorm(r, 1e-6), { attention, rotaryDim: gqa['head_dim'] as number }, notes), blank, block('moe', moe)];
   if (rule.anyDense) {
     const denseWidth = r.int('intermediate_size', 'the MLP width of the dense layers');
     model.push(blank, block('dense', [field('mlp', kindCall('activation', 'swiglu', { intermediate: denseWidth }))]));
@@ -72,7 +74,7 @@ function importQwen(r: ConfigReader, variant: QwenVariant): ImportedModel {
   return {
     summary: `${variant.family}: ${experts} SwiGLU experts${shared}, softmax router, top-${topK}${renormalized ? ' renormalized' : ' not renormalized'}.`,
     model,
-    notes: [...ropeNotes(r), ...slidingWindowNotes(r)],
+    notes,
   };
 }
 
@@ -91,18 +93,15 @@ export function importOlmoe(r: ConfigReader): ImportedModel {
   const expertWidth = r.int('intermediate_size', 'the expert MLP width');
   const bias = r.bool('attention_bias', 'the attention projection biases', false);
   const gqa = gqaParams(r, sizes.hidden);
-  const attention = kindCall('attention', 'gqa', { ...gqa, qk_norm: true, qkv_bias: bias, o_bias: bias }, gqaShown);
-  const [heads, kvHeads, headDim] = [gqa['heads'], gqa['kv_heads'], gqa['head_dim']] as number[];
-  const missing = (heads! + kvHeads!) * headDim! - 2 * headDim!;
-  const notes = [
-    ...ropeNotes(r),
-    `OLMoE's q/k RMSNorm spans the whole projection (${heads! * headDim!} and ${kvHeads! * headDim!} weights), not one head (qk_norm = true: ${headDim} each): not expressible; the spec has ${missing} fewer norm weights per layer`,
-  ];
-  if (r.has('clip_qkv')) notes.push(`clip_qkv = ${String(r.raw('clip_qkv'))} (q/k/v clamped) is not expressible`);
+  // OLMoE normalises the whole q and k projections before the head split (modeling_olmoe.py: q_norm over hidden_size).
+  const clip = r.number('clip_qkv', 'the q/k/v clamp', { positive: true, default: 0 });
+  const attention = kindCall('attention', 'gqa', { ...gqa, qk_norm: true, qk_norm_span: 'projection', clip_qkv: clip, qkv_bias: bias, o_bias: bias }, [...gqaShown, 'qk_norm_span']);
+  const notes: string[] = [];
+  const head = modelHead(r, sizes, rmsnorm(r, 1e-5), { attention, rotaryDim: gqa['head_dim'] as number }, notes);
   return {
     summary: `OLMoE: ${experts} SwiGLU experts on every layer, softmax router, top-${topK}, q/k norm.`,
     model: [
-      ...modelHead(r, sizes, rmsnorm(r, 1e-5), attention),
+      ...head,
       blank,
       block('moe', [
         field('experts', String(experts)),

@@ -63,6 +63,25 @@ export function checkModelConsistency(config: ModelConfig, input: ConsistencyInp
   for (const [target, { value, field }] of input.compile?.qualified ?? []) {
     checkQuantGroup(config, target as QuantTarget, value, groupSpan(field.value), report);
   }
+  checkRopeFactors(config, input.model, report);
+}
+
+/** Rotary dims: a GQA head's, or MLA's decoupled rope part. */
+export function rotaryDim(attention: KindRef): number {
+  return attention.kind === 'mla' ? numParam(attention, 'qk_rope_head_dim') : numParam(attention, 'head_dim');
+}
+
+/** longrope's per-pair factors: one number per rotary pair. */
+function checkRopeFactors(config: ModelConfig, model: Block, report: Report): void {
+  if (config.rope.kind !== 'longrope') return;
+  const pairs = rotaryDim(config.attention) / 2;
+  const field = model.items.find((i) => i.kind === 'field' && i.name === 'rope');
+  for (const name of ['short_factor', 'long_factor']) {
+    const n = (config.rope.params[name] as number[]).length;
+    if (n === pairs) continue;
+    const arg = field?.kind === 'field' && field.value.kind === 'call' ? field.value.args.find((a) => a.name === name) : undefined;
+    report(arg?.span ?? field?.span ?? model.typeSpan, `longrope: ${name} has ${n} numbers, the rotary dim ${pairs * 2} has ${pairs} pairs`, 'give one factor per rotary pair (head_dim / 2)');
+  }
 }
 
 /** The first layer that is not an MoE layer, from the rule rather than a walk (`layers` may be huge). */

@@ -92,6 +92,11 @@ export function evalValue(expr: Expr, type: ValueType, ctx: EvalContext, what: s
       const items = expr.items.map((item) => evalValue(item, { type: 'int', min: type.min }, ctx, `an element of ${what}`));
       return items.every((i) => typeof i === 'number') ? (items as number[]) : undefined;
     }
+    case 'number-list': {
+      if (expr.kind !== 'list') return fail(ctx, expr.span, `${what} must be a list like [1.0, 1.5]`);
+      const items = expr.items.map((item) => evalValue(item, { type: 'number', min: type.min, exclusiveMin: type.exclusiveMin }, ctx, `an element of ${what}`));
+      return items.every((i) => typeof i === 'number') ? (items as number[]) : undefined;
+    }
     case 'string-list': {
       if (expr.kind !== 'list') return fail(ctx, expr.span, `${what} must be a list like ["./plugin.js"]`);
       const items = expr.items.map((item) => evalValue(item, { type: 'string' }, ctx, `an element of ${what}`));

@@ -54,6 +54,7 @@ export const modelBlock: BlockSchema = {
     { name: 'layers', doc: 'Transformer layers (num_hidden_layers).', value: { type: 'int', min: 1, max: 4096 }, required: true },
     { name: 'norm', doc: 'The normalization used before attention, before the MLP and at the end.', value: { type: 'kind', category: 'norm' }, required: true },
     { name: 'attention', doc: 'The attention of every layer: an attention kind.', value: { type: 'kind', category: 'attention' }, required: true },
+    { name: 'rope', doc: 'How rotary frequencies are scaled for long contexts (HF rope_scaling): `default`, `linear(...)`, `yarn(...)` or `longrope(...)`.', value: { type: 'kind', category: 'rope' }, default: 'default' },
     { name: 'tie_embeddings', doc: 'The LM head reuses the embedding table (tie_word_embeddings).', value: { type: 'bool' }, default: false },
     { name: 'lm_head_bias', doc: 'The LM head has a bias (PhiMoE).', value: { type: 'bool' }, default: false },
   ],
@@ -69,7 +70,8 @@ export const compileBlock: BlockSchema = {
     { name: 'dtype', doc: 'How the kernels store activations between steps: f32, or f16 (half the activation bytes; needs the adapter feature shader-f16). Sums are f32 either way.', value: { type: 'enum', values: ['f32', 'f16'] }, default: 'f32' },
     { name: 'quantize', doc: 'Storage format of a group of weights: `quantize experts = int4(group = 32)`.', value: { type: 'kind', category: 'quant' }, qualifiers: quantTargets },
     { name: 'token_rounding', doc: 'How per-expert token counts meet the GEMM tile: `exact` (padding) or `sonic(mode = nearest)`.', value: { type: 'kind', category: 'rounding' }, default: 'exact' },
-    { name: 'context', doc: 'Context length at which FLOPs per token are reported.', value: positive, default: 4096 },
+    { name: 'context', doc: 'Context length: the KV cache holds this many positions, and FLOPs per token are reported at it.', value: positive, default: 4096 },
+    { name: 'kv_cache', doc: 'How the KV cache stores keys and values: f32, or f16 (half the cache bytes).', value: { type: 'enum', values: ['f32', 'f16'] }, default: 'f32' },
     { name: 'plugins', doc: 'ES modules that add kinds, ops, kernels or passes (`export default definePlugin({...})`), paths relative to this spec: `plugins = ["./top-p.js"]`.', value: { type: 'string-list' }, default: [] },
   ],
 };

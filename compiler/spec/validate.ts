@@ -150,6 +150,7 @@ function toModelConfig(name: string, model: BlockValues, moe: BlockValues | unde
     lmHeadBias: m.get('lm_head_bias') as boolean,
     norm: m.get('norm') as KindRef,
     attention: m.get('attention') as KindRef,
+    rope: m.get('rope') as KindRef,
     compile: toCompileConfig(compile),
   };
   if (dense) config.dense = { mlp: dense.values.get('mlp') as KindRef };
@@ -184,6 +185,7 @@ function toCompileConfig(compile: BlockValues | undefined): CompileConfig {
     quantize,
     tokenRounding: (v?.get('token_rounding') as KindRef | undefined) ?? { kind: 'exact', params: {} },
     context: (v?.get('context') as number | undefined) ?? 4096,
+    kvCache: (v?.get('kv_cache') as 'f32' | 'f16' | undefined) ?? 'f32',
     plugins: (v?.get('plugins') as string[] | undefined) ?? [],
   };
 }

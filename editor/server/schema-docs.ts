@@ -38,6 +38,7 @@ export function describeType(type: ValueType): string {
     case 'enum': return type.values.join(' | ');
     case 'kind': return `${categoryWords[type.category]} kind`;
     case 'int-list': return type.min !== undefined ? `list of ints ≥ ${type.min}` : 'list of ints';
+    case 'number-list': return type.min !== undefined ? `list of numbers ${type.exclusiveMin ? '>' : '≥'} ${type.min}` : 'list of numbers';
     case 'string-list': return 'list of strings';
   }
 }

@@ -13,7 +13,8 @@ import { activationImplementations } from './activations.js';
 import { loweredImplementations } from './lowered.js';
 import { runExperts, runMlp } from './mlp.js';
 import { runRoute } from './routers.js';
-import { runAdd, runAttention, runEmbed, runLinear, runNorm, runSigmoidGate } from './tensor-ops.js';
+import { runAttention } from './attention.js';
+import { runAdd, runEmbed, runLinear, runNorm, runSigmoidGate } from './tensor-ops.js';
 
 export type { HostTensor, OpCall, OpImplementation } from './host-tensor.js';
 export type { Semantics } from './semantics.js';
@@ -43,18 +44,50 @@ export const builtinSemantics: Semantics = { opDefinitions, ops: opImplementatio
  * Runs `graph` on `inputs` (by input name; the token count T is read from their shapes) with
  * `weight(param)` supplying each param as f32 in the IR layout (dequantized by the caller for a
  * quantized dtype). Returns the graph's outputs by value name.
+ *
+ * A graph with state (KV caches) takes it in `state`, by name, and the call leaves each entry
+ * holding the state's last in-place update: `state` is the session a next call continues.
  */
-export function interpretGraph(graph: Graph, inputs: Record<string, HostTensor>, weight: (param: Value) => Float32Array, semantics: Semantics = builtinSemantics): Record<string, HostTensor> {
+export function interpretGraph(graph: Graph, inputs: Record<string, HostTensor>, weight: (param: Value) => Float32Array, semantics: Semantics = builtinSemantics, state: Record<string, HostTensor> = {}): Record<string, HostTensor> {
   verifyGraph(graph, semantics.opDefinitions);
   const bindings = bindInputs(graph, inputs);
   const values = new Map<number, HostTensor>();
   for (const v of graph.inputs) values.set(v.id, v.type.dtype === 'f16' ? roundToF16(inputs[v.name]!) : inputs[v.name]!);
   for (const p of graph.params) values.set(p.id, loadWeight(graph, p, weight, bindings));
+  const latest = bindState(graph, state, values, bindings);
   graph.ops.forEach((op, index) => {
     const outputs = runOp(graph, op, index, values, bindings, semantics);
     op.outputs.forEach((v, i) => values.set(v.id, outputs[i]!));
+    followInPlace(op, semantics, latest);
   });
+  for (const s of graph.state ?? []) state[s.name] = values.get(latest.get(s.id)!.id)!;
   return Object.fromEntries(graph.outputs.map((v) => [v.name, values.get(v.id)!]));
+}
+
+/** Binds each state value from `state`; returns state id -> its current version (the value itself). */
+function bindState(graph: Graph, state: Record<string, HostTensor>, values: Map<number, HostTensor>, bindings: Record<string, number>): Map<number, Value> {
+  const latest = new Map<number, Value>();
+  for (const s of graph.state ?? []) {
+    const t = state[s.name];
+    if (!t) throw new InterpretError(`${graph.name}: missing state %${s.name} (${typeToString(s.type)}); pass the caches of a session (zeros for a new one)`);
+    checkTensor(`${graph.name}: state %${s.name}`, t, { ...s.type, dtype: 'f32' }, bindings);
+    values.set(s.id, t);
+    latest.set(s.id, s);
+  }
+  return latest;
+}
+
+/** An op's in-place outputs become the current version of the state their input was. */
+function followInPlace(op: Op, semantics: Semantics, latest: Map<number, Value>): void {
+  const inPlace = semantics.opDefinitions[op.opcode]?.inPlace;
+  if (!inPlace || latest.size === 0) return;
+  const names = semantics.opDefinitions[op.opcode]!.inputNames(op.attrs);
+  for (const [index, inputName] of Object.entries(inPlace)) {
+    const output = op.outputs[Number(index)];
+    const input = op.inputs[names.indexOf(inputName)];
+    if (!output || !input) continue;
+    for (const [stateId, current] of latest) if (current.id === input.id) latest.set(stateId, output);
+  }
 }
 
 /** An activation stored as f16 between ops (compile `dtype = f16`): the f32 values it holds. */

@@ -1,4 +1,4 @@
-// The non-MoE ops: embed, norm, add, linear, sigmoid_gate; attention is not implemented yet.
+// The non-MoE ops: embed, norm, add, linear, sigmoid_gate (attention: attention.ts).
 import { numParam } from '../model-config.js';
 import { dim, f32Tensor, floats, ints, kindAttr, optionalFloats, type HostTensor, type OpCall } from './host-tensor.js';
 import { dot, sigmoid } from './math.js';
@@ -70,8 +70,4 @@ export function runSigmoidGate(call: OpCall): HostTensor[] {
     for (let h = 0; h < width; h++) out[t * width + h] = y[t * width + h]! * gate;
   }
   return [f32Tensor([tokens, width], out)];
-}
-
-export function runAttention(): HostTensor[] {
-  throw new Error('the reference interpreter does not implement attention yet');
 }

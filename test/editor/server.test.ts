@@ -122,7 +122,7 @@ describe('completion', () => {
 
   it('offers a model\'s fields and its moe / dense blocks, without those already written', async () => {
     const labels = await labelsAt('model "m" {\n  hidden = 64\n  |\n  layers = 2\n  moe {\n  }\n}');
-    expect(labels).toEqual(['vocab', 'norm', 'attention', 'tie_embeddings', 'lm_head_bias', 'dense']);
+    expect(labels).toEqual(['vocab', 'norm', 'attention', 'rope', 'tie_embeddings', 'lm_head_bias', 'dense']);
   });
 
   it('offers the moe fields inside moe, also while a name is half typed', async () => {
@@ -153,6 +153,14 @@ describe('completion', () => {
     for (const field of ['expert', 'shared']) expect(await labelsAt(`model "m" {\n  moe {\n    ${field} = |\n  }\n}`)).toEqual(['swiglu', 'clamped_swiglu']);
     expect(await labelsAt('model "m" {\n  dense {\n    mlp = |\n  }\n}')).toEqual(['swiglu', 'clamped_swiglu']);
     expect(await labelsAt('compile {\n  quantize experts = |\n}')).toEqual(['f32', 'f16', 'bf16', 'int8', 'int4', 'mxfp4']);
+  });
+
+  it('offers rope kinds after rope =, their parameters, and the new attention parameters', async () => {
+    expect(await labelsAt('model "m" {\n  rope = |\n}')).toEqual(['default', 'linear', 'yarn', 'longrope']);
+    expect(await labelsAt('model "m" {\n  rope = yarn(factor = 40, |)\n}')).toEqual(['original_context', 'beta_fast', 'beta_slow', 'mscale', 'mscale_all_dim', 'attention_factor', 'truncate']);
+    expect(await labelsAt('model "m" {\n  attention = gqa(heads = 4, qk_norm = true, qk_norm_span = |)\n}')).toEqual(['head', 'projection']);
+    expect(await labelsAt('model "m" {\n  attention = mla(|)\n}')).toEqual(expect.arrayContaining(['rope_interleave', 'latent_norm_eps']));
+    expect(await labelsAt('compile {\n  kv_cache = |\n}')).toEqual(['f32', 'f16']);
   });
 
   it('offers a kind\'s parameter names inside its parentheses, without those given', async () => {
@@ -199,6 +207,17 @@ describe('hover', () => {
     expect(kind.value).toContain('`group`');
     const param = (await session.hover(mixtralUri, positionOf(mixtral, 'renormalize', 3)))!.contents as { value: string };
     expect(param.value).toContain('parameter of `softmax_topk`');
+  });
+
+  it('shows a rope kind\'s doc and its parameters', async () => {
+    const text = 'model "m" {\n  rope = yarn(factor = 32, original_context = 4096, truncate = false)\n}';
+    const uri = await open(text);
+    const kind = (await session.hover(uri, positionOf(text, 'yarn', 1)))!.contents as { value: string };
+    expect(kind.value).toContain('**yarn** — rotary embedding kind');
+    expect(kind.value).toContain('`beta_fast`');
+    const param = (await session.hover(uri, positionOf(text, 'truncate', 2)))!.contents as { value: string };
+    expect(param.value).toContain('parameter of `yarn`');
+    expect(param.value).toContain('gpt-oss');
   });
 
   it('shows the model\'s total and active parameters on its name', async () => {

@@ -156,9 +156,36 @@ describe('moec import: what each family maps to', () => {
   });
 
   it('writes what it cannot express as comments', () => {
-    expect(source('olmoe-1b-7b-0924.config.json')).toMatch(/^\/\/ - OLMoE's q\/k RMSNorm spans the whole projection/m);
-    expect(source('deepseek-v3.config.json')).toMatch(/^\/\/ - rope_scaling \(yarn, factor 40\)/m);
-    expect(source('mixtral-8x7b-v0.1.config.json')).not.toMatch(/Not expressible/);
+    expect(source('deepseek-v3.config.json')).toMatch(/^\/\/ - num_nextn_predict_layers = 1: the multi-token prediction module is left out/m);
+    expect(source('mixtral-8x7b-v0.1.config.json')).not.toMatch(/not expressible/i);
+    expect(source('deepseek-v3.config.json')).not.toMatch(/rope_scaling/);
+  });
+
+  it('maps rope_scaling to a rope kind, as transformers computes it', () => {
+    const rope = (file: string) => importFixture(file).result.config.rope;
+    expect(rope('mixtral-8x7b-v0.1.config.json')).toEqual({ kind: 'default', params: {} });
+    expect(rope('deepseek-v3.config.json')).toEqual({ kind: 'yarn', params: { factor: 40, original_context: 4096, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1, attention_factor: 0, truncate: true } });
+    expect(rope('deepseek-v2-lite.config.json').params).toMatchObject({ factor: 40, mscale: 0.707, mscale_all_dim: 0.707 });
+    expect(rope('gpt-oss-20b.config.json')).toEqual({ kind: 'yarn', params: { factor: 32, original_context: 4096, beta_fast: 32, beta_slow: 1, mscale: 0, mscale_all_dim: 0, attention_factor: 0, truncate: false } });
+    // The fixture leaves out Phi-3.5-MoE's 64 + 64 factors; these are made up, with the real mscales.
+    const phi = JSON.parse(readFileSync(join(fixtures, 'phi-3.5-moe-instruct.config.json'), 'utf8')) as Record<string, unknown>;
+    const factors = (base: number) => Array.from({ length: 64 }, (_, i) => base + i / 100);
+    const scaling = { type: 'longrope', short_factor: factors(1), long_factor: factors(1.5), short_mscale: 1.243163121016122, long_mscale: 1.243163121016122, original_max_position_embeddings: 4096 };
+    const longrope = checkSpec(importHfConfig(JSON.stringify({ ...phi, rope_scaling: scaling }), 'phi.config.json').source, 'phi.moe').config!.rope;
+    expect(longrope).toEqual({ kind: 'longrope', params: { short_factor: factors(1), long_factor: factors(1.5), original_context: 4096, short_mscale: 1.243163121016122, long_mscale: 1.243163121016122 } });
+    // Without mscales, Phi-3's default magnitude sqrt(1 + ln(131072 / 4096) / ln(4096)).
+    const { short_mscale: _s, long_mscale: _l, ...bare } = scaling;
+    const computed = checkSpec(importHfConfig(JSON.stringify({ ...phi, rope_scaling: bare }), 'phi.config.json').source, 'phi.moe').config!.rope;
+    expect(computed.params['short_mscale']).toBeCloseTo(Math.sqrt(1 + Math.log(32) / Math.log(4096)), 12);
+  });
+
+  it('maps the attention details each family\'s modeling code has', () => {
+    const attention = (file: string) => importFixture(file).result.config.attention.params;
+    // modeling_olmoe.py: q_norm / k_norm over the whole projections; modeling_qwen3_moe.py: per head.
+    expect(attention('olmoe-1b-7b-0924.config.json')).toMatchObject({ qk_norm: true, qk_norm_span: 'projection', clip_qkv: 0 });
+    expect(attention('qwen3-30b-a3b.config.json')).toMatchObject({ qk_norm: true, qk_norm_span: 'head' });
+    expect(attention('deepseek-v3.config.json')).toMatchObject({ rope_interleave: true, latent_norm_eps: 1e-6 });
+    expect(attention('deepseek-v2-lite.config.json')).toMatchObject({ rope_interleave: true });
   });
 
   it('names the model after the config file or its folder', () => {
@@ -178,6 +205,14 @@ describe('moec import: errors', () => {
     }
     throw new Error('expected an ImportError');
   };
+
+  it('names the rope_scaling field it cannot honour', () => {
+    expect(importError(JSON.stringify({ ...mixtral, rope_scaling: { rope_type: 'dynamic', factor: 2 } }))).toBe(
+      'm.config.json: field "rope_scaling" has rope_type "dynamic", which moec does not support (supported: "default", "linear", "yarn", "longrope")');
+    expect(importError(JSON.stringify({ ...mixtral, rope_scaling: { type: 'yarn' } }))).toMatch(/^m\.config\.json \(rope_scaling\): field "factor" is missing/);
+    const longrope = { type: 'longrope', short_factor: Array(64).fill(1), long_factor: Array(63).fill(2), original_max_position_embeddings: 4096 };
+    expect(importError(JSON.stringify({ ...mixtral, rope_scaling: longrope }))).toBe('m.config.json (rope_scaling): field "long_factor" has 63 numbers, but the rotary dim 128 has 64 pairs');
+  });
 
   it('rejects an unknown model_type and lists the supported ones', () => {
     expect(importError(JSON.stringify({ ...mixtral, model_type: 'foo' }))).toBe(
@@ -231,12 +266,12 @@ describe('moec import: the command', () => {
   }
 
   it('writes the checked spec to -o', () => {
-    const out = join(dir, 'olmoe.moe');
-    const r = runImport([join(fixtures, 'olmoe-1b-7b-0924.config.json'), '-o', out]);
+    const out = join(dir, 'deepseek-v3.moe');
+    const r = runImport([join(fixtures, 'deepseek-v3.config.json'), '-o', out]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/note: OLMoE's q\/k RMSNorm/);
-    expect(checkSpec(readFileSync(out, 'utf8'), out).config?.moe?.experts).toBe(64);
+    expect(r.stderr).toMatch(/note: num_nextn_predict_layers = 1/);
+    expect(checkSpec(readFileSync(out, 'utf8'), out).config?.moe?.experts).toBe(256);
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 

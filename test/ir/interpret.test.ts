@@ -135,13 +135,23 @@ describe('dense ops', () => {
     expect(() => interpretGraph(embed, { ids: i32([1], [3]) }, table)).toThrow(/token 0 has id 3, the vocabulary is 0..2/);
   });
 
-  test('attention is out of scope and says so', () => {
+  test('attention needs its KV cache state, and names it when missing', () => {
     const b = new GraphBuilder('attention_test');
     const x = b.input('x', { shape: [TOKENS, 4], dtype: 'f32' });
-    const attention = kind('attention', 'gqa', { heads: 2, kv_heads: 2, head_dim: 2 });
+    const positions = b.input('positions', { shape: [TOKENS], dtype: 'i32' });
+    const attention = kind('attention', 'gqa', { heads: 2, kv_heads: 2, head_dim: 2, rope_theta: 10000 });
+    const caches = ['cache_k', 'cache_v'].map((n) => b.state(n, { shape: [8, 4], dtype: 'f32' }));
     const weights = ['q', 'k', 'v', 'o'].map((n) => b.param(n, [4, 4], 'attention'));
-    const graph = b.finish([b.op1('attention', [x, ...weights], { attention, layer: 0 }, 'y')]);
-    expect(() => interpretGraph(graph, { x: f32([1, 4], [1, 2, 3, 4]) }, () => new Float32Array(16))).toThrow('the reference interpreter does not implement attention yet');
+    const attrs = { attention, rope: kind('rope', 'default', {}), norm: kind('norm', 'rmsnorm', { eps: 1e-6 }), layer: 0, window: 0 };
+    const graph = b.finish([b.op1('attention', [x, positions, ...caches, ...weights], attrs, 'y')]);
+    const inputs = { x: f32([1, 4], [1, 2, 3, 4]), positions: i32([1], [0]) };
+    expect(() => interpretGraph(graph, inputs, () => new Float32Array(16))).toThrow('attention_test: missing state %cache_k ([8, 4] f32); pass the caches of a session (zeros for a new one)');
+    const state = { cache_k: f32([8, 4], new Array(32).fill(0)), cache_v: f32([8, 4], new Array(32).fill(0)) };
+    const identity = () => Float32Array.from({ length: 16 }, (_, i) => (i % 5 === 0 ? 1 : 0));
+    interpretGraph(graph, inputs, identity, undefined, state);
+    // Position 0 has angle 0: the key row is x itself, the value row too, and both now sit in row 0.
+    expect([...state.cache_k.data.subarray(0, 4)]).toEqual([1, 2, 3, 4]);
+    expect([...state.cache_v.data.subarray(0, 4)]).toEqual([1, 2, 3, 4]);
   });
 });
 

@@ -189,6 +189,17 @@ describe('semantic errors', () => {
     { name: 'no model block', from: valid.slice(0, valid.indexOf('compile')), to: '', at: '1:1 the spec has no model block | start with `model "name" { hidden = ... vocab = ... layers = ... }`', text: '' },
   ];
 
+  it('checks rope kinds: the name, the factor lists and their length against the rotary dim', () => {
+    const withRope = (rope: string) => edit('  moe {', `  rope = ${rope}\n  moe {`);
+    expect(errors(withRope('yarn(factor = 32, original_context = 4096, truncate = false)'))).toEqual([]);
+    expect(onlyError(withRope('yarm(factor = 4)'))).toEqual({ at: '7:10 unknown rotary embedding kind `yarm` | did you mean `yarn`?', text: 'yarm' });
+    const pairs = (n: number) => `[${Array.from({ length: n }, () => '1.5').join(', ')}]`;
+    expect(onlyError(withRope(`longrope(short_factor = ${pairs(64)}, long_factor = ${pairs(63)}, original_context = 4096)`)).at).toBe('7:356 longrope: long_factor has 63 numbers, short_factor 64 | both hold one number per rotary pair');
+    const short = errors(withRope(`longrope(short_factor = ${pairs(4)}, long_factor = ${pairs(4)}, original_context = 4096)`)).map((d) => d.message);
+    expect(short).toEqual(['longrope: short_factor has 4 numbers, the rotary dim 128 has 64 pairs', 'longrope: long_factor has 4 numbers, the rotary dim 128 has 64 pairs']);
+    expect(onlyError(withRope('longrope(short_factor = [1, -2], long_factor = [1, 2], original_context = 8)'))).toEqual({ at: '7:38 an element of short_factor = -2 is out of range | must be greater than 0', text: '-2' });
+  });
+
   it('accepts the spec the cases start from', () => {
     expect(errors(valid)).toEqual([]);
   });

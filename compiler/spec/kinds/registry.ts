@@ -3,7 +3,7 @@
 import type { ParamValue } from '../../../ir/model-config.js';
 import type { WeightStorage } from '../../../passes/pass.js';
 
-export type KindCategory = 'norm' | 'attention' | 'router' | 'activation' | 'quant' | 'rounding';
+export type KindCategory = 'norm' | 'attention' | 'rope' | 'router' | 'activation' | 'quant' | 'rounding';
 
 export type ValueType =
   | { type: 'int'; min?: number; max?: number }
@@ -13,6 +13,7 @@ export type ValueType =
   | { type: 'enum'; values: readonly string[] }
   | { type: 'kind'; category: KindCategory }
   | { type: 'int-list'; min?: number }
+  | { type: 'number-list'; min?: number; exclusiveMin?: boolean }
   | { type: 'string-list' };
 
 export interface FieldSchema {
@@ -78,6 +79,7 @@ export class KindRegistry {
 export const categoryWords: Record<KindCategory, string> = {
   norm: 'normalization',
   attention: 'attention',
+  rope: 'rotary embedding',
   router: 'router',
   activation: 'expert activation',
   quant: 'quantization',

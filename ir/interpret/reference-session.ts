@@ -1,0 +1,48 @@
+// The reference for generation: the whole-model graph run call after call with its KV caches
+// kept between calls, as transformers' generate() runs a model with a cache (prefill the prompt,
+// then one token per call at the next position).
+import type { Graph, Value } from '../graph.js';
+import { elementCount } from '../types.js';
+import { builtinSemantics, interpretGraph, type HostTensor, type Semantics } from './interpret.js';
+
+export class ReferenceSession {
+  /** Tokens already in the caches: the next call's first position. */
+  length = 0;
+  private readonly state: Record<string, HostTensor> = {};
+
+  constructor(private readonly graph: Graph, private readonly weight: (param: Value) => Float32Array, private readonly semantics: Semantics = builtinSemantics) {
+    for (const s of graph.state ?? []) {
+      const shape = s.type.shape as number[];
+      this.state[s.name] = { shape, data: new Float32Array(elementCount(shape)) };
+    }
+  }
+
+  /** The logits [T, vocab] of `ids` at the next T positions; their keys and values join the caches. */
+  forward(ids: ArrayLike<number>): HostTensor {
+    const positions = Int32Array.from({ length: ids.length }, (_, t) => this.length + t);
+    const inputs = { token_ids: { shape: [ids.length], data: Int32Array.from(ids) }, positions: { shape: [ids.length], data: positions } };
+    const out = interpretGraph(this.graph, inputs, this.weight, this.semantics, this.state);
+    this.length += ids.length;
+    return Object.values(out)[0]!;
+  }
+
+  /** Greedy decoding: the prompt in one call, then `count` tokens one call each (argmax, lowest id on ties). */
+  greedy(prompt: ArrayLike<number>, count: number): number[] {
+    const tokens: number[] = [];
+    let logits = this.forward(prompt);
+    for (let i = 0; i < count; i++) {
+      const next = argmaxOfLastRow(logits);
+      tokens.push(next);
+      if (i + 1 < count) logits = this.forward([next]);
+    }
+    return tokens;
+  }
+}
+
+export function argmaxOfLastRow(logits: HostTensor): number {
+  const [rows, vocab] = logits.shape as [number, number];
+  const row = logits.data.subarray((rows - 1) * vocab, rows * vocab);
+  let best = 0;
+  for (let i = 1; i < vocab; i++) if (row[i]! > row[best]!) best = i;
+  return best;
+}
