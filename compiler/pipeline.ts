@@ -13,7 +13,9 @@ import { foldSharedExpert } from '../passes/fold-shared-expert.js';
 import { fuseDecode } from '../passes/fuse-decode.js';
 import { groupSharedExpert } from '../passes/group-shared-expert.js';
 import { legalizeWebgpu } from '../passes/legalize-webgpu.js';
+import { lowerAttention } from '../passes/lower-attention.js';
 import { lowerDenseMlp } from '../passes/lower-dense-mlp.js';
+import { lowerLinear } from '../passes/lower-linear.js';
 import { lowerRoutedExperts } from '../passes/lower-routed-experts.js';
 import { markDequantizedWeights } from '../passes/mark-dequantized-weights.js';
 import type { Pass } from '../passes/pass.js';
@@ -34,6 +36,8 @@ export const defaultPasses: readonly Pass[] = [
   roundTokens,
   lowerRoutedExperts,
   lowerDenseMlp,
+  lowerAttention,
+  lowerLinear,
   markDequantizedWeights,
   foldSharedExpert,
   shardExperts,
@@ -42,7 +46,6 @@ export const defaultPasses: readonly Pass[] = [
   legalizeWebgpu,
 ];
 
-/** The whole decoder has ops with no WebGPU kernel yet (attention, norms): its IR stops before legalization (compileModelModule). */
 
 export interface PipelineOptions {
   /** Kinds, passes and kernels, a plugin's included (default: the builtin ones). */
@@ -91,7 +94,7 @@ export function runPasses(module: Module, config: ModelConfig, options: Pipeline
   return current;
 }
 
-/** The whole decoder, lowered as far as the WebGPU kernels go (MoE blocks and dense MLPs). */
+/** The whole decoder, lowered (embed, norm and add have no WebGPU kernel yet: it stops before legalization). */
 export function compileModelModule(config: ModelConfig, options: PipelineOptions = {}): Module {
   const passes = (options.registry?.passes ?? defaultPasses).filter((p) => p !== legalizeWebgpu);
   return runPasses(moduleOf(buildModelGraph(config)), config, { passes, ...options });

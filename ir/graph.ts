@@ -3,7 +3,8 @@
 import type { KindRef, QuantTarget } from './model-config.js';
 import type { TensorType } from './types.js';
 
-export type WeightRole = 'embedding' | 'lm_head' | 'attention' | 'norm' | 'router' | 'expert' | 'shared' | 'dense';
+/** `rope`: the cos/sin table the runtime computes at load (runtime/rope-table.ts), not a checkpoint tensor. */
+export type WeightRole = 'embedding' | 'lm_head' | 'attention' | 'norm' | 'router' | 'expert' | 'shared' | 'dense' | 'rope';
 
 /** The weight role each `quantize <target>` line covers (norms have none: they are never quantized). */
 export const roleOfQuantTarget: Readonly<Record<QuantTarget, WeightRole>> = {
@@ -70,6 +71,7 @@ export function isKindRef(v: AttrValue): v is KindRef {
 /** A weight that multiplies activations (quantizable, counted in FLOPs), as opposed to a bias,
  *  norm scale or table row. Routed-expert weights carry a leading [experts] dimension. */
 export function isWeightMatrix(p: Value): boolean {
+  if (p.role === 'rope') return false;
   const stacked = p.role === 'expert' ? 1 : 0;
   return p.type.shape.length - stacked >= 2;
 }

@@ -4,6 +4,7 @@
 // wrote (one expert shard of a grouped GEMM) take it as `init` and return it updated
 // (destination passing): codegen gives both values one buffer.
 import { isKindRef } from './graph.js';
+import { attentionOpDefinitions } from './ops-attention.js';
 import { numParam, type KindRef } from './model-config.js';
 import { expectActivation, expectExtras, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
 import { TOKENS, tokenDim, type Dim, type TensorType } from './types.js';
@@ -294,6 +295,9 @@ function denseMatrixType(inputs: Inputs, a: Attrs): TensorType[] {
   return [{ shape: [TOKENS, n], dtype: inputs['a']!.dtype }];
 }
 
+/** Model-level ops that are one kernel each as they stand. */
+const KERNEL_LEVEL_MODEL_OPS: ReadonlySet<string> = new Set(['moe.route', 'embed', 'norm', 'add']);
+
 /** Lowered ops that name a view of a weight (one expert shard, its f32 values): a buffer, not a dispatch. */
 export const VIEW_OPCODES: ReadonlySet<string> = new Set(['slice_rows', 'dequantize']);
 
@@ -302,7 +306,7 @@ export const VIEW_OPCODES: ReadonlySet<string> = new Set(['slice_rows', 'dequant
  * plugin's ops with a kernel, `pluginKernels`); undefined before lowering.
  */
 export function dispatchCount(ops: ReadonlyArray<{ opcode: string }>, pluginKernels: ReadonlySet<string> = new Set()): number | undefined {
-  if (!ops.every((op) => op.opcode === 'moe.route' || op.opcode in loweredOpDefinitions || pluginKernels.has(op.opcode))) return undefined;
+  if (!ops.every((op) => KERNEL_LEVEL_MODEL_OPS.has(op.opcode) || op.opcode in loweredOpDefinitions || op.opcode in attentionOpDefinitions || pluginKernels.has(op.opcode))) return undefined;
   return ops.filter((op) => !VIEW_OPCODES.has(op.opcode)).length;
 }
 

@@ -2,6 +2,7 @@
 // shape/dtype inference. The builder and the verifier both infer through this table.
 import { activation, expectActivation, expectExtras, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
 import { boolParam, numParam, type KindRef } from './model-config.js';
+import { attentionOpDefinitions } from './ops-attention.js';
 import { loweredOpDefinitions } from './ops-lowered.js';
 import { TOKENS, type TensorType } from './types.js';
 import type { Value } from './graph.js';
@@ -168,7 +169,7 @@ const modelOpDefinitions: Record<string, OpDefinition> = {
 };
 
 /** Every builtin opcode: model-level and lowered (kernel-level). A plugin's registry extends a copy. */
-export const opDefinitions: Readonly<Record<string, OpDefinition>> = { ...modelOpDefinitions, ...loweredOpDefinitions };
+export const opDefinitions: Readonly<Record<string, OpDefinition>> = { ...modelOpDefinitions, ...loweredOpDefinitions, ...attentionOpDefinitions };
 
 /** Runs an op's inference given its inputs in order; throws IRTypeError on a mismatch. */
 export function inferOp(opcode: string, inputs: TensorType[], attrs: Attrs, ops: Readonly<Record<string, OpDefinition>> = opDefinitions): TensorType[] {

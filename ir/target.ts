@@ -21,6 +21,8 @@ export interface TargetDescription {
   gemmTile: GemmTile;
   /** Outputs per workgroup of every GEMV. */
   gemvRows: number;
+  /** Keys per context chunk of decode attention (flash-decoding splits the cache into these). */
+  decodeChunkKeys: number;
   /** Lowered opcodes the target has a kernel for (legalize-webgpu refuses any other). */
   opcodes: readonly string[];
   /** Weight storage formats its kernels decode (f32, int4, ..., a plugin's), by name, with their word layouts. */
@@ -45,6 +47,7 @@ export function webgpuTarget(kernels: { opcodes: readonly string[]; weightFormat
     decodeMaxTokens: 8,
     gemmTile: DEFAULT_GEMM_TILE,
     gemvRows: 32,
+    decodeChunkKeys: 256,
     opcodes: kernels.opcodes,
     weightFormats: kernels.weightFormats,
     source: 'defaults: no tuning cache',

@@ -2,8 +2,10 @@
 // lays out its MoE tensors differently; this table maps every IR weight of a MoE block
 // (layers.L.moe.*) to the tensors of one family and says how to turn them into the IR layout
 // (experts stacked on a leading [E] dim, gpt-oss's fused, interleaved gate/up split and
-// transposed). hf-weights.ts follows these recipes; checked-tensor-reader.ts reads the tensors.
-// Browser-safe.
+// transposed). The rest of the decoder is one tensor per weight, named alike in every family
+// (hf-decoder-naming.ts). hf-weights.ts follows these recipes; checked-tensor-reader.ts reads the
+// tensors. Browser-safe.
+import { checkDecoderTensors, decoderTensorOf, isDecoderWeight } from './hf-decoder-naming.js';
 import { HfWeightsError, type TensorReader } from './tensor-reader.js';
 
 /** How one IR weight is made from a family's tensors. */
@@ -107,12 +109,17 @@ function recipesOf(modelType: string, layer: number): Record<string, Recipe> {
 /** Splits `layers.L.moe.<suffix>` into L and the suffix. */
 function parseIrName(irName: string): { layer: number; suffix: string } {
   const m = /^layers\.(\d+)\.moe\.(.+)$/.exec(irName);
-  if (!m) throw new HfWeightsError(`${irName}: not the name of a MoE block weight (layers.L.moe.*)`);
+  if (!m) throw new HfWeightsError(`${irName}: not the name of a decoder weight (embed.*, layers.L.{attn_norm,attn,mlp_norm,mlp,moe}.*, final_norm.*, lm_head.*)`);
   return { layer: Number(m[1]), suffix: m[2]! };
 }
 
-/** The recipe for IR weight `irName` (layers.L.moe.*) in a `modelType` checkpoint, or undefined when the family has none. */
+/** The recipe for IR weight `irName` in a `modelType` checkpoint, or undefined when the family has none. */
 export function recipeOf(modelType: string, irName: string): Recipe | undefined {
+  if (isDecoderWeight(irName)) {
+    requireSupportedModelType(modelType);
+    const name = decoderTensorOf(irName);
+    return name === undefined ? undefined : tensor(name);
+  }
   const { layer, suffix } = parseIrName(irName);
   return recipesOf(modelType, layer)[suffix];
 }
@@ -133,10 +140,11 @@ export function describeHfNaming(modelType: string, irName: string): string | un
   }
 }
 
-/** The IR weights of one MoE block, by layer: `layers.L.moe.<suffix>` -> L -> suffixes. */
+/** The IR weights of the MoE blocks among `irNames`, by layer: `layers.L.moe.<suffix>` -> L -> suffixes. */
 function suffixesByLayer(irNames: readonly string[]): Map<number, Set<string>> {
   const byLayer = new Map<number, Set<string>>();
   for (const name of irNames) {
+    if (isDecoderWeight(name)) continue;
     const { layer, suffix } = parseIrName(name);
     if (!byLayer.has(layer)) byLayer.set(layer, new Set());
     byLayer.get(layer)!.add(suffix);
@@ -146,7 +154,8 @@ function suffixesByLayer(irNames: readonly string[]): Map<number, Set<string>> {
 
 /**
  * The model types whose checkpoints hold exactly these MoE weights: every one of them, and no
- * other MoE tensor the spec would silently ignore (a shared expert, a router bias, ...).
+ * other MoE tensor the spec would silently ignore (a shared expert, a router bias, ...). Weights
+ * outside the MoE blocks are named alike in every family and do not narrow the answer.
  */
 export function modelTypesMatching(irNames: readonly string[]): string[] {
   const byLayer = suffixesByLayer(irNames);
@@ -164,12 +173,19 @@ function tensorsOf(recipe: Recipe): string[] {
 }
 
 /**
- * Checks, before any tensor is read, that a `modelType` checkpoint and a MoE block's IR weights
- * describe the same model: the family has every weight, and the checkpoint holds no MoE tensor
- * the block would ignore (e.g. a shared expert the spec lacks). Throws a one-line HfWeightsError.
+ * Checks, before any tensor is read, that a `modelType` checkpoint and IR weights (MoE blocks, or
+ * any part of the decoder) describe the same model: the family has every weight, and the
+ * checkpoint holds no tensor of those parts the weights would ignore (e.g. a shared expert or a
+ * q_proj bias the spec lacks). Throws a one-line HfWeightsError.
  */
-export function checkBlockTensors(modelType: string, irNames: readonly string[], reader: TensorReader): void {
+export function checkSpecTensors(modelType: string, irNames: readonly string[], reader: TensorReader): void {
   const location = reader.location ?? 'checkpoint';
+  requireSupportedModelType(modelType);
+  const unnamed = irNames.filter((n) => isDecoderWeight(n) && decoderTensorOf(n) === undefined);
+  if (unnamed.length) {
+    throw new HfWeightsError(`${location}: a ${modelType} checkpoint has no tensors for ${unnamed.join(', ')}; the spec does not describe this checkpoint`);
+  }
+  checkDecoderTensors(irNames, reader);
   for (const [layer, suffixes] of suffixesByLayer(irNames)) {
     const recipes = recipesOf(modelType, layer);
     const lacking = [...suffixes].filter((k) => !recipes[k]).map((k) => `layers.${layer}.moe.${k}`);

@@ -1,11 +1,12 @@
-// Hugging Face checkpoints -> the IR's weights: a WeightSource that makes each IR weight of a MoE
-// block (layers.L.moe.*) by its family's recipe (hf-naming.ts) from the tensors a TensorReader
-// offers, read and checked by checked-tensor-reader.ts. A read of some experts (rows of the
-// leading dim) reads only those experts' tensors or bytes. Browser-safe.
+// Hugging Face checkpoints -> the IR's weights: a WeightSource that makes each IR weight (a MoE
+// block's layers.L.moe.*, or any other weight of the decoder) by its family's recipe
+// (hf-naming.ts) from the tensors a TensorReader offers, read and checked by
+// checked-tensor-reader.ts; and readHfWeights, a whole decoder's weights at once. A read of some
+// experts (rows of the leading dim) reads only those experts' tensors or bytes. Browser-safe.
 import { CheckedTensorReader } from './checked-tensor-reader.js';
 import { deinterleave, deinterleaveTranspose, transposeInner } from './gpt-oss-layout.js';
 import { fp8BlockSizeOf } from './hf-fp8.js';
-import { checkBlockTensors, recipeOf, requireSupportedModelType, type Recipe } from './hf-naming.js';
+import { checkSpecTensors, recipeOf, requireSupportedModelType, type Recipe } from './hf-naming.js';
 import { checkRowRange, type RowRange, type WeightSource } from './plan.js';
 import { pairedReads } from './paired-reads.js';
 import { HfWeightsError, type TensorReader } from './tensor-reader.js';
@@ -15,11 +16,23 @@ import { formatShape } from './safetensors.js';
 export interface HfWeightSource extends WeightSource {
   readonly modelType: string;
   /**
-   * Checks, before any tensor is read, that the checkpoint and a MoE block's IR weights describe
-   * the same model: the family has every weight, and the checkpoint holds no MoE tensor the block
-   * would ignore (e.g. a shared expert the spec lacks). Throws a one-line HfWeightsError.
+   * Checks, before any tensor is read, that the checkpoint and IR weights (a MoE block's, or any
+   * part of the decoder) describe the same model: the family has every weight, and the checkpoint
+   * holds no tensor of those parts the weights would ignore (e.g. a shared expert or a q_proj bias
+   * the spec lacks). Throws a one-line HfWeightsError.
    */
   checkBlock(irNames: readonly string[]): void;
+  /**
+   * checkBlock, and that each weight stored as one tensor or one tensor per expert is there with
+   * its shape: a checkpoint that cannot give all of `weights` fails before any is read.
+   */
+  checkWeights(weights: readonly { name: string; shape: readonly number[] }[]): void;
+}
+
+/** An IR weight to read: a graph param's name and shape (spelled out in checkWeights, as model.d.ts copies HfWeightSource alone). */
+export interface IrWeight {
+  name: string;
+  shape: readonly number[];
 }
 
 export interface HfWeightSourceOptions {
@@ -45,9 +58,18 @@ export function hfWeightSource(modelType: string, reader: TensorReader, options:
   const tensors = new CheckedTensorReader(reader, modelType, configBlock);
   // Recipes that take one half of a fused tensor read it through here: the other half's read follows.
   const fusedTensors = new CheckedTensorReader(pairedReads(reader), modelType, configBlock);
+  const checkBlock = (irNames: readonly string[]) => checkSpecTensors(modelType, irNames, reader);
   return {
     modelType,
-    checkBlock: (irNames) => checkBlockTensors(modelType, irNames, reader),
+    checkBlock,
+    checkWeights(weights) {
+      checkBlock(weights.map((w) => w.name));
+      for (const { name, shape } of weights) {
+        const recipe = recipeOf(modelType, name);
+        if (recipe?.kind === 'tensor') tensors.requireTensor(recipe.name, shape, name);
+        if (recipe?.kind === 'stack') for (let e = 0; e < shape[0]!; e++) tensors.requireTensor(recipe.name(e), shape.slice(1), name);
+      }
+    },
     sharesStorage(a, b) {
       const [ra, rb] = [recipeOf(modelType, a), recipeOf(modelType, b)];
       return !!ra && !!rb && 'half' in ra && 'half' in rb && ra.name === rb.name;
@@ -67,6 +89,21 @@ export function hfWeightSource(modelType: string, reader: TensorReader, options:
       return followRecipe('half' in recipe ? fusedTensors : tensors, recipe, irName, shape, range, rows);
     },
   };
+}
+
+/**
+ * Every weight of `weights` (a whole decoder's graph params, or any of them) from a `modelType`
+ * checkpoint, as f32 in the IR layout, by name: bf16, FP8 and MXFP4 tensors dequantized. All are
+ * checked (checkWeights) before any is read. Holds them all in memory: for the reference
+ * interpreter and tests, not for a model that only fits on a GPU.
+ */
+export async function readHfWeights(modelType: string, reader: TensorReader, weights: readonly IrWeight[],
+  options: HfWeightSourceOptions = {}): Promise<Map<string, Float32Array>> {
+  const source = hfWeightSource(modelType, reader, options);
+  source.checkWeights(weights);
+  const out = new Map<string, Float32Array>();
+  for (const { name, shape } of weights) out.set(name, await source.readF32(name, [...shape]));
+  return out;
 }
 
 /**

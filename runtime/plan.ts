@@ -4,12 +4,17 @@
 // JSON-serializable so a bundle can ship it as is.
 import type { WeightFormat } from './quant/weight-format.js';
 
-/** A count that grows with the token count T: min(ceil((perToken * T + constant) / (divisor ?? 1)), max ?? inf). */
+/**
+ * A count that grows with the token count T: min(ceil((perToken * T + perPast * past + constant) /
+ * (divisor ?? 1)), max ?? inf). `past` is the number of positions already in the KV caches (the
+ * call's first position); only a model plan's uniform words use it.
+ */
 export interface TokenExpr {
   perToken: number;
   constant: number;
   divisor?: number;
   max?: number;
+  perPast?: number;
 }
 
 export type PlanDType = 'f32' | 'f16' | 'i32' | 'u32';
@@ -24,8 +29,9 @@ export const dtypeBytes = (dtype: PlanDType): number => (dtype === 'f16' ? 2 : 4
  * read as a huge workgroup count).
  * weight: a slice [rowBegin, rowEnd) along dim 0 of one IR param (a shard of stacked experts,
  * or the whole param), in its PlanWeight's storage (u32 words when packed in a non-f32 format).
+ * state: kept across calls (a KV cache), zeroed when a session starts; f16 caches as u32 pairs.
  */
-export type PlanBufferRole = 'input' | 'output' | 'scratch' | 'indirect' | 'weight';
+export type PlanBufferRole = 'input' | 'output' | 'scratch' | 'indirect' | 'weight' | 'state';
 
 export interface PlanBuffer {
   name: string;
@@ -160,8 +166,8 @@ export function tokenExpr(perToken: number, constant = 0, divisor = 1, max?: num
   return e;
 }
 
-export function evalTokenExpr(e: TokenExpr, tokens: number): number {
-  const n = Math.ceil((e.perToken * tokens + e.constant) / (e.divisor ?? 1));
+export function evalTokenExpr(e: TokenExpr, tokens: number, past = 0): number {
+  const n = Math.ceil((e.perToken * tokens + (e.perPast ?? 0) * past + e.constant) / (e.divisor ?? 1));
   return e.max === undefined ? n : Math.min(n, e.max);
 }
 
@@ -177,4 +183,59 @@ export function stepReads(step: PlanStep): string[] {
 
 export function stepWrites(step: PlanStep): string[] {
   return step.bindings.filter((b) => b.access === 'read_write').map((b) => b.buffer);
+}
+
+/** What the runtime computes itself at load: the rotary cos/sin table (runtime/rope-table.ts buildRopeTable). */
+export interface PlanRope {
+  /** The plan weight (role rope in the IR) that holds it. */
+  weight: string;
+  kind: string;
+  params: Record<string, unknown>;
+  theta: number;
+  dim: number;
+  context: number;
+}
+
+/**
+ * A compiled decoder: token ids in, logits out, the KV caches (state buffers) kept between calls.
+ * One call handles at most maxTokens new tokens; the prefill path serves calls of more than
+ * decodeMaxTokens, the decode path the others.
+ */
+export interface ModelPlan {
+  format: 'moec.model-plan';
+  version: 1;
+  name: string;
+  vocab: number;
+  hidden: number;
+  /** Positions the KV caches hold (compile.context). */
+  context: number;
+  /** Buffer names: token ids [T] i32 and positions [T] i32 in; logits [T, vocab] f32 out. */
+  tokenIds: string;
+  positions: string;
+  logits: string;
+  weights: PlanWeight[];
+  buffers: PlanBuffer[];
+  kernels: PlanKernel[];
+  prefill: PlanStep[];
+  decode: PlanStep[];
+  decodeMaxTokens: number;
+  maxTokens: number;
+  rope?: PlanRope;
+  /** Absent when the logits are not f32 (the sampler reads f32). */
+  sampler?: PlanSampler;
+  requires: MoeBlockPlan['requires'];
+  features?: string[];
+}
+
+/** The GPU sampler (codegen/kernels/sample): its dispatches over the logits row, in one compute pass. */
+export interface PlanSampler {
+  kernels: PlanKernel[];
+  /** Each dispatch: its kernel, the bindings it uses (logits 0, sample_scratch 1, sampled 2), its uniform binding and grid. */
+  steps: { kernel: string; bindings: { binding: number; name: 'logits' | 'sample_scratch' | 'sampled'; access: 'read' | 'read_write' }[]; uniformBinding: number; grid: [number, number, number] }[];
+  /** u32 words of sample_scratch. */
+  scratchWords: number;
+}
+
+export function modelPathSteps(plan: ModelPlan, tokens: number): PlanStep[] {
+  return tokens <= plan.decodeMaxTokens ? plan.decode : plan.prefill;
 }

@@ -98,3 +98,34 @@ export function ropeCosSin(frequencies: RopeFrequencies, positions: ArrayLike<nu
   }
   return { cos, sin };
 }
+
+/**
+ * The cos/sin table kernels read: [variants, context, dim] f32, row p = cos of the dim / 2 pairs
+ * at position p, then their sin. LongRoPE has two variants (short factors, then long ones for
+ * calls that reach past original_context); the other kinds one.
+ */
+export function buildRopeTable(spec: RopeSpec, context: number): Float32Array {
+  const variants = ropeTableVariants(spec);
+  const half = spec.dim / 2;
+  const positions = Array.from({ length: context }, (_, p) => p);
+  const table = new Float32Array(variants * context * spec.dim);
+  for (let variant = 0; variant < variants; variant++) {
+    // A call length that selects the variant: within the original context, or past it.
+    const callLength = variant === 0 ? 1 : Number.MAX_SAFE_INTEGER;
+    const { cos, sin } = ropeCosSin(ropeFrequencies(spec, callLength), positions);
+    for (let p = 0; p < context; p++) {
+      const row = (variant * context + p) * spec.dim;
+      table.set(cos.subarray(p * half, (p + 1) * half), row);
+      table.set(sin.subarray(p * half, (p + 1) * half), row + half);
+    }
+  }
+  return table;
+}
+
+/** 2 for LongRoPE (short and long factors), else 1. */
+export const ropeTableVariants = (spec: Pick<RopeSpec, 'kind'>): number => (spec.kind === 'longrope' ? 2 : 1);
+
+/** The call length past which a kernel reads variant 1 (LongRoPE's original_context), 0 when there is one variant. */
+export function ropeSwitch(spec: RopeSpec): number {
+  return spec.kind === 'longrope' ? (spec.params['original_context'] as number) : 0;
+}

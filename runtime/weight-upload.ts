@@ -9,6 +9,9 @@
 import { uploadBytes } from './buffer-pool.js';
 import { GpuError, type GpuRuntime } from './device.js';
 import { checkRowRange, rowsOf, type MoeBlockPlan, type PlanBuffer, type PlanWeight, type RowRange, type WeightSource } from './plan.js';
+
+/** What weight upload reads of a plan (an MoE block's or a whole model's). */
+type WeightPlan = Pick<MoeBlockPlan, 'name' | 'weights' | 'buffers'>;
 import { builtinFormats } from './quant/builtin-formats.js';
 import { dequantize, packWeight } from './quant/weight-codec.js';
 import { describeFormat, F32, packedBytes, withFormats, type FormatDefinition, type FormatTable, type WeightFormat } from './quant/weight-format.js';
@@ -96,16 +99,16 @@ async function shardContents(reader: RowReader, jobs: ShardJob[], maxReadBytes: 
 }
 
 /** The weight buffers of `w`, in plan order. */
-const buffersOf = (plan: MoeBlockPlan, w: PlanWeight): PlanBuffer[] => plan.buffers.filter((b) => b.weight?.param === w.name);
+const buffersOf = (plan: WeightPlan, w: PlanWeight): PlanBuffer[] => plan.buffers.filter((b) => b.weight?.param === w.name);
 
 /** Whether `a` and `b` can be read piece by piece in turn: same shape, storage, format and shards. */
-function sameLayout(plan: MoeBlockPlan, a: PlanWeight, b: PlanWeight): boolean {
+function sameLayout(plan: WeightPlan, a: PlanWeight, b: PlanWeight): boolean {
   const rowsOfBuffers = (w: PlanWeight) => JSON.stringify(buffersOf(plan, w).map(bufferRows));
   return JSON.stringify([a.shape, a.storage, a.format]) === JSON.stringify([b.shape, b.storage, b.format]) && rowsOfBuffers(a) === rowsOfBuffers(b);
 }
 
 /** The plan's weights in upload order, those the source stores together (and laid out alike) in one group. */
-function uploadGroups(plan: MoeBlockPlan, source: WeightSource): PlanWeight[][] {
+function uploadGroups(plan: WeightPlan, source: WeightSource): PlanWeight[][] {
   const groups: PlanWeight[][] = [];
   for (const w of plan.weights) {
     const group = source.sharesStorage && groups.find((g) => source.sharesStorage!(g[0]!.name, w.name) && sameLayout(plan, g[0]!, w));
@@ -123,7 +126,7 @@ export interface WeightUploadOptions {
 }
 
 /** Uploads every weight buffer of `plan`, reading each from `source` by rows; returns them by buffer name. */
-export async function uploadWeights(rt: GpuRuntime, plan: MoeBlockPlan, source: WeightSource, options: WeightUploadOptions = {}): Promise<Map<string, GPUBuffer>> {
+export async function uploadWeights(rt: GpuRuntime, plan: WeightPlan, source: WeightSource, options: WeightUploadOptions = {}): Promise<Map<string, GPUBuffer>> {
   const maxReadBytes = options.maxReadBytes ?? DEFAULT_MAX_READ_BYTES;
   const formats = withFormats(builtinFormats, options.formats);
   for (const w of plan.weights) {

@@ -82,7 +82,8 @@ export function emitMoeBlockPlan(module: Module, target: TargetDescription, kern
   };
 }
 
-function emitSteps(f: Graph, buffers: PlanBuffers, rendered: Map<string, PlanKernel>, kernels: KernelRegistry): PlanStep[] {
+/** Each op of `f` through the kernel table, in order (views skipped); kernels rendered once by name into `rendered`. */
+export function emitSteps(f: Graph, buffers: PlanBuffers, rendered: Map<string, PlanKernel>, kernels: KernelRegistry): PlanStep[] {
   const producers = new Map<number, Op>();
   for (const op of f.ops) for (const v of op.outputs) producers.set(v.id, op);
   const roles = (op: Op, output: number): PlanBufferRole => (op.opcode === 'moe.align' && output === 2 ? 'indirect' : 'scratch');
@@ -113,7 +114,7 @@ function emitSteps(f: Graph, buffers: PlanBuffers, rendered: Map<string, PlanKer
 }
 
 /** The largest token count whose buffers fit one binding and whose grids fit 65535 workgroups. */
-function maxTokens(buffers: MoeBlockPlan['buffers'], maxBinding: number, g: { sortedRows: { perToken: number; constant: number }; BM: number; routerTile: number }): number {
+export function maxTokens(buffers: MoeBlockPlan['buffers'], maxBinding: number, g: { sortedRows: { perToken: number; constant: number }; BM: number; routerTile: number }): number {
   const caps = [MAX_WORKGROUPS_PER_DIMENSION * g.routerTile, MAX_WORKGROUPS_PER_DIMENSION * g.BM, COMBINE_GRID_WIDTH * MAX_WORKGROUPS_PER_DIMENSION];
   caps.push(Math.floor((MAX_WORKGROUPS_PER_DIMENSION * g.BM - g.sortedRows.constant) / g.sortedRows.perToken));
   for (const buffer of buffers) {

@@ -5,6 +5,8 @@ import { builtinActivationKernels, type ActivationKernels } from '../kernels/ker
 import { builtinRouterPartials, type RouterKernelPartial } from '../kernels/router/router-partials.js';
 import { builtinWeightLoads, type WeightLoads } from '../kernels/weights/weight-loads.js';
 import { kernelTable, type KernelEntry } from './kernel-table.js';
+import { attentionKernelTable } from './kernel-table-attention.js';
+import { decoderKernelTable } from './kernel-table-decoder.js';
 
 export interface KernelRegistry {
   readonly ops: Readonly<Record<string, KernelEntry>>;
@@ -15,4 +17,4 @@ export interface KernelRegistry {
   readonly weightLoads: WeightLoads;
 }
 
-export const builtinKernels: KernelRegistry = { ops: kernelTable, routers: builtinRouterPartials, activations: builtinActivationKernels, weightLoads: builtinWeightLoads };
+export const builtinKernels: KernelRegistry = { ops: { ...kernelTable, ...attentionKernelTable, ...decoderKernelTable }, routers: builtinRouterPartials, activations: builtinActivationKernels, weightLoads: builtinWeightLoads };

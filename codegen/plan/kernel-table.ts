@@ -23,6 +23,8 @@ import type { WeightLoads } from '../kernels/weights/weight-loads.js';
 import { renderRouterKernel, routerTokensPerWorkgroup } from '../kernels/router/router.js';
 import type { WEBGPU_OPCODES } from './supported.js';
 
+type DecoderOpcode = 'embed' | 'norm' | 'add' | 'attention.prepare' | 'mla.prepare' | 'mla.absorb_q' | 'mla.unabsorb' | 'attention.attend' | 'attention.decode_partials' | 'attention.decode_merge';
+
 /** What the table needs from the function around an op, and the registry's router partials. */
 export interface OpContext {
   /** The op that produced a value (for moe.align's shard count). */
@@ -129,7 +131,8 @@ function checkGemvRows(op: Op): number {
   return rows;
 }
 
-export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice_rows' | 'dequantize'>, KernelEntry> = {
+/** The MoE block's and the dense matrices' kernels (the decoder's others: kernel-table-attention.ts, kernel-table-decoder.ts). */
+export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice_rows' | 'dequantize' | DecoderOpcode>, KernelEntry> = {
   'moe.route': {
     render: (op, context) => {
       const i = inputsByName(op);

@@ -33,19 +33,28 @@ function planDtype(dtype: DType, what: string): PlanDType {
 /** a dominates b: at least as many elements at every token count. */
 const dominates = (a: TokenExpr, b: TokenExpr) => a.perToken >= b.perToken && a.constant >= b.constant && (a.divisor ?? 1) <= (b.divisor ?? 1);
 
+/** What a plan calls its inputs and outputs: an MoE block's hidden_states / block_out, a model's by value name. */
+export interface IoNames {
+  input(v: Value): string;
+  output(v: Value): string;
+}
+
+export const moeBlockIo: IoNames = { input: () => 'hidden_states', output: () => 'block_out' };
+
 export class PlanBuffers {
   readonly buffers: PlanBuffer[] = [];
   readonly weights: PlanWeight[] = [];
 
   /** `formats`: the target's weight formats, which size the packed weight buffers. */
-  constructor(private readonly prefix: string, private readonly formats: FormatLayouts = builtinFormats) {}
+  constructor(private readonly prefix: string, private readonly formats: FormatLayouts = builtinFormats, private readonly io: IoNames = moeBlockIo) {}
 
   /** The buffer of every value a function reads or writes, by value id. */
   bind(f: Graph, roles: (op: Op, output: number) => PlanBufferRole): Map<number, string> {
     const names = new Map<number, string>();
     const sliceOf = new Map<number, { param: Value; begin: number; end: number; storage: PlanWeight['storage'] }>();
     for (const p of f.params) sliceOf.set(p.id, { param: p, begin: 0, end: p.type.shape[0] as number, storage: 'packed' });
-    for (const v of f.inputs) names.set(v.id, this.activation('hidden_states', 'input', v));
+    for (const v of f.inputs) names.set(v.id, this.activation(this.io.input(v), 'input', v));
+    for (const s of f.state ?? []) names.set(s.id, this.activation(s.name, 'state', s));
     // A chain of shard results is one buffer, named after its last value.
     const last = new Map<number, Value>();
     for (const op of [...f.ops].reverse()) {
@@ -72,7 +81,7 @@ export class PlanBuffers {
         if (over !== undefined) return names.set(v.id, names.get(inputs[over]!.id)!);
         const isOutput = f.outputs.some((o) => o.id === v.id);
         const named = last.get(v.id) ?? v;
-        names.set(v.id, isOutput ? this.activation('block_out', 'output', v) : this.activation(this.shortName(named), roles(op, i), named));
+        names.set(v.id, isOutput ? this.activation(this.io.output(v), 'output', v) : this.activation(this.shortName(named), roles(op, i), named));
       });
     }
     return names;

@@ -6,10 +6,11 @@ import { UsageError, type Command } from './command.js';
 import { fmtCommand } from './fmt-command.js';
 import { importCommand } from './import-command.js';
 import { irCommand } from './ir-command.js';
+import { placeCommand } from './place-command.js';
 import { runCommand } from './run-command.js';
 import { statsCommand } from './stats-command.js';
 
-const commands: Command[] = [checkCommand, statsCommand, irCommand, importCommand, fmtCommand, compileCommand, runCommand];
+const commands: Command[] = [checkCommand, statsCommand, irCommand, importCommand, fmtCommand, compileCommand, runCommand, placeCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -20,6 +20,7 @@ import { PluginError, type Registry } from '../plugins/registry.js';
 import { loadPlugins } from '../plugins/load-plugins.js';
 import { roundingReport } from './rounding-report.js';
 import { relativeError } from '../../ir/interpret/relative-error.js';
+import { runGeneration } from './run-generation.js';
 
 /**
  * Errors whose message says what and where (file and tensor, or the device limit): printed as one
@@ -42,10 +43,20 @@ interface Runnable {
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'run one MoE block on WebGPU with weights from a Hugging Face checkpoint',
-  usage: 'moec run <spec.moe|bundle-dir> --weights <checkpoint-dir> --layer N --input in.safetensors --output out.safetensors [--check]',
+  summary: 'generate tokens with the whole model, or run one MoE block, on WebGPU with weights from a Hugging Face checkpoint',
+  usage: 'moec run <spec.moe> --weights <checkpoint-dir> --prompt-ids 1,2,3 [--max-tokens N] [--temperature T --top-k K --top-p P --seed S] [--json] [--logits-out F]\n' +
+    '       moec run <spec.moe|bundle-dir> --weights <checkpoint-dir> --layer N --input in.safetensors --output out.safetensors [--check]',
   help: [
-    'Runs MoE layer N of a spec (compiled in memory) or of a bundle written by `moec compile`.',
+    'With --prompt-ids: the whole decoder of a spec (compiled in memory) on WebGPU generates --max-tokens (default 32)',
+    'ids, sampled on the GPU (greedy by default); prints them as they come, then time to first token, prefill',
+    'and decode tokens/s and dispatches per decoded token.',
+    '  --prompt-ids LIST   comma-separated token ids',
+    '  --temperature T     0 (default) = greedy; --top-k K (0 = off), --top-p P (1 = off), --seed S (u32)',
+    '  --json              one JSON object on stdout: tokens, timeToFirstTokenMs, prefillTokensPerSecond,',
+    '                      decodeTokensPerSecond, dispatchesPerToken, adapter',
+    '  --logits-out FILE   safetensors with `logits` [prompt length, vocab] F32 of every prompt position',
+    '',
+    'With --layer: runs MoE layer N of a spec (compiled in memory) or of a bundle written by `moec compile`.',
     'Options:',
     '  --weights DIR      Hugging Face checkpoint: config.json (model_type) and model.safetensors or shards + index',
     '  --layer N          the MoE layer to run',
@@ -66,9 +77,12 @@ export const runCommand: Command = {
       options: {
         weights: { type: 'string' }, layer: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' },
         check: { type: 'boolean' }, tolerance: { type: 'string' }, 'default-limits': { type: 'boolean' }, ...pluginOption,
+        'prompt-ids': { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
+        'top-p': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, 'logits-out': { type: 'string' },
       },
     });
     if (positionals.length !== 1) throw new UsageError('run takes one spec or bundle directory');
+    if (values['prompt-ids'] !== undefined) return generate(positionals[0]!, values);
     for (const flag of ['weights', 'layer', 'input', 'output'] as const) {
       if (values[flag] === undefined) throw new UsageError(`run needs --${flag}`);
     }
@@ -135,6 +149,28 @@ export const runCommand: Command = {
     }
   },
 };
+
+/** --prompt-ids: the whole decoder of a spec generates; errors a user can cause are one line, exit 1. */
+async function generate(target: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
+  if (values['weights'] === undefined) throw new UsageError('run needs --weights');
+  if (isDirectory(target)) throw new UsageError('generation (--prompt-ids) runs a spec; bundles run one MoE block (--layer) for now');
+  const { config, registry } = await loadSpec(target, (values['plugin'] as string[] | undefined) ?? []);
+  if (!config) return 1;
+  const text = (name: string) => values[name] as string | undefined;
+  try {
+    await useSoftwareVulkanIfNeeded();
+    return await runGeneration(config, registry, {
+      weights: text('weights')!, promptIds: text('prompt-ids')!, maxTokens: text('max-tokens'), temperature: text('temperature'), topK: text('top-k'),
+      topP: text('top-p'), seed: text('seed'), json: values['json'] === true, logitsOut: text('logits-out'), defaultLimits: values['default-limits'] === true,
+    });
+  } catch (e) {
+    if (e instanceof Error && REPORTED_ERRORS.has(e.name)) {
+      process.stderr.write(`moec run: ${e.message.replace(/\s*\n\s*/g, ' ')}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
 
 function isDirectory(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();

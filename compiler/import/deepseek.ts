@@ -18,6 +18,8 @@ function mlaAttention(r: ConfigReader, readsInterleave: boolean): AttentionHead 
     v_head_dim: r.int('v_head_dim', 'the value head width'),
     rope_theta: r.number('rope_theta', 'the rotary embedding base', { positive: true, default: 10000 }),
     rope_interleave: readsInterleave ? r.bool('rope_interleave', 'whether the rope part rotates interleaved pairs', true) : true,
+    // transformers' DeepseekV2Attention keeps qk_head_dim^-0.5; DeepseekV3Attention adds YaRN's mscale^2.
+    softmax_mscale: readsInterleave,
   }, ['heads', 'q_lora_rank', 'kv_lora_rank', 'qk_nope_head_dim', 'qk_rope_head_dim', 'v_head_dim', 'rope_theta']);
   return { attention, rotaryDim };
 }

@@ -16,7 +16,7 @@ export const placementNote = 'placement: single device (no placement in spec)';
 export const roleOfTarget = roleOfQuantTarget;
 
 const roleLabels: Record<WeightRole, string> = {
-  embedding: 'embeddings', lm_head: 'lm_head', attention: 'attention', norm: 'norms', router: 'router', expert: 'experts', shared: 'shared', dense: 'dense',
+  embedding: 'embeddings', lm_head: 'lm_head', attention: 'attention', norm: 'norms', router: 'router', expert: 'experts', shared: 'shared', dense: 'dense', rope: 'rope table',
 };
 
 export interface WeightGroup {

@@ -14,6 +14,7 @@ import { loweredImplementations } from './lowered.js';
 import { runExperts, runMlp } from './mlp.js';
 import { runRoute } from './routers.js';
 import { runAttention } from './attention.js';
+import { attentionImplementations } from './attention-lowered.js';
 import { runAdd, runEmbed, runLinear, runNorm, runSigmoidGate } from './tensor-ops.js';
 
 export type { HostTensor, OpCall, OpImplementation } from './host-tensor.js';
@@ -35,6 +36,7 @@ export const opImplementations: Readonly<Record<string, OpImplementation>> = {
   'moe.experts': runExperts,
   sigmoid_gate: runSigmoidGate,
   ...loweredImplementations,
+  ...attentionImplementations,
 };
 
 /** The builtin ops, routers and activations; a plugin's registry passes a copy with its own added. */
@@ -99,11 +101,11 @@ function roundToF16(t: HostTensor): HostTensor {
  * Runs a lowered module the way the runtime does: the `decode` function for token counts up to
  * its max_tokens, `prefill` (or the one function) above.
  */
-export function interpretModule(module: Module, inputs: Record<string, HostTensor>, weight: (param: Value) => Float32Array, semantics: Semantics = builtinSemantics): Record<string, HostTensor> {
+export function interpretModule(module: Module, inputs: Record<string, HostTensor>, weight: (param: Value) => Float32Array, semantics: Semantics = builtinSemantics, state: Record<string, HostTensor> = {}): Record<string, HostTensor> {
   const tokens = Object.values(inputs)[0]?.shape[0] ?? 0;
   const decode = functionOf(module, 'decode');
   const chosen = decode && tokens <= (decode.attrs?.['max_tokens'] as number) ? decode : functionOf(module, 'prefill') ?? module.functions[0]!;
-  return interpretGraph(chosen, inputs, weight, semantics);
+  return interpretGraph(chosen, inputs, weight, semantics, state);
 }
 
 function runOp(graph: Graph, op: Op, index: number, values: Map<number, HostTensor>, bindings: Record<string, number>, semantics: Semantics): HostTensor[] {

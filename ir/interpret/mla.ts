@@ -19,11 +19,12 @@ export interface MlaShape {
 
 /**
  * qk_head_dim^-0.5, times mscale(factor, mscale_all_dim)^2 under YaRN with mscale_all_dim set
- * (DeepseekV3Attention.__init__: self.scaling).
+ * (DeepseekV3Attention.__init__: self.scaling) unless softmax_mscale = false (transformers'
+ * modular_deepseek_v2.py leaves the scale plain).
  */
 export function mlaSoftmaxScale(attention: KindRef, rope: KindRef): number {
   const base = 1 / Math.sqrt(numParam(attention, 'qk_nope_head_dim') + numParam(attention, 'qk_rope_head_dim'));
-  if (rope.kind !== 'yarn') return base;
+  if (rope.kind !== 'yarn' || attention.params['softmax_mscale'] === false) return base;
   const all = numParam(rope, 'mscale_all_dim');
   if (!all) return base;
   const m = yarnMscale(numParam(rope, 'factor'), all);

@@ -1,17 +1,21 @@
 // The reference for generation: the whole-model graph run call after call with its KV caches
 // kept between calls, as transformers' generate() runs a model with a cache (prefill the prompt,
 // then one token per call at the next position).
-import type { Graph, Value } from '../graph.js';
+import { moduleOf, type Graph, type Module, type Value } from '../graph.js';
 import { elementCount } from '../types.js';
-import { builtinSemantics, interpretGraph, type HostTensor, type Semantics } from './interpret.js';
+import { builtinSemantics, interpretModule, type HostTensor, type Semantics } from './interpret.js';
 
 export class ReferenceSession {
   /** Tokens already in the caches: the next call's first position. */
   length = 0;
   private readonly state: Record<string, HostTensor> = {};
 
-  constructor(private readonly graph: Graph, private readonly weight: (param: Value) => Float32Array, private readonly semantics: Semantics = builtinSemantics) {
-    for (const s of graph.state ?? []) {
+  private readonly module: Module;
+
+  /** The model-level graph, or a lowered module (its decode function serves calls of up to max_tokens). */
+  constructor(model: Graph | Module, private readonly weight: (param: Value) => Float32Array, private readonly semantics: Semantics = builtinSemantics) {
+    this.module = 'functions' in model ? model : moduleOf(model);
+    for (const s of this.module.functions[0]!.state ?? []) {
       const shape = s.type.shape as number[];
       this.state[s.name] = { shape, data: new Float32Array(elementCount(shape)) };
     }
@@ -21,7 +25,7 @@ export class ReferenceSession {
   forward(ids: ArrayLike<number>): HostTensor {
     const positions = Int32Array.from({ length: ids.length }, (_, t) => this.length + t);
     const inputs = { token_ids: { shape: [ids.length], data: Int32Array.from(ids) }, positions: { shape: [ids.length], data: positions } };
-    const out = interpretGraph(this.graph, inputs, this.weight, this.semantics, this.state);
+    const out = interpretModule(this.module, inputs, this.weight, this.semantics, this.state);
     this.length += ids.length;
     return Object.values(out)[0]!;
   }

@@ -184,8 +184,9 @@ describe('moec import: what each family maps to', () => {
     // modeling_olmoe.py: q_norm / k_norm over the whole projections; modeling_qwen3_moe.py: per head.
     expect(attention('olmoe-1b-7b-0924.config.json')).toMatchObject({ qk_norm: true, qk_norm_span: 'projection', clip_qkv: 0 });
     expect(attention('qwen3-30b-a3b.config.json')).toMatchObject({ qk_norm: true, qk_norm_span: 'head' });
-    expect(attention('deepseek-v3.config.json')).toMatchObject({ rope_interleave: true, latent_norm_eps: 1e-6 });
-    expect(attention('deepseek-v2-lite.config.json')).toMatchObject({ rope_interleave: true });
+    // modeling_deepseek_v3.py scales the softmax by YaRN's mscale^2; modular_deepseek_v2.py does not.
+    expect(attention('deepseek-v3.config.json')).toMatchObject({ rope_interleave: true, latent_norm_eps: 1e-6, softmax_mscale: true });
+    expect(attention('deepseek-v2-lite.config.json')).toMatchObject({ rope_interleave: true, softmax_mscale: false });
   });
 
   it('names the model after the config file or its folder', () => {

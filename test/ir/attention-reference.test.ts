@@ -142,6 +142,8 @@ describe('MLA', () => {
     const m = 0.1 * 1 * Math.log(40) + 1;
     expect(mlaSoftmaxScale(mla, { kind: 'yarn', params: { factor: 40, mscale_all_dim: 1 } })).toBeCloseTo(m * m / Math.sqrt(192), 15);
     expect(mlaSoftmaxScale(mla, { kind: 'default', params: {} })).toBe(1 / Math.sqrt(192));
+    const plain = { kind: 'mla', params: { ...mla.params, softmax_mscale: false } };
+    expect(mlaSoftmaxScale(plain, { kind: 'yarn', params: { factor: 40, mscale_all_dim: 1 } })).toBe(1 / Math.sqrt(192));
   });
 
   it('the absorbed form equals the decompressed one', () => {

@@ -59,6 +59,7 @@ export const attentionKinds: KindDefinition[] = [
       { name: 'v_head_dim', doc: 'Per-head value width.', value: { type: 'int', min: 1 }, required: true },
       { name: 'rope_theta', doc: 'Rotary embedding base.', value: { type: 'number', min: 0, exclusiveMin: true }, default: 10000 },
       { name: 'rope_interleave', doc: 'The rope part rotates interleaved pairs (2i, 2i + 1), as DeepSeek\'s checkpoints are laid out (HF rope_interleave, default true); false rotates halves.', value: { type: 'bool' }, default: true },
+      { name: 'softmax_mscale', doc: 'Under YaRN, multiply the softmax scale by mscale(factor, mscale_all_dim)^2, as DeepSeek\'s code and transformers\' DeepSeek-V3 do; transformers\' DeepSeek-V2 does not (the importer follows it).', value: { type: 'bool' }, default: true },
       { name: 'latent_norm_eps', doc: 'Epsilon of the q_a and kv_a RMSNorms (HF builds them with the RMSNorm default, 1e-6, not rms_norm_eps).', value: { type: 'number', min: 0, exclusiveMin: true }, default: 1e-6 },
     ],
   },

@@ -1,0 +1,96 @@
+// `moec run <spec> --weights DIR --prompt-ids 1,2,3 --max-tokens N`: the whole decoder on WebGPU
+// from a Hugging Face checkpoint, generating with the GPU sampler; streams the ids, then prints
+// time to first token, prefill and decode tokens/s (or one JSON object with --json).
+import { compileModel } from '../model-plan.js';
+import type { ModelConfig } from '../../ir/model-config.js';
+import type { Registry } from '../plugins/registry.js';
+import { openDevice } from '../../runtime/device.js';
+import { createModelExecutor } from '../../runtime/model-executor.js';
+import { generateTokens } from '../../runtime/generate.js';
+import { createNodeGpu } from '../../runtime/node/dawn.js';
+import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
+import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
+import { UsageError, writeFileAtomic } from './command.js';
+
+export interface GenerationFlags {
+  weights: string;
+  promptIds: string;
+  maxTokens: string | undefined;
+  temperature: string | undefined;
+  topK: string | undefined;
+  topP: string | undefined;
+  seed: string | undefined;
+  json: boolean;
+  logitsOut: string | undefined;
+  defaultLimits: boolean;
+}
+
+const numberFlag = (name: string, text: string | undefined, fallback: number, ok: (n: number) => boolean, what: string): number => {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!ok(n)) throw new UsageError(`--${name} must be ${what}, got ${text}`);
+  return n;
+};
+
+function parsePromptIds(text: string, vocab: number): number[] {
+  const ids = text.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  if (ids.length === 0) throw new UsageError('--prompt-ids needs at least one id, e.g. --prompt-ids 1,2,3');
+  ids.forEach((id, i) => {
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new UsageError(`--prompt-ids: id ${i} is ${String(text.split(',')[i]).trim()}, outside the vocabulary 0..${vocab - 1}`);
+  });
+  return ids;
+}
+
+export async function runGeneration(config: ModelConfig, registry: Registry | undefined, flags: GenerationFlags): Promise<number> {
+  const prompt = parsePromptIds(flags.promptIds, config.vocab);
+  const maxTokens = numberFlag('max-tokens', flags.maxTokens, 32, (n) => Number.isInteger(n) && n >= 0, 'a whole number');
+  const sampling = {
+    temperature: numberFlag('temperature', flags.temperature, 0, (n) => n >= 0, 'a number >= 0 (0 = greedy)'),
+    topK: numberFlag('top-k', flags.topK, 0, (n) => Number.isInteger(n) && n >= 0, 'a whole number (0 = off)'),
+    topP: numberFlag('top-p', flags.topP, 1, (n) => n > 0 && n <= 1, 'in (0, 1] (1 = off)'),
+    seed: numberFlag('seed', flags.seed, 0, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'a u32'),
+  };
+  if (prompt.length + Math.max(0, maxTokens - 1) > config.compile.context) {
+    throw new UsageError(`a prompt of ${prompt.length} tokens and ${maxTokens} new ones need ${prompt.length + maxTokens - 1} positions; the spec's context is ${config.compile.context} (compile { context = N })`);
+  }
+  const { plan } = compileModel(config, { registry });
+  const { weights } = openHfCheckpoint(flags.weights);
+  weights.checkWeights(plan.weights.filter((w) => w.name !== plan.rope?.weight));
+  const rt = await openDevice({ gpu: createNodeGpu(), defaultLimits: flags.defaultLimits, label: config.name });
+  try {
+    const executor = await createModelExecutor(rt, plan, weights, registry ? { formats: Object.values(registry.formats) } : {});
+    if (flags.logitsOut) {
+      const logits = await executor.forward(prompt);
+      writeFileAtomic(flags.logitsOut, encodeSafetensors({ logits: { dtype: 'F32', shape: [prompt.length, plan.vocab], data: logits } }));
+    }
+    const tokens: number[] = [];
+    const start = performance.now();
+    let firstAt = start;
+    for await (const id of generateTokens(executor, prompt, { maxTokens, ...sampling })) {
+      if (tokens.length === 0) firstAt = performance.now();
+      tokens.push(id);
+      if (!flags.json) process.stdout.write(`${tokens.length > 1 ? ' ' : ''}${id}`);
+    }
+    const end = performance.now();
+    const figures = {
+      tokens,
+      timeToFirstTokenMs: firstAt - start,
+      prefillTokensPerSecond: prompt.length / ((firstAt - start) / 1000),
+      decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / ((end - firstAt) / 1000) : 0,
+      dispatchesPerToken: executor.dispatchCount(1) + (plan.sampler?.steps.length ?? 0),
+      adapter: rt.info.description,
+    };
+    if (flags.json) process.stdout.write(JSON.stringify(figures) + '\n');
+    else {
+      process.stdout.write('\n');
+      process.stderr.write(
+        `time to first token ${figures.timeToFirstTokenMs.toFixed(1)} ms, prefill ${figures.prefillTokensPerSecond.toFixed(1)} tokens/s, ` +
+          `decode ${figures.decodeTokensPerSecond.toFixed(1)} tokens/s, ${figures.dispatchesPerToken} dispatches per decoded token (${rt.info.description})\n`,
+      );
+    }
+    executor.destroy();
+    return 0;
+  } finally {
+    rt.destroy();
+  }
+}
