@@ -9,6 +9,7 @@ import { buildModelGraph } from '../ir/build-model.js';
 import { openDevice } from '../runtime/device.js';
 import { createModelExecutor } from '../runtime/model-executor.js';
 import { createNodeGpu } from '../runtime/node/dawn.js';
+import { seededNormals } from './seeded-normals.js';
 
 // A Mixtral-shaped decoder scaled to run in minutes on a software rasterizer.
 const SPEC = `
@@ -32,16 +33,6 @@ compile {
 const STEPS = Number(process.env.MOEC_BENCH_ITERS ?? 16);
 const GREEDY = { temperature: 0, topK: 0, topP: 1, seed: 0, step: 0 };
 
-function normals(seed: number, n: number, std: number): Float32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return Float32Array.from({ length: n }, () => std * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next()));
-}
 
 async function main(): Promise<void> {
   await useSoftwareVulkanIfNeeded();
@@ -51,7 +42,7 @@ async function main(): Promise<void> {
   const weights = new Map(graph.params.map((p, i) => {
     const shape = p.type.shape as number[];
     const n = shape.reduce((a, d) => a * d, 1);
-    return [p.name, p.role === 'norm' ? new Float32Array(n).fill(1) : normals(100 + i, n, 1 / Math.sqrt(shape.at(-1)!))] as const;
+    return [p.name, p.role === 'norm' ? new Float32Array(n).fill(1) : seededNormals(100 + i, n, 1 / Math.sqrt(shape.at(-1)!))] as const;
   }));
   const rt = await openDevice({ gpu: createNodeGpu() });
   const { plan } = compileModel(config);

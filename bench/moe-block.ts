@@ -19,6 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createNaiveMoe, naiveBlockOf } from './naive-moe.js';
 import { relativeError } from '../ir/interpret/relative-error.js';
 import { blockSpec, compareFusedDecode, compareTokenRounding } from './pass-effects.js';
+import { seededNormals } from './seeded-normals.js';
 
 // Mixtral-shaped, scaled to run in seconds on a software rasterizer.
 const specWith = (quantize = '', dtype = 'f32'): string =>
@@ -27,16 +28,6 @@ const QUANTIZED = 'quantize experts = int4(group = 32)';
 const TOKEN_COUNTS = [1, 8, 64, 256];
 const ITERATIONS = Number(process.env.MOEC_BENCH_ITERS ?? 5);
 
-function seededNormals(seed: number, n: number, std: number): Float32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return Float32Array.from({ length: n }, () => std * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next()));
-}
 
 /** Median wall time of `iterations` calls after two warm-ups (the first dispatches compile shaders); the median shrugs off a busy neighbour. */
 async function timeIt(iterations: number, body: () => Promise<unknown>): Promise<number> {

@@ -12,6 +12,8 @@ export interface PlanOptions extends Omit<PipelineOptions, 'target'> {
   target?: Partial<TargetDescription>;
   /** Shorthand for target.limits.maxStorageBufferBindingSize. */
   maxStorageBufferBindingSize?: number;
+  /** Whole models only: count each MoE layer's routing on the GPU (the trace-routing pass, for `moec trace`). */
+  traceRouting?: boolean;
 }
 
 export function planTarget(options: PlanOptions = {}): TargetDescription {

@@ -5,6 +5,7 @@
 // (destination passing): codegen gives both values one buffer.
 import { isKindRef } from './graph.js';
 import { attentionOpDefinitions } from './ops-attention.js';
+import { traceOpDefinitions } from './ops-trace.js';
 import { numParam, type KindRef } from './model-config.js';
 import { expectActivation, expectExtras, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
 import { TOKENS, tokenDim, type Dim, type TensorType } from './types.js';
@@ -306,7 +307,7 @@ export const VIEW_OPCODES: ReadonlySet<string> = new Set(['slice_rows', 'dequant
  * plugin's ops with a kernel, `pluginKernels`); undefined before lowering.
  */
 export function dispatchCount(ops: ReadonlyArray<{ opcode: string }>, pluginKernels: ReadonlySet<string> = new Set()): number | undefined {
-  if (!ops.every((op) => KERNEL_LEVEL_MODEL_OPS.has(op.opcode) || op.opcode in loweredOpDefinitions || op.opcode in attentionOpDefinitions || pluginKernels.has(op.opcode))) return undefined;
+  if (!ops.every((op) => KERNEL_LEVEL_MODEL_OPS.has(op.opcode) || op.opcode in loweredOpDefinitions || op.opcode in attentionOpDefinitions || op.opcode in traceOpDefinitions || pluginKernels.has(op.opcode))) return undefined;
   return ops.filter((op) => !VIEW_OPCODES.has(op.opcode)).length;
 }
 

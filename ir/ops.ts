@@ -4,6 +4,7 @@ import { activation, expectActivation, expectExtras, expectShape, IRTypeError, k
 import { boolParam, numParam, type KindRef } from './model-config.js';
 import { attentionOpDefinitions } from './ops-attention.js';
 import { loweredOpDefinitions } from './ops-lowered.js';
+import { traceOpDefinitions } from './ops-trace.js';
 import { TOKENS, type TensorType } from './types.js';
 import type { Value } from './graph.js';
 
@@ -169,7 +170,7 @@ const modelOpDefinitions: Record<string, OpDefinition> = {
 };
 
 /** Every builtin opcode: model-level and lowered (kernel-level). A plugin's registry extends a copy. */
-export const opDefinitions: Readonly<Record<string, OpDefinition>> = { ...modelOpDefinitions, ...loweredOpDefinitions, ...attentionOpDefinitions };
+export const opDefinitions: Readonly<Record<string, OpDefinition>> = { ...modelOpDefinitions, ...loweredOpDefinitions, ...attentionOpDefinitions, ...traceOpDefinitions };
 
 /** Runs an op's inference given its inputs in order; throws IRTypeError on a mismatch. */
 export function inferOp(opcode: string, inputs: TensorType[], attrs: Attrs, ops: Readonly<Record<string, OpDefinition>> = opDefinitions): TensorType[] {

@@ -3,7 +3,7 @@
 // the rope table is computed here, not read), the KV caches are state buffers zeroed at the
 // start of a session, and each call encodes every dispatch of its path into one compute pass
 // with the call's token count and first position in the uniforms.
-import { poison, POISON_BITS, POISON_BITS_F16, ReadbackStaging } from './buffer-pool.js';
+import { poison, POISON_BITS, POISON_BITS_F16, readBackBytes, ReadbackStaging } from './buffer-pool.js';
 import { createComputePipelineChecked, GpuError, requireFeatures, type GpuRuntime } from './device.js';
 import { float16BitsToFloat32 } from './float16.js';
 import { dtypeBytes, evalTokenExpr, modelPathSteps, type ModelPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
@@ -33,6 +33,11 @@ export interface ModelExecutor {
   logitsBuffer(): GPUBuffer;
   /** Dispatches of one call of `tokens`. */
   dispatchCount(tokens: number): number;
+  /**
+   * A state buffer as it stands (one readback): a KV cache (f32, f16 widened), or a traced plan's
+   * routing counters `layers.L.moe.trace` (u32; zeroed by reset() like every state).
+   */
+  readState(name: string): Promise<Uint32Array | Float32Array>;
   /** For tests: fills every scratch and output buffer with NaN. */
   poisonScratch(): void;
   destroy(): void;
@@ -72,7 +77,8 @@ export async function createModelExecutor(rt: GpuRuntime, plan: ModelPlan, weigh
   const pipelines = new Map<string, GPUComputePipeline>();
   for (const kernel of plan.kernels) pipelines.set(kernel.name, await createComputePipelineChecked(device, `${plan.name}/${kernel.name}`, kernel.wgsl, kernel.entryPoint));
   const weightBuffers = await uploadWeights(rt, plan, withRopeTable(plan, weights), options);
-  const capacity = Math.min(plan.maxTokens, Math.max(plan.decodeMaxTokens + 1, 64));
+  // Tokens one call holds: longer prompts run in pieces of this many.
+  const capacity = Math.min(plan.maxTokens, Math.max(plan.decodeMaxTokens + 1, 256));
   const byName = new Map(plan.buffers.map((b) => [b.name, b]));
   // Activations sized for `capacity` tokens; a larger call runs in pieces of at most capacity.
   const buffers = new Map<string, GPUBuffer>();
@@ -206,6 +212,15 @@ export async function createModelExecutor(rt: GpuRuntime, plan: ModelPlan, weigh
     encode,
     logitsBuffer: () => buffers.get(plan.logits)!,
     dispatchCount: (tokens) => modelPathSteps(plan, tokens).length,
+    async readState(name) {
+      const b = byName.get(name);
+      if (!b || b.role !== 'state' || b.dtype === 'i32') throw new GpuError(`${plan.name}: no state ${name}; states: ${plan.buffers.filter((s) => s.role === 'state').map((s) => s.name).join(', ')}`);
+      const bytes = await readBackBytes(device, buffers.get(name)!, bytesOf(b, 0));
+      rt.checkErrors();
+      const count = evalTokenExpr(b.elements, 0);
+      if (b.dtype === 'u32') return new Uint32Array(bytes, 0, count);
+      return b.dtype === 'f16' ? float16BitsToFloat32(new Uint16Array(bytes, 0, count)) : new Float32Array(bytes, 0, count);
+    },
     poisonScratch() {
       for (const b of plan.buffers) {
         if (b.role === 'scratch' || b.role === 'output') poison(device, buffers.get(b.name)!, bytesOf(b, capacity), 0, b.dtype === 'f16' ? POISON_BITS_F16 : POISON_BITS);

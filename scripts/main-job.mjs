@@ -4,8 +4,11 @@
 // runnable example: a random Hugging Face checkpoint and input in a temp dir, `moec compile` to
 // out/<name>/, and `moec run --check` on that bundle, which compares WebGPU with the CPU interpreter;
 // one of them again with activations stored in f16 (compile `dtype = f16`) where the adapter can.
+// Last, text in and out: a random whole-model checkpoint of tiny-mixtral's sizes with a tiny
+// tokenizer (cached in out/text-demo/), and `moec run --prompt` (then `--chat`) generating text.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -29,7 +32,7 @@ const TINY = [
 
 /** Runs `moec <args>`, echoing the command and its output; stops the job on failure. */
 function moec(args, { quiet = false } = {}) {
-  console.log(`\n$ moec ${args.join(' ')}`);
+  console.log(`\n$ moec ${args.map((a) => (/[\s?*'"]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
   const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, env, encoding: 'utf8' });
   const stderr = (r.stderr ?? '').split('\n').filter((l) => l && !NOISE.some((n) => n.test(l))).join('\n');
   if (!quiet || r.status !== 0) process.stdout.write(r.stdout ?? '');
@@ -71,11 +74,12 @@ moec(['ir', EXAMPLE, '--layer', String(firstMoe)]);
 // ---- 2. tiny runnable examples: random checkpoint -> compile -> run --check ----
 const work = mkdtempSync(join(tmpdir(), 'moec-main-job-'));
 try {
-  // The checkpoint writer is TypeScript (test/fixtures); esbuild makes it runnable here.
+  // The checkpoint and tokenizer writers are TypeScript (test/fixtures); esbuild makes them runnable here.
   const { build } = await import('esbuild');
-  const fixture = join(work, 'make-checkpoint.mjs');
-  await build({ entryPoints: [join(root, 'test', 'fixtures', 'make-checkpoint.ts')], bundle: true, platform: 'node', format: 'esm', outfile: fixture, logLevel: 'error' });
-  const { writeRandomCheckpoint, writeHiddenStates } = await import(pathToFileURL(fixture).href);
+  const fixtures = ['make-checkpoint', 'make-tokenizer'].map((name) => join(root, 'test', 'fixtures', `${name}.ts`));
+  await build({ entryPoints: fixtures, bundle: true, platform: 'node', format: 'esm', outdir: work, outExtension: { '.js': '.mjs' }, logLevel: 'error' });
+  const { writeRandomCheckpoint, writeHiddenStates, specText } = await import(pathToFileURL(join(work, 'make-checkpoint.mjs')).href);
+  const { writeTinyTokenizer } = await import(pathToFileURL(join(work, 'make-tokenizer.mjs')).href);
 
   const hasF16 = await adapterHasShaderF16();
   const summary = [];
@@ -116,7 +120,39 @@ try {
   }
   console.log('\n== WebGPU bundles vs the CPU reference interpreter');
   console.table(summary);
+
+  // ---- 3. text in, text out: the whole decoder generating from a prompt ----
+  const { spec, checkpoint } = textDemoCheckpoint({ writeRandomCheckpoint, writeTinyTokenizer, specText });
+  console.log(`\n== text in, text out: ${spec} with a random checkpoint and a 64-token tokenizer (random weights: the text is noise, the path is the point)`);
+  moec(['run', spec, '--weights', checkpoint, '--prompt', 'the cat sat on the mat', '--max-tokens', '16']);
+  moec(['run', spec, '--weights', checkpoint, '--prompt', 'is the cat on the mat?', '--chat', '--max-tokens', '16']);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
+
+/**
+ * A whole-model random checkpoint of examples/tiny-mixtral.moe's sizes (vocab 64, as the fixture
+ * writes it) with the fixture tokenizer and its spec, under out/text-demo/; written once and reused
+ * while the fixtures that make it are unchanged.
+ */
+function textDemoCheckpoint({ writeRandomCheckpoint, writeTinyTokenizer, specText }) {
+  const config = configOf('examples/tiny-mixtral.moe');
+  const sizes = { hidden: config.hidden, experts: config.moe.experts, topK: config.moe.topK, intermediate: config.moe.expert.params.intermediate, layers: config.layers };
+  const dir = join('out', 'text-demo');
+  const spec = join(dir, 'tiny-mixtral-text.moe');
+  const checkpoint = join(dir, 'tiny-mixtral-text');
+  const stamp = join(root, dir, 'stamp');
+  const key = createHash('sha256').update(JSON.stringify(sizes));
+  for (const file of ['make-checkpoint.ts', 'decoder-tensors.ts', 'make-tokenizer.ts']) key.update(readFileSync(join(root, 'test', 'fixtures', file)));
+  const fingerprint = key.digest('hex');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === fingerprint) return { spec, checkpoint };
+  rmSync(join(root, dir), { recursive: true, force: true });
+  mkdirSync(join(root, dir), { recursive: true });
+  writeRandomCheckpoint(join(root, checkpoint), 'mixtral', sizes, { seed: 1, wholeModel: true });
+  writeTinyTokenizer(join(root, checkpoint));
+  writeFileSync(join(root, spec), specText('mixtral', sizes, 'tiny-mixtral-text'));
+  writeFileSync(stamp, fingerprint); // last: a run stopped halfway writes it all again
+  return { spec, checkpoint };
+}
+
 console.log(`main-job: done in ${((performance.now() - started) / 1000).toFixed(1)} s; bundles are in out/`);

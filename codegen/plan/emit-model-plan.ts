@@ -9,9 +9,8 @@ import { renderSampleKernels } from '../kernels/sample/sample.js';
 import { asTokenDim } from '../../ir/types.js';
 import { tileOf } from '../../ir/ops-lowered.js';
 import { isKindRef } from '../../ir/graph.js';
-import { gemmThreads } from '../kernels/grouped-gemm/grouped-gemm.js';
 import { routerTokensPerWorkgroup } from '../kernels/router/router.js';
-import { emitSteps, maxTokens } from './emit-moe-block-plan.js';
+import { emitSteps, maxTokens, planRequires } from './emit-moe-block-plan.js';
 import { builtinKernels, type KernelRegistry } from './kernel-registry.js';
 import { PlanBuffers } from './plan-buffers.js';
 
@@ -59,12 +58,7 @@ export function emitModelPlan(module: Module, target: TargetDescription, rope: R
     maxTokens: tokens,
     ...(logits.type.dtype === 'f32' ? { sampler: samplerOf(logits.type.shape[1] as number) } : {}),
     ...(table ? { rope: { weight: table.name, kind: rope.kind, params: { ...rope.params }, theta: rope.theta, dim: rope.dim, context: table.type.shape[1] as number } } : {}),
-    requires: {
-      maxStorageBufferBindingSize: maxBinding,
-      maxStorageBuffersPerShaderStage: Math.max(...steps.map((s) => s.bindings.length)),
-      maxComputeWorkgroupStorageSize: 16384,
-      maxComputeInvocationsPerWorkgroup: Math.max(...[...rendered.values()].map((k) => k.workgroupSize[0] * k.workgroupSize[1] * k.workgroupSize[2]), gemmThreads(tile)),
-    },
+    requires: planRequires(steps, rendered, maxBinding, tile),
     ...(logits.type.dtype === 'f16' ? { features: ['shader-f16'] } : {}),
   };
 }

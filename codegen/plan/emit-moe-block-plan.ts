@@ -9,7 +9,7 @@ import { COMBINE_GRID_WIDTH } from '../kernels/combine/combine.js';
 import { GEMV_MAX_ROWS } from '../kernels/expert-gemv/expert-gemv.js';
 import { gemmThreads } from '../kernels/grouped-gemm/grouped-gemm.js';
 import { routerTokensPerWorkgroup } from '../kernels/router/router.js';
-import { tileOf } from '../../ir/ops-lowered.js';
+import { tileOf, type GemmTile } from '../../ir/ops-lowered.js';
 import { asTokenDim } from '../../ir/types.js';
 import { builtinKernels, type KernelRegistry } from './kernel-registry.js';
 import type { KernelEntry } from './kernel-table.js';
@@ -72,13 +72,18 @@ export function emitMoeBlockPlan(module: Module, target: TargetDescription, kern
     decode: paths[1] ?? paths[0]!,
     decodeMaxTokens,
     maxTokens: tokensPerRun,
-    requires: {
-      maxStorageBufferBindingSize: maxBinding,
-      maxStorageBuffersPerShaderStage: Math.max(...steps.map((s) => s.bindings.length)),
-      maxComputeWorkgroupStorageSize: 16384,
-      maxComputeInvocationsPerWorkgroup: Math.max(...[...rendered.values()].map((k) => k.workgroupSize[0] * k.workgroupSize[1] * k.workgroupSize[2]), gemmThreads(tile)),
-    },
+    requires: planRequires(steps, rendered, maxBinding, tile),
     ...(x.type.dtype === 'f16' ? { features: ['shader-f16'] } : {}),
+  };
+}
+
+/** The device limits a plan's steps and kernels need (checked by the executors). */
+export function planRequires(steps: PlanStep[], rendered: Map<string, PlanKernel>, maxBinding: number, tile: GemmTile): MoeBlockPlan['requires'] {
+  return {
+    maxStorageBufferBindingSize: maxBinding,
+    maxStorageBuffersPerShaderStage: Math.max(...steps.map((s) => s.bindings.length)),
+    maxComputeWorkgroupStorageSize: 16384,
+    maxComputeInvocationsPerWorkgroup: Math.max(...[...rendered.values()].map((k) => k.workgroupSize[0] * k.workgroupSize[1] * k.workgroupSize[2]), gemmThreads(tile)),
   };
 }
 

@@ -7,6 +7,7 @@ import { builtinWeightLoads, type WeightLoads } from '../kernels/weights/weight-
 import { kernelTable, type KernelEntry } from './kernel-table.js';
 import { attentionKernelTable } from './kernel-table-attention.js';
 import { decoderKernelTable } from './kernel-table-decoder.js';
+import { traceKernelTable } from './kernel-table-trace.js';
 
 export interface KernelRegistry {
   readonly ops: Readonly<Record<string, KernelEntry>>;
@@ -17,4 +18,4 @@ export interface KernelRegistry {
   readonly weightLoads: WeightLoads;
 }
 
-export const builtinKernels: KernelRegistry = { ops: { ...kernelTable, ...attentionKernelTable, ...decoderKernelTable }, routers: builtinRouterPartials, activations: builtinActivationKernels, weightLoads: builtinWeightLoads };
+export const builtinKernels: KernelRegistry = { ops: { ...kernelTable, ...attentionKernelTable, ...decoderKernelTable, ...traceKernelTable }, routers: builtinRouterPartials, activations: builtinActivationKernels, weightLoads: builtinWeightLoads };

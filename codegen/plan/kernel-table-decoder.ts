@@ -13,6 +13,7 @@ import { renderEmbedKernel } from '../kernels/embed/embed.js';
 import type { ActivationDtype } from '../kernels/kernel.js';
 import { renderMlaAbsorbKernel, renderMlaUnabsorbKernel, type MlaAbsorbShape } from '../kernels/mla/mla-absorb.js';
 import { normShapeOf, renderNormKernel } from '../kernels/norm/norm.js';
+import type { WeightLoads } from '../kernels/weights/weight-loads.js';
 import type { KernelEntry, OpContext } from './kernel-table.js';
 
 const act = (v: Value): ActivationDtype => (v.type.dtype === 'f16' ? 'f16' : 'f32');
@@ -21,27 +22,30 @@ const num = (op: Op, name: string): number => op.attrs[name] as number;
 const cacheDtype = (v: Value) => (v.type.dtype === 'f16' ? 'f16' : 'f32') as 'f16' | 'f32';
 const layerOf = (op: Op): string => op.outputs[0]!.name.split('.').slice(0, 2).join('.');
 
-/** An entry from a renderer of DecoderKernel: its grid and words come with the kernel. */
-function entry(render: (op: Op, context: OpContext) => DecoderKernel, bindings: (op: Op) => Record<string, Value>, label: (op: Op) => string): KernelEntry {
+/**
+ * An entry from a renderer of DecoderKernel: its grid and words come with the kernel. `loads` (the
+ * registry's weight-format decodes) only changes the WGSL, so grid and words render without it.
+ */
+function entry(render: (op: Op, loads?: WeightLoads) => DecoderKernel, bindings: (op: Op) => Record<string, Value>, label: (op: Op) => string): KernelEntry {
   return {
-    render: (op, context) => render(op, context).kernel,
+    render: (op, context: OpContext) => render(op, context.weightLoads).kernel,
     bindings,
-    grid: (op) => render(op, { producer: () => undefined } as unknown as OpContext).planGrid,
-    words: (op) => render(op, { producer: () => undefined } as unknown as OpContext).words,
+    grid: (op) => render(op).planGrid,
+    words: (op) => render(op).words,
     label,
   };
 }
 
-function mlaShape(op: Op, context: OpContext | undefined): MlaAbsorbShape & { loads?: OpContext['weightLoads'] } {
+function mlaShape(op: Op): MlaAbsorbShape {
   const kvB = inputsByName(op)['kv_b']!;
-  return { heads: num(op, 'heads'), nope: num(op, 'nope'), rope: num(op, 'rope'), kvRank: num(op, 'kv_rank'), valueDim: num(op, 'value_dim'), format: storageFormatOf(kvB.type.dtype)!, act: act(op.inputs[0]!), ...(context ? { loads: context.weightLoads } : {}) };
+  return { heads: num(op, 'heads'), nope: num(op, 'nope'), rope: num(op, 'rope'), kvRank: num(op, 'kv_rank'), valueDim: num(op, 'value_dim'), format: storageFormatOf(kvB.type.dtype)!, act: act(op.inputs[0]!) };
 }
 
 export const decoderKernelTable: Record<string, KernelEntry> = {
   embed: entry(
-    (op, context) => {
+    (op, loads) => {
       const table = inputsByName(op)['table']!;
-      return renderEmbedKernel({ vocab: table.type.shape[0] as number, hidden: table.type.shape[1] as number, format: storageFormatOf(table.type.dtype)!, act: act(op.outputs[0]!) }, context.weightLoads);
+      return renderEmbedKernel({ vocab: table.type.shape[0] as number, hidden: table.type.shape[1] as number, format: storageFormatOf(table.type.dtype)!, act: act(op.outputs[0]!) }, loads);
     },
     (op) => ({ ids: inputsByName(op)['ids']!, table: inputsByName(op)['table']!, y: op.outputs[0]! }),
     () => 'embed',
@@ -89,18 +93,12 @@ export const decoderKernelTable: Record<string, KernelEntry> = {
     (op) => `MLA prepare ${layerOf(op)}`,
   ),
   'mla.absorb_q': entry(
-    (op, context) => {
-      const { loads, ...shape } = mlaShape(op, context);
-      return renderMlaAbsorbKernel(shape, loads);
-    },
+    (op, loads) => renderMlaAbsorbKernel(mlaShape(op), loads),
     (op) => ({ q: inputsByName(op)['q']!, kv_b: inputsByName(op)['kv_b']!, q_absorbed: op.outputs[0]! }),
     (op) => `MLA absorb ${layerOf(op)}`,
   ),
   'mla.unabsorb': entry(
-    (op, context) => {
-      const { loads, ...shape } = mlaShape(op, context);
-      return renderMlaUnabsorbKernel(shape, loads);
-    },
+    (op, loads) => renderMlaUnabsorbKernel(mlaShape(op), loads),
     (op) => ({ attended: inputsByName(op)['attended']!, kv_b: inputsByName(op)['kv_b']!, y: op.outputs[0]! }),
     (op) => `MLA unabsorb ${layerOf(op)}`,
   ),

@@ -9,8 +9,9 @@ import { irCommand } from './ir-command.js';
 import { placeCommand } from './place-command.js';
 import { runCommand } from './run-command.js';
 import { statsCommand } from './stats-command.js';
+import { traceCommand } from './trace-command.js';
 
-const commands: Command[] = [checkCommand, statsCommand, irCommand, importCommand, fmtCommand, compileCommand, runCommand, placeCommand];
+const commands: Command[] = [checkCommand, statsCommand, irCommand, importCommand, fmtCommand, compileCommand, runCommand, traceCommand, placeCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -44,16 +44,21 @@ interface Runnable {
 export const runCommand: Command = {
   name: 'run',
   summary: 'generate tokens with the whole model, or run one MoE block, on WebGPU with weights from a Hugging Face checkpoint',
-  usage: 'moec run <spec.moe> --weights <checkpoint-dir> --prompt-ids 1,2,3 [--max-tokens N] [--temperature T --top-k K --top-p P --seed S] [--json] [--logits-out F]\n' +
+  usage: 'moec run <spec.moe> --weights <checkpoint-dir> (--prompt-ids 1,2,3 | --prompt "text" [--chat]) [--max-tokens N] [--temperature T --top-k K --top-p P --seed S] [--json] [--logits-out F]\n' +
     '       moec run <spec.moe|bundle-dir> --weights <checkpoint-dir> --layer N --input in.safetensors --output out.safetensors [--check]',
   help: [
-    'With --prompt-ids: the whole decoder of a spec (compiled in memory) on WebGPU generates --max-tokens (default 32)',
-    'ids, sampled on the GPU (greedy by default); prints them as they come, then time to first token, prefill',
-    'and decode tokens/s and dispatches per decoded token.',
+    'With --prompt-ids or --prompt: the whole decoder of a spec (compiled in memory) on WebGPU generates --max-tokens',
+    '(default 32) ids, sampled on the GPU (greedy by default); prints them (or their text) as they come, then time',
+    'to first token, prefill and decode tokens/s and dispatches per decoded token.',
     '  --prompt-ids LIST   comma-separated token ids',
+    '  --prompt TEXT       text, encoded with the checkpoint\'s tokenizer.json (+ tokenizer_config.json); the text',
+    '                      generated streams to stdout, and generation stops at the tokenizer\'s end-of-sequence ids',
+    '                      (tokenizer_config.json eos_token, generation_config.json eos_token_id)',
+    '  --chat              --prompt as one user message in the chat template (tokenizer_config.json chat_template',
+    '                      or chat_template.jinja), with the assistant\'s turn opened',
     '  --temperature T     0 (default) = greedy; --top-k K (0 = off), --top-p P (1 = off), --seed S (u32)',
     '  --json              one JSON object on stdout: tokens, timeToFirstTokenMs, prefillTokensPerSecond,',
-    '                      decodeTokensPerSecond, dispatchesPerToken, adapter',
+    '                      decodeTokensPerSecond, dispatchesPerToken, adapter; with --prompt also promptIds and text',
     '  --logits-out FILE   safetensors with `logits` [prompt length, vocab] F32 of every prompt position',
     '',
     'With --layer: runs MoE layer N of a spec (compiled in memory) or of a bundle written by `moec compile`.',
@@ -79,10 +84,11 @@ export const runCommand: Command = {
         check: { type: 'boolean' }, tolerance: { type: 'string' }, 'default-limits': { type: 'boolean' }, ...pluginOption,
         'prompt-ids': { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' },
         'top-p': { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' }, 'logits-out': { type: 'string' },
+        prompt: { type: 'string' }, chat: { type: 'boolean' },
       },
     });
     if (positionals.length !== 1) throw new UsageError('run takes one spec or bundle directory');
-    if (values['prompt-ids'] !== undefined) return generate(positionals[0]!, values);
+    if (values['prompt-ids'] !== undefined || values.prompt !== undefined || values.chat) return generate(positionals[0]!, values);
     for (const flag of ['weights', 'layer', 'input', 'output'] as const) {
       if (values[flag] === undefined) throw new UsageError(`run needs --${flag}`);
     }
@@ -150,18 +156,19 @@ export const runCommand: Command = {
   },
 };
 
-/** --prompt-ids: the whole decoder of a spec generates; errors a user can cause are one line, exit 1. */
+/** --prompt-ids or --prompt: the whole decoder of a spec generates; errors a user can cause are one line, exit 1. */
 async function generate(target: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   if (values['weights'] === undefined) throw new UsageError('run needs --weights');
-  if (isDirectory(target)) throw new UsageError('generation (--prompt-ids) runs a spec; bundles run one MoE block (--layer) for now');
+  if (isDirectory(target)) throw new UsageError('generation (--prompt-ids, --prompt) runs a spec; bundles run one MoE block (--layer) for now');
   const { config, registry } = await loadSpec(target, (values['plugin'] as string[] | undefined) ?? []);
   if (!config) return 1;
   const text = (name: string) => values[name] as string | undefined;
   try {
     await useSoftwareVulkanIfNeeded();
     return await runGeneration(config, registry, {
-      weights: text('weights')!, promptIds: text('prompt-ids')!, maxTokens: text('max-tokens'), temperature: text('temperature'), topK: text('top-k'),
-      topP: text('top-p'), seed: text('seed'), json: values['json'] === true, logitsOut: text('logits-out'), defaultLimits: values['default-limits'] === true,
+      weights: text('weights')!, promptIds: text('prompt-ids'), prompt: text('prompt'), chat: values['chat'] === true,
+      maxTokens: text('max-tokens'), temperature: text('temperature'), topK: text('top-k'), topP: text('top-p'), seed: text('seed'),
+      json: values['json'] === true, logitsOut: text('logits-out'), defaultLimits: values['default-limits'] === true,
     });
   } catch (e) {
     if (e instanceof Error && REPORTED_ERRORS.has(e.name)) {

@@ -1,6 +1,8 @@
-// `moec run <spec> --weights DIR --prompt-ids 1,2,3 --max-tokens N`: the whole decoder on WebGPU
-// from a Hugging Face checkpoint, generating with the GPU sampler; streams the ids, then prints
-// time to first token, prefill and decode tokens/s (or one JSON object with --json).
+// `moec run <spec> --weights DIR --prompt-ids 1,2,3 | --prompt "text" [--chat] --max-tokens N`: the
+// whole decoder on WebGPU from a Hugging Face checkpoint, generating with the GPU sampler; streams
+// the ids (or, from text, the text through the checkpoint's tokenizer, stopping at its eos ids),
+// then prints time to first token, prefill and decode tokens/s (or one JSON object with --json).
+import { join } from 'node:path';
 import { compileModel } from '../model-plan.js';
 import type { ModelConfig } from '../../ir/model-config.js';
 import type { Registry } from '../plugins/registry.js';
@@ -9,12 +11,19 @@ import { createModelExecutor } from '../../runtime/model-executor.js';
 import { generateTokens } from '../../runtime/generate.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
 import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
+import { CheckpointError } from '../../runtime/node/checkpoint-dir.js';
+import type { TextTokenizer } from '../../runtime/text.js';
 import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
 import { UsageError, writeFileAtomic } from './command.js';
+import { loadCheckpointTokenizer, tokenizerErrorInFile } from './checkpoint-tokenizer.js';
 
 export interface GenerationFlags {
   weights: string;
-  promptIds: string;
+  /** Exactly one of promptIds and prompt. */
+  promptIds: string | undefined;
+  prompt: string | undefined;
+  /** Wrap prompt as one user message in the tokenizer's chat template. */
+  chat: boolean;
   maxTokens: string | undefined;
   temperature: string | undefined;
   topK: string | undefined;
@@ -41,8 +50,31 @@ function parsePromptIds(text: string, vocab: number): number[] {
   return ids;
 }
 
+/**
+ * --prompt through the checkpoint's tokenizer (with --chat, as one user message in its chat
+ * template); a tokenizer file missing, malformed or without what is asked of it is an error naming it.
+ */
+async function encodeTextPrompt(dir: string, flags: GenerationFlags, vocab: number): Promise<{ tokenizer: TextTokenizer; prompt: number[] }> {
+  const tokenizer = await loadCheckpointTokenizer(dir);
+  let prompt: number[];
+  try {
+    prompt = flags.chat ? tokenizer.encodeChat([{ role: 'user', content: flags.prompt! }]) : tokenizer.encode(flags.prompt!);
+  } catch (e) {
+    throw await tokenizerErrorInFile(dir, e);
+  }
+  if (prompt.length === 0) throw new UsageError('--prompt encodes to no tokens; give some text');
+  const outside = prompt.find((id) => id >= vocab);
+  if (outside !== undefined) {
+    throw new CheckpointError(`${join(dir, 'tokenizer.json')}: the prompt encodes to id ${outside}, outside the model's vocabulary 0..${vocab - 1}; the tokenizer does not match the spec`);
+  }
+  return { tokenizer, prompt };
+}
+
 export async function runGeneration(config: ModelConfig, registry: Registry | undefined, flags: GenerationFlags): Promise<number> {
-  const prompt = parsePromptIds(flags.promptIds, config.vocab);
+  if (flags.prompt !== undefined && flags.promptIds !== undefined) throw new UsageError('--prompt and --prompt-ids are mutually exclusive: give text or ids');
+  if (flags.chat && flags.prompt === undefined) throw new UsageError('--chat wraps --prompt "text" in the chat template: it needs --prompt');
+  const { tokenizer, prompt } = flags.prompt !== undefined
+    ? await encodeTextPrompt(flags.weights, flags, config.vocab) : { tokenizer: undefined, prompt: parsePromptIds(flags.promptIds!, config.vocab) };
   const maxTokens = numberFlag('max-tokens', flags.maxTokens, 32, (n) => Number.isInteger(n) && n >= 0, 'a whole number');
   const sampling = {
     temperature: numberFlag('temperature', flags.temperature, 0, (n) => n >= 0, 'a number >= 0 (0 = greedy)'),
@@ -66,14 +98,25 @@ export async function runGeneration(config: ModelConfig, registry: Registry | un
     const tokens: number[] = [];
     const start = performance.now();
     let firstAt = start;
-    for await (const id of generateTokens(executor, prompt, { maxTokens, ...sampling })) {
-      if (tokens.length === 0) firstAt = performance.now();
-      tokens.push(id);
-      if (!flags.json) process.stdout.write(`${tokens.length > 1 ? ' ' : ''}${id}`);
+    async function* timed(ids: AsyncIterable<number>): AsyncGenerator<number> {
+      for await (const id of ids) {
+        if (tokens.length === 0) firstAt = performance.now();
+        tokens.push(id);
+        yield id;
+      }
+    }
+    const generated = timed(generateTokens(executor, prompt, { maxTokens, ...sampling, stop: tokenizer?.eosIds }));
+    if (tokenizer && !flags.json) {
+      const { streamText } = await import('../../runtime/text.js');
+      for await (const piece of streamText(tokenizer, generated, { skipSpecial: true })) process.stdout.write(piece);
+    } else {
+      for await (const id of generated) if (!flags.json) process.stdout.write(`${tokens.length > 1 ? ' ' : ''}${id}`);
     }
     const end = performance.now();
     const figures = {
+      ...(tokenizer ? { promptIds: prompt } : {}),
       tokens,
+      ...(tokenizer ? { text: tokenizer.decode(tokens, { skipSpecial: true }) } : {}),
       timeToFirstTokenMs: firstAt - start,
       prefillTokensPerSecond: prompt.length / ((firstAt - start) / 1000),
       decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / ((end - firstAt) / 1000) : 0,

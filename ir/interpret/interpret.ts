@@ -15,6 +15,7 @@ import { runExperts, runMlp } from './mlp.js';
 import { runRoute } from './routers.js';
 import { runAttention } from './attention.js';
 import { attentionImplementations } from './attention-lowered.js';
+import { traceImplementations } from './trace-routes.js';
 import { runAdd, runEmbed, runLinear, runNorm, runSigmoidGate } from './tensor-ops.js';
 
 export type { HostTensor, OpCall, OpImplementation } from './host-tensor.js';
@@ -37,6 +38,7 @@ export const opImplementations: Readonly<Record<string, OpImplementation>> = {
   sigmoid_gate: runSigmoidGate,
   ...loweredImplementations,
   ...attentionImplementations,
+  ...traceImplementations,
 };
 
 /** The builtin ops, routers and activations; a plugin's registry passes a copy with its own added. */
@@ -72,7 +74,7 @@ function bindState(graph: Graph, state: Record<string, HostTensor>, values: Map<
   for (const s of graph.state ?? []) {
     const t = state[s.name];
     if (!t) throw new InterpretError(`${graph.name}: missing state %${s.name} (${typeToString(s.type)}); pass the caches of a session (zeros for a new one)`);
-    checkTensor(`${graph.name}: state %${s.name}`, t, { ...s.type, dtype: 'f32' }, bindings);
+    checkTensor(`${graph.name}: state %${s.name}`, t, s.type.dtype === 'u32' ? s.type : { ...s.type, dtype: 'f32' }, bindings);
     values.set(s.id, t);
     latest.set(s.id, s);
   }

@@ -17,7 +17,9 @@ export class ReferenceSession {
     this.module = 'functions' in model ? model : moduleOf(model);
     for (const s of this.module.functions[0]!.state ?? []) {
       const shape = s.type.shape as number[];
-      this.state[s.name] = { shape, data: new Float32Array(elementCount(shape)) };
+      // Counters (u32, i32) as Int32Array, everything else (caches) as f32 values.
+      const integer = s.type.dtype === 'u32' || s.type.dtype === 'i32';
+      this.state[s.name] = { shape, data: integer ? new Int32Array(elementCount(shape)) : new Float32Array(elementCount(shape)) };
     }
   }
 

@@ -16,7 +16,7 @@ import { checkpointReader } from '../../runtime/node/checkpoint-weights.js';
 import { CheckpointDir } from '../../runtime/node/checkpoint-dir.js';
 import { parseSafetensors } from '../../runtime/safetensors.js';
 import { readTensorF32 } from '../../runtime/safetensors-read.js';
-import { specText, writeRandomCheckpoint, type CheckpointSizes, type Family } from '../fixtures/make-checkpoint.js';
+import { FAMILIES, specText, writeRandomCheckpoint, type CheckpointSizes, type Family } from '../fixtures/make-checkpoint.js';
 import { moec } from './cli.js';
 
 const sizes: CheckpointSizes = { hidden: 24, experts: 6, topK: 2, intermediate: 20, layers: 2, firstDense: 1 };
@@ -38,13 +38,13 @@ async function setup(family: Family) {
   return { dir, spec, config, graph, weights };
 }
 
-describe.each(['mixtral', 'deepseek_v3', 'gpt_oss'] as Family[])('moec run --prompt-ids (%s)', (family) => {
-  it('generates the interpreter\'s greedy tokens and writes its prompt logits', async () => {
+describe.each(FAMILIES)('moec run --prompt-ids (%s)', (family) => {
+  it('generates the interpreter\'s 32 greedy tokens and writes its prompt logits', async () => {
     const { dir, spec, graph, weights } = await setup(family);
     const prompt = [5, 17, 3, 42, 8];
-    const expected = new ReferenceSession(graph, (p) => weights.get(p.name)!).greedy(prompt, 10);
+    const expected = new ReferenceSession(graph, (p) => weights.get(p.name)!).greedy(prompt, 32);
     const logitsOut = join(work, `${family}.logits.safetensors`);
-    const r = await moec(['run', spec, '--weights', dir, '--prompt-ids', prompt.join(','), '--max-tokens', '10', '--json', '--logits-out', logitsOut]);
+    const r = await moec(['run', spec, '--weights', dir, '--prompt-ids', prompt.join(','), '--max-tokens', '32', '--json', '--logits-out', logitsOut]);
     expect(r.stderrLines, r.stderr).toEqual([]);
     expect(r.status).toBe(0);
     const figures = JSON.parse(r.stdout) as Record<string, unknown>;
