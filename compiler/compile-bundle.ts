@@ -1,26 +1,47 @@
-// `moec compile`'s driver: every MoE layer through the pipeline and codegen, then the bundle
-// files (codegen/bundle/), written atomically. A plugin weight format the plans use brings its
-// runtime module (codec) into model.js.
+// `moec compile`'s driver: every MoE layer and the whole decoder through the pipeline and codegen,
+// then the bundle files (codegen/bundle/), written atomically. A plugin weight format the plans
+// use brings its runtime module (codec) into model.js.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { assembleBundle, type CompiledBundle, type PluginInfo } from '../codegen/bundle/bundle-data.js';
+import { assembleBundle, type CompiledBundle, type CompiledModel, type PluginInfo } from '../codegen/bundle/bundle-data.js';
 import type { BundleManifest } from '../codegen/bundle/manifest.js';
 import { refuseToReplace, writeBundle } from '../codegen/bundle/write-bundle.js';
 import { moeLayerIndices, type ModelConfig } from '../ir/model-config.js';
+import { compileModel } from './model-plan.js';
 import { compileMoeBlock, planTarget, type PlanOptions } from './moe-block-plan.js';
 
-/** Compiles the MoE block of each of `layers` (default: every MoE layer) for the bundle. */
-export function compileBundleData(config: ModelConfig, specSource: string, layers = moeLayerIndices(config), options: PlanOptions = {}): CompiledBundle {
+export interface BundleContents {
+  /** Also compile the whole decoder (forward / generate); `moec run --layer` needs only its layer's block. */
+  wholeModel?: boolean;
+}
+
+/**
+ * The whole decoder's plan, or why there is none: a spec the model plan cannot serve yet (f16
+ * activations, an embedding larger than one storage binding) still makes a bundle of MoE blocks.
+ */
+function compileWholeModel(config: ModelConfig, options: PlanOptions): CompiledModel {
+  try {
+    return compileModel(config, options);
+  } catch (e) {
+    if (e instanceof TypeError || e instanceof ReferenceError) throw e; // a bug, not a limit of the spec
+    return { error: (e as Error).message };
+  }
+}
+
+/** Compiles the MoE block of each of `layers` (default: every MoE layer), and with `contents.wholeModel` the decoder, for the bundle. */
+export function compileBundleData(config: ModelConfig, specSource: string, layers = moeLayerIndices(config), options: PlanOptions = {},
+  contents: BundleContents = {}): CompiledBundle {
   const blocks = layers.map((layer) => ({ layer, ...compileMoeBlock(config, layer, options) }));
+  const model = contents.wholeModel ? compileWholeModel(config, options) : undefined;
   const plugins: PluginInfo[] = (options.registry?.plugins ?? []).map((p) => (p.formats
     ? { ...p, formats: p.formats.map((f) => ({ ...f, sha256: createHash('sha256').update(readFileSync(f.runtime)).digest('hex') })) }
     : p));
-  const used = new Set(blocks.flatMap((b) => b.plan.weights.map((w) => w.format.format)));
+  const used = new Set([...blocks.flatMap((b) => b.plan.weights), ...(model && 'plan' in model ? model.plan.weights : [])].map((w) => w.format.format));
   const formatModules = plugins.flatMap((p) => p.formats ?? []).filter((f) => used.has(f.name));
-  return { ...assembleBundle(config, specSource, blocks, planTarget(options), plugins), formatModules };
+  return { ...assembleBundle(config, specSource, blocks, planTarget(options), plugins, model), formatModules };
 }
 
 export async function compileBundle(config: ModelConfig, specSource: string, specFile: string, outDir: string, options: PlanOptions = {}): Promise<BundleManifest> {
   refuseToReplace(outDir); // before the work, not after
-  return writeBundle(compileBundleData(config, specSource, undefined, options), config, specFile, outDir);
+  return writeBundle(compileBundleData(config, specSource, undefined, options, { wholeModel: true }), config, specFile, outDir);
 }

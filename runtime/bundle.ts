@@ -1,15 +1,21 @@
 /// <reference types="@webgpu/types" />
-// What a compiled bundle (model.js) runs: the model's data (config, one plan per MoE layer,
-// the deduplicated WGSL kernels) and `load`, which opens a device and builds an executor per
-// MoE layer on first use. Browser-safe; in Node the caller passes `gpu` from the `webgpu` package.
-import { inflatePlan } from './bundle-plans.js';
+// What a compiled bundle (model.js) runs: the model's data (config, the whole decoder's plan, one
+// plan per MoE layer, the deduplicated WGSL kernels) and `load`, which opens a device, checks the
+// checkpoint against the decoder's weights, and builds the decoder's executor on the first
+// forward/generate and each MoE layer's on its first run. Browser-safe; in Node the caller passes
+// `gpu` from the `webgpu` package.
+import { inflateModelPlan, inflatePlan, type StoredModelPlan } from './bundle-plans.js';
 import { openDevice, requireFeatures, type AdapterSummary, type GpuRuntime } from './device.js';
-import { hfWeightsFromSafetensors, hfWeightsFromUrl, type FetchCheckpointOptions, type SafetensorsBytes } from './hf-checkpoint.js';
-import type { HfWeightSource } from './hf-weights.js';
+import { generateTokens, type GenerateOptions } from './generate.js';
+import { fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, type FetchCheckpointOptions, type SafetensorsBytes } from './hf-checkpoint.js';
+import { hfWeightSource, type HfWeightSource } from './hf-weights.js';
+import { createModelExecutor, type ModelExecutor } from './model-executor.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from './moe-executor.js';
-import type { MoeBlockPlan, WeightSource } from './plan.js';
+import type { ModelPlan, MoeBlockPlan, WeightSource } from './plan.js';
 import { builtinFormats } from './quant/builtin-formats.js';
 import { withFormats, type FormatDefinition } from './quant/weight-format.js';
+import { checkSamplingOptions } from './sampling-options.js';
+import { HfWeightsError } from './tensor-reader.js';
 
 export interface BundleData {
   moecVersion: string;
@@ -25,6 +31,10 @@ export interface BundleData {
   kernels: Record<string, string>;
   /** Adapter features any layer's kernels need (every plan's `features`). */
   features: string[];
+  /** The whole decoder's plan, in the stored form of bundle-plans.ts; absent when the spec could not compile one. */
+  model?: StoredModelPlan;
+  /** Why the bundle has no whole-model plan (the compiler's message). */
+  modelUnavailable?: string;
 }
 
 /** A checkpoint's safetensors files in memory, with its config.json's model_type. */
@@ -47,16 +57,42 @@ export interface LoadOptions {
 export interface Model<Layer extends number = number> {
   /** The adapter the model runs on. */
   readonly adapter: AdapterSummary;
+  /** Token ids run from 0 to vocab - 1. */
+  readonly vocab: number;
+  /** Positions one session holds, prompt and generated tokens together (compile { context = N }). */
+  readonly context: number;
+  /** Positions already in the current session: where the next forward() starts. */
+  readonly length: number;
+  /**
+   * The logits [ids.length, vocab] (row-major) of `ids` run at the session's next positions; their
+   * keys and values join the session's KV cache, so the next call continues after them. An id
+   * outside the vocabulary or a session past the context is a ModelError, and nothing runs.
+   */
+  forward(ids: readonly number[] | Int32Array): Promise<Float32Array>;
+  /** Starts a new, empty session (after the calls already made). */
+  reset(): void;
+  /**
+   * Up to `maxTokens` ids generated after `prompt` in a fresh session, each sampled on the GPU
+   * (greedy at temperature 0; top-k, top-p; the same seed gives the same tokens in Node and in
+   * browsers), stopping after an id of `stop`. The prompt and options are checked when called
+   * (ModelError); a later forward(), generate() or reset() ends the generation.
+   */
+  generate(prompt: readonly number[] | Int32Array, options: GenerateOptions): AsyncIterableIterator<number>;
   /** MoE layer `layer` on `tokens` rows of hidden states [tokens, hidden] (row-major f32); returns the block's output, same shape. */
   runMoeBlock(layer: Layer, hiddenStates: Float32Array, tokens: number): Promise<Float32Array>;
-  /** Reads a layer's weights and builds its pipelines now rather than on its first run. */
-  prepare(layer: Layer): Promise<void>;
+  /**
+   * Reads a layer's weights and builds its pipelines now rather than on its first run; without a
+   * layer, the whole decoder's (what the first forward() or generate() would do).
+   */
+  prepare(layer?: Layer): Promise<void>;
   /** GPU dispatches one run of `layer` makes for `tokens` tokens. */
   dispatchCount(layer: Layer, tokens: number): Promise<number>;
   /** For checks: fills `layer`'s scratch and output buffers with NaN, so an element the next run leaves unwritten shows. */
   poisonScratch(layer: Layer, tokens: number): Promise<void>;
   /** Frees the device and every buffer. */
   destroy(): void;
+  /** The same as destroy(). */
+  dispose(): void;
 }
 
 export class ModelError extends Error {
@@ -67,8 +103,22 @@ function isWeightSource(w: LoadOptions['weights']): w is WeightSource {
   return typeof w === 'object' && w !== null && typeof (w as WeightSource).readF32 === 'function';
 }
 
-async function resolveWeights(weights: LoadOptions['weights'], fetchOptions: FetchCheckpointOptions | undefined): Promise<WeightSource> {
-  if (typeof weights === 'string' || weights instanceof URL) return hfWeightsFromUrl(weights, fetchOptions);
+/**
+ * `wholeModel`: the decoder's weights will be checked at load, which needs every shard's header
+ * (a few small Range requests); otherwise a shard's header is read when a MoE layer first needs it.
+ */
+async function resolveWeights(weights: LoadOptions['weights'], fetchOptions: FetchCheckpointOptions | undefined, wholeModel: boolean): Promise<WeightSource> {
+  if (typeof weights === 'string' || weights instanceof URL) {
+    if (!wholeModel) return hfWeightsFromUrl(weights, fetchOptions);
+    const { modelType, config, url, reader } = await fetchHfCheckpoint(weights, fetchOptions);
+    await reader.fetchHeaders();
+    try {
+      return hfWeightSource(modelType, reader, { config });
+    } catch (e) {
+      if (e instanceof HfWeightsError) throw new HfWeightsError(`${new URL('config.json', url)}: ${e.message}`);
+      throw e;
+    }
+  }
   if (isWeightSource(weights)) return weights;
   if (typeof weights === 'object' && weights !== null && Array.isArray(weights.files)) {
     return hfWeightsFromSafetensors(weights.modelType, weights.files);
@@ -76,11 +126,57 @@ async function resolveWeights(weights: LoadOptions['weights'], fetchOptions: Fet
   throw new ModelError('load: `weights` must be a WeightSource, { modelType, files } or a checkpoint URL');
 }
 
+const describeValue = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : Array.isArray(v) ? 'an array' : String(v));
+
+/** `ids` as checked token ids: an array or Int32Array of whole numbers in [0, vocab). */
+function checkTokenIds(what: string, ids: unknown, vocab: number): number[] {
+  if (!Array.isArray(ids) && !(ids instanceof Int32Array)) {
+    throw new ModelError(`${what} must be an array of token ids or an Int32Array, got ${ids === null ? 'null' : typeof ids}`);
+  }
+  return Array.from(ids as ArrayLike<unknown>, (id, i) => {
+    if (typeof id !== 'number' || !Number.isInteger(id)) throw new ModelError(`${what}[${i}] is ${describeValue(id)}, not a token id (a whole number)`);
+    if (id < 0 || id >= vocab) throw new ModelError(`${what}[${i}] is ${id}, outside the vocabulary 0..${vocab - 1}`);
+    return id;
+  });
+}
+
+const GENERATE_OPTIONS = ['maxTokens', 'temperature', 'topK', 'topP', 'seed', 'stop'] as const;
+
+/** generate()'s options, each checked with a message naming it; generateTokens' own checks back them up. */
+function checkGenerateOptions(options: unknown, vocab: number): GenerateOptions {
+  if (typeof options !== 'object' || options === null) throw new ModelError('generate: options must be an object such as { maxTokens: 32 }');
+  const o = options as Record<string, unknown>;
+  const unknown = Object.keys(o).filter((k) => !(GENERATE_OPTIONS as readonly string[]).includes(k));
+  if (unknown.length) throw new ModelError(`generate: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')} (options: ${GENERATE_OPTIONS.join(', ')})`);
+  const check = (name: string, ok: (v: number) => boolean, what: string, required = false): void => {
+    const v = o[name];
+    if (v === undefined && !required) return;
+    if (typeof v !== 'number' || !ok(v)) throw new ModelError(`generate: ${name} must be ${what}, got ${describeValue(v)}`);
+  };
+  check('maxTokens', (v) => Number.isInteger(v) && v >= 0, 'a whole number >= 0', true);
+  check('temperature', (v) => Number.isFinite(v) && v >= 0, 'a number >= 0 (0 = greedy)');
+  check('topK', (v) => Number.isInteger(v) && v >= 0, 'a whole number >= 0 (0 = off)');
+  check('topP', (v) => v >= 0 && v <= 1, 'a number in [0, 1] (1 = off)');
+  check('seed', (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'a whole number in [0, 2^32)');
+  const stop = o['stop'] === undefined ? undefined : checkTokenIds('generate: stop', o['stop'], vocab);
+  const checked: GenerateOptions = { ...(o as unknown as GenerateOptions), ...(stop ? { stop } : {}) };
+  try {
+    checkSamplingOptions({ temperature: checked.temperature ?? 0, topK: checked.topK ?? 0, topP: checked.topP ?? 1, seed: checked.seed ?? 0, step: 0 });
+  } catch (e) {
+    throw new ModelError(`generate: ${(e as Error).message}`);
+  }
+  return checked;
+}
+
 /**
- * Opens a device and returns the model; layers are set up on first use (or by prepare). `formats`:
- * weight formats besides the builtin ones, the plugins' codecs model.js was compiled with.
+ * Opens a device and returns the model. The checkpoint is checked against the whole decoder's
+ * weights before anything is uploaded: a checkpoint that cannot run it (say, one holding only MoE
+ * blocks) still loads for runMoeBlock, and forward/generate then refuse with what it lacks. The
+ * decoder is set up on the first forward/generate (or prepare()), each MoE layer on its first run.
+ * `formats`: weight formats besides the builtin ones, the plugins' codecs model.js was compiled with.
  */
 export async function loadModel(data: BundleData, options: LoadOptions, formats: readonly FormatDefinition[] = []): Promise<Model> {
+  const name = data.config.name;
   try {
     withFormats(builtinFormats, formats);
   } catch (e) {
@@ -90,10 +186,23 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
     throw new ModelError("load: WebGPU's globals (GPUBufferUsage, ...) are missing; in Node run " +
       "`Object.assign(globalThis, globals)` with `globals` from the 'webgpu' package first");
   }
-  const weights = await resolveWeights(options.weights, options.fetchOptions);
-  const rt: GpuRuntime = await openDevice({ gpu: options.gpu, defaultLimits: options.defaultLimits ?? false, label: data.config.name });
+  const modelPlan: ModelPlan | undefined = data.model ? inflateModelPlan(data.model, data.kernels) : undefined;
+  const weights = await resolveWeights(options.weights, options.fetchOptions, modelPlan !== undefined);
+  // Why forward/generate cannot run, found before anything is uploaded (the rope table is computed, not read).
+  let decoderRefusal = modelPlan ? undefined
+    : `this bundle holds MoE blocks only (no whole-model plan: ${data.modelUnavailable ?? 'none was compiled'}); runMoeBlock runs, forward and generate do not`;
+  if (modelPlan && typeof (weights as Partial<HfWeightSource>).checkWeights === 'function') {
+    try {
+      (weights as HfWeightSource).checkWeights(modelPlan.weights.filter((w) => w.name !== modelPlan.rope?.weight));
+    } catch (e) {
+      // By name: a source made by another copy of the runtime (moec's, in Node) throws its own class.
+      if (!(e instanceof Error) || e.name !== 'HfWeightsError') throw e;
+      decoderRefusal = `the checkpoint cannot run the whole model (its MoE blocks may still run): ${e.message}`;
+    }
+  }
+  const rt: GpuRuntime = await openDevice({ gpu: options.gpu, defaultLimits: options.defaultLimits ?? false, label: name });
   try {
-    requireFeatures(rt, data.config.name, data.features); // up front, not at a layer's first run
+    requireFeatures(rt, name, data.features); // up front, not at a layer's first run
   } catch (e) {
     rt.destroy();
     throw new ModelError((e as Error).message);
@@ -103,9 +212,9 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
   let destroyed = false;
 
   const executor = (layer: number): Promise<MoeBlockExecutor> => {
-    if (destroyed) throw new ModelError(`${data.config.name}: the model was destroyed`);
+    if (destroyed) throw new ModelError(`${name}: the model was destroyed`);
     if (!data.moeLayers.includes(layer)) {
-      throw new ModelError(`${data.config.name}: layer ${layer} is not a MoE layer (MoE layers: ${data.moeLayers.join(', ') || 'none'})`);
+      throw new ModelError(`${name}: layer ${layer} is not a MoE layer (MoE layers: ${data.moeLayers.join(', ') || 'none'})`);
     }
     const existing = executors.get(layer);
     if (existing) return existing;
@@ -118,8 +227,97 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
     return made;
   };
 
+  // The decoder: one executor, its calls one after another (they share the KV caches and the readback buffers).
+  let decoder: Promise<ModelExecutor> | undefined;
+  let decoderReady: ModelExecutor | undefined;
+  let queue: Promise<unknown> = Promise.resolve();
+  const inTurn = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = queue.then(work);
+    queue = run.catch(() => undefined);
+    return run;
+  };
+  /** The decoder's plan, or a ModelError saying why `what` cannot run. */
+  const decoderPlan = (what: string): ModelPlan => {
+    if (destroyed) throw new ModelError(`${what}: ${name}: the model was destroyed`);
+    if (!modelPlan || decoderRefusal) throw new ModelError(`${what}: ${name}: ${decoderRefusal}`);
+    return modelPlan;
+  };
+  const decoderExecutor = (): Promise<ModelExecutor> => {
+    if (!decoder) {
+      decoder = createModelExecutor(rt, modelPlan!, weights, { formats });
+      decoder.then((e) => (decoderReady = e), () => (decoder = undefined)); // a failed load can be retried
+    }
+    return decoder;
+  };
+  // Bumped by every forward, generate and reset: a generation whose session was replaced stops.
+  let session = 0;
+  const vocab = modelPlan?.vocab ?? Number(data.config['vocab']);
+  const context = modelPlan?.context ?? Number((data.config.compile as Record<string, unknown>)['context']);
+
+  async function* generation(mine: number, prompt: number[], options: GenerateOptions): AsyncGenerator<number> {
+    const tokens = generateTokens(await inTurn(decoderExecutor), prompt, options);
+    try {
+      for (;;) {
+        if (mine !== session) throw new ModelError(`generate: ${name}: a later forward(), generate() or reset() replaced this generation's session`);
+        const step = await inTurn(() => tokens.next());
+        if (step.done) return;
+        yield step.value;
+      }
+    } finally {
+      await tokens.return(undefined);
+    }
+  }
+
+  const destroy = (): void => {
+    if (destroyed) return;
+    destroyed = true;
+    for (const made of executors.values()) made.then((e) => e.destroy(), () => undefined);
+    executors.clear();
+    decoder?.then((e) => e.destroy(), () => undefined);
+    rt.destroy();
+  };
+
   return {
     adapter: rt.info,
+    vocab,
+    context,
+    get length() {
+      return decoderReady?.length ?? 0;
+    },
+    forward(ids) {
+      try {
+        const plan = decoderPlan('forward');
+        const tokens = checkTokenIds('forward: ids', ids, plan.vocab);
+        session++;
+        return inTurn(async () => {
+          const executor = await decoderExecutor();
+          if (executor.length + tokens.length > plan.context) {
+            throw new ModelError(`forward: ${name}: the session holds ${executor.length} positions, and ${tokens.length} more would pass the context of ` +
+              `${plan.context} the model was compiled for (compile { context = N }); reset() starts a new session`);
+          }
+          return tokens.length === 0 ? new Float32Array(0) : executor.forward(tokens);
+        });
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+    },
+    reset() {
+      if (destroyed) return;
+      session++;
+      void inTurn(async () => decoderReady?.reset());
+    },
+    generate(prompt, options) {
+      const plan = decoderPlan('generate');
+      const ids = checkTokenIds('generate: prompt', prompt, plan.vocab);
+      if (ids.length === 0) throw new ModelError('generate: the prompt is empty: generation needs at least one token');
+      const checked = checkGenerateOptions(options, plan.vocab);
+      const positions = ids.length + Math.max(0, checked.maxTokens - 1);
+      if (positions > plan.context) {
+        throw new ModelError(`generate: ${name}: a prompt of ${ids.length} tokens plus ${checked.maxTokens} generated needs ${positions} positions, more than ` +
+          `the context of ${plan.context} the model was compiled for (compile { context = N })`);
+      }
+      return generation(++session, ids, checked);
+    },
     async runMoeBlock(layer, hiddenStates, tokens) {
       const hidden = data.config.hidden;
       if (!Number.isInteger(tokens) || tokens < 1) throw new ModelError(`runMoeBlock: tokens must be a positive whole number, got ${tokens}`);
@@ -130,7 +328,11 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
       return (await executor(layer)).run(hiddenStates, tokens);
     },
     async prepare(layer) {
-      await executor(layer);
+      if (layer !== undefined) await executor(layer);
+      else {
+        decoderPlan('prepare');
+        await inTurn(decoderExecutor);
+      }
     },
     async dispatchCount(layer, tokens) {
       return (await executor(layer)).dispatchCount(tokens);
@@ -138,12 +340,7 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
     async poisonScratch(layer, tokens) {
       (await executor(layer)).poisonScratch(tokens);
     },
-    destroy() {
-      if (destroyed) return;
-      destroyed = true;
-      for (const made of executors.values()) made.then((e) => e.destroy(), () => undefined);
-      executors.clear();
-      rt.destroy();
-    },
+    destroy,
+    dispose: destroy,
   };
 }

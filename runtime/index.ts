@@ -1,9 +1,10 @@
 // The runtime's public API: what a compiled bundle (model.js) is built from, and what a page or
 // a Node program may import. Browser-safe: Node-only helpers live in runtime/node/.
 export { loadModel, ModelError, type BundleData, type HfSafetensorsWeights, type LoadOptions, type Model } from './bundle.js';
-export { inflatePlan } from './bundle-plans.js';
+export { inflateModelPlan, inflatePlan, type StoredModelPlan } from './bundle-plans.js';
 export { openDevice, GpuError, type AdapterSummary, type GpuRuntime, type OpenDeviceOptions } from './device.js';
 export { hfWeightSource, type HfWeightSource, type HfWeightSourceOptions } from './hf-weights.js';
+export type { GenerateOptions } from './generate.js';
 export { describeHfNaming, modelTypesMatching, SUPPORTED_MODEL_TYPES } from './hf-naming.js';
 export { HfWeightsError, type TensorReader } from './tensor-reader.js';
 export {

@@ -1,7 +1,8 @@
 // Layers of one model share most kernels (same shapes, same WGSL) and usually whole plans
-// (the same steps, only the layer number in weight names differs). The bundle stores each
-// distinct WGSL text once, keyed by its hash, and each distinct plan once as a template; the
-// stored form is read back by runtime/bundle-plans.ts.
+// (the same steps, only the layer number in weight names differs), and the whole-model plan
+// runs the MoE blocks' kernels too. The bundle stores each distinct WGSL text once, keyed by its
+// hash, and each distinct MoE block plan once as a template; the stored form is read back by
+// runtime/bundle-plans.ts.
 import { createHash } from 'node:crypto';
 import { layerToPlaceholder, mapStrings, placeholderToLayer } from '../../runtime/bundle-plans.js';
 
@@ -12,12 +13,16 @@ export interface KernelInfo {
   bytes: number;
   /** Names the plans give the kernel (a `name`, `label` or `entryPoint` next to the WGSL). */
   names: string[];
-  /** MoE layers whose plans use it. */
+  /** MoE layers whose block plans use it. */
   layers: number[];
+  /** Whether the whole-model plan uses it. */
+  model: boolean;
 }
 
 export interface KernelTable {
   plans: Record<string, unknown>;
+  /** The whole-model plan given to deduplicateKernels, its WGSL replaced by references. */
+  model?: unknown;
   planTemplates: unknown[];
   kernels: Record<string, string>;
   info: KernelInfo[];
@@ -28,32 +33,38 @@ const isWgsl = (s: string): boolean => /@compute\b/.test(s);
 
 export const sha256 = (text: string | Uint8Array): string => createHash('sha256').update(text).digest('hex');
 
-/** Replaces every WGSL string of every plan by a reference into one deduplicated table. */
-export function deduplicateKernels(plans: ReadonlyMap<number, unknown>): KernelTable {
+/**
+ * Replaces every WGSL string of every MoE block plan (by layer) and of the whole-model plan
+ * `model`, if any, by a reference into one deduplicated table.
+ */
+export function deduplicateKernels(plans: ReadonlyMap<number, unknown>, model?: unknown): KernelTable {
   const kernels: Record<string, string> = {};
   const info = new Map<string, KernelInfo>();
   const idOf = new Map<string, string>(); // each layer repeats the same WGSL: hash it once
   const out: Record<string, unknown> = {};
-  for (const [layer, plan] of plans) {
+  const replaceWgsl = (plan: unknown, user: number | 'model'): unknown => {
     const walk = (v: unknown): unknown => {
       if (Array.isArray(v)) return v.map(walk);
-      if (typeof v === 'string' && isWgsl(v)) return { $wgsl: record(v, layer, []) };
+      if (typeof v === 'string' && isWgsl(v)) return { $wgsl: record(v, user, []) };
       if (typeof v !== 'object' || v === null) return v;
       const o = v as Record<string, unknown>;
       const names = ['name', 'label', 'entryPoint'].map((k) => o[k]).filter((n): n is string => typeof n === 'string');
       return Object.fromEntries(Object.entries(o).map(([k, x]) =>
-        [k, typeof x === 'string' && isWgsl(x) ? { $wgsl: record(x, layer, names) } : walk(x)]));
+        [k, typeof x === 'string' && isWgsl(x) ? { $wgsl: record(x, user, names) } : walk(x)]));
     };
-    out[String(layer)] = walk(plan);
-  }
+    return walk(plan);
+  };
+  for (const [layer, plan] of plans) out[String(layer)] = replaceWgsl(plan, layer);
+  const storedModel = model === undefined ? undefined : replaceWgsl(model, 'model');
   const { plans: shared, planTemplates } = shareTemplates(out);
-  return { plans: shared, planTemplates, kernels, info: [...info.values()] };
+  return { plans: shared, planTemplates, kernels, info: [...info.values()], ...(storedModel === undefined ? {} : { model: storedModel }) };
 
-  function record(code: string, layer: number, names: string[]): string {
+  function record(code: string, user: number | 'model', names: string[]): string {
     const id = idOf.get(code) ?? addKernel(code);
     const entry = info.get(id)!;
     for (const n of names) if (!entry.names.includes(n)) entry.names.push(n);
-    if (!entry.layers.includes(layer)) entry.layers.push(layer);
+    if (user === 'model') entry.model = true;
+    else if (!entry.layers.includes(user)) entry.layers.push(user);
     return id;
   }
 
@@ -62,7 +73,7 @@ export function deduplicateKernels(plans: ReadonlyMap<number, unknown>): KernelT
     const short = hash.slice(0, 16);
     const id = kernels[short] === undefined ? short : hash; // a prefix collision keeps the full hash
     kernels[id] = code;
-    info.set(id, { id, sha256: hash, bytes: new TextEncoder().encode(code).byteLength, names: [], layers: [] });
+    info.set(id, { id, sha256: hash, bytes: new TextEncoder().encode(code).byteLength, names: [], layers: [], model: false });
     idOf.set(code, id);
     return id;
   }

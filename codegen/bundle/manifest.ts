@@ -1,6 +1,7 @@
 // manifest.json: what a bundle is, for people and tools: where it came from (spec hash,
-// compiler version), its kernels with hashes, what tuning chose them, and the weight layout
-// it reads (IR name, shape, dtype, and the Hugging Face tensors each comes from per family).
+// compiler version), its kernels with hashes, what tuning chose them, what the whole-model and
+// MoE block plans dispatch, and the weight layout the MoE blocks read (IR name, shape, dtype,
+// and the Hugging Face tensors each comes from per family).
 import type { GemmTile } from '../../ir/ops-lowered.js';
 import { describeHfNaming, modelTypesMatching } from '../../runtime/hf-naming.js';
 import type { CompiledBundle } from './bundle-data.js';
@@ -20,6 +21,12 @@ export interface BundleManifest {
   tuning: { source: string; gemmTile: GemmTile; gemvRows: number; decodeMaxTokens: number };
   /** Per MoE layer and path: the kernels dispatched in order (`dispatches` of them) and the tiles the lowered ops carry. */
   plans: CompiledBundle['plans'];
+  /**
+   * The whole decoder (load().forward / generate): per path the kernels dispatched in order, per
+   * generated token, the kernels it uses, its context and KV cache dtype; or, when the spec could
+   * not compile one, `available: false` and the compiler's reason (the MoE blocks still run).
+   */
+  wholeModel: CompiledBundle['wholeModel'];
   /** Plugins the spec was compiled with: name, module file and its sha256. */
   plugins: CompiledBundle['plugins'];
   /** How activations are stored between kernels, and the adapter features that needs. */
@@ -46,6 +53,7 @@ export function buildManifest(compiled: CompiledBundle, specFile: string, files:
     kernels: compiled.kernels,
     tuning: { source: compiled.target.source, gemmTile: compiled.target.gemmTile, gemvRows: compiled.target.gemvRows, decodeMaxTokens: compiled.target.decodeMaxTokens },
     plans: compiled.plans,
+    wholeModel: compiled.wholeModel,
     plugins: compiled.plugins,
     activations: { dtype: data.config.compile.dtype, requiresFeatures: data.features },
     hfModelTypes: modelTypes,

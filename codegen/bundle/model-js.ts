@@ -10,7 +10,7 @@ import { runtimeFile } from './package-info.js';
 /** What model.js exports from the runtime besides load/config (see model-dts.ts, which declares them). */
 export const RUNTIME_EXPORTS = [
   'hfWeightsFromSafetensors', 'hfWeightsFromUrl', 'fetchHfCheckpoint', 'hfWeightSource', 'safetensorsReader',
-  'parseSafetensors', 'readTensorF32', 'encodeSafetensors', 'SUPPORTED_MODEL_TYPES',
+  'parseSafetensors', 'readTensorF32', 'encodeSafetensors', 'SUPPORTED_MODEL_TYPES', 'ModelError',
 ] as const;
 
 /** `formatModules`: files whose default export is a FormatDefinition (a plugin format's codec). */

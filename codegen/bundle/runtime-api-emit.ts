@@ -9,7 +9,8 @@ import { hashInputs, type RuntimeApi } from './runtime-api.js';
 const COPIED: Record<string, string[]> = {
   plan: ['WeightSource', 'RowRange'],
   device: ['AdapterSummary'],
-  bundle: ['LoadOptions', 'HfSafetensorsWeights', 'Model'],
+  bundle: ['LoadOptions', 'HfSafetensorsWeights', 'Model', 'ModelError'],
+  generate: ['GenerateOptions'],
   'tensor-reader': ['TensorReader'],
   'hf-weights': ['HfWeightSource', 'HfWeightSourceOptions', 'hfWeightSource'],
   'hf-naming': ['SUPPORTED_MODEL_TYPES'],
@@ -48,6 +49,18 @@ function declarationOf(file: SourceFile, name: string): StatementStructures {
       returnType: fn.getReturnTypeNode()?.getText() ?? fn.getReturnType().getText(fn),
     };
   }
+  const cls = file.getClass(name);
+  if (cls) {
+    // An error class: its heritage and property types, no bodies or initializers.
+    return {
+      kind: StructureKind.Class,
+      name,
+      hasDeclareKeyword: true,
+      docs: cls.getJsDocs().map((d) => d.getStructure()),
+      ...(cls.getExtends() ? { extends: cls.getExtends()!.getText() } : {}),
+      properties: cls.getProperties().map((p) => ({ name: p.getName(), isReadonly: p.isReadonly(), type: p.getTypeNode()?.getText() ?? p.getType().getText(p) })),
+    };
+  }
   const variable = file.getVariableDeclaration(name);
   if (variable) {
     return {
@@ -68,7 +81,8 @@ export function emitRuntimeApi(): RuntimeApi {
   const out = new Project({ useInMemoryFileSystem: true }).createSourceFile('model.d.ts');
   out.addFunction({ name: 'load', isExported: true, hasDeclareKeyword: true, parameters: [{ name: 'options', type: 'LoadOptions' }],
     returnType: 'Promise<Model<MoeLayer>>',
-    docs: ['Opens a WebGPU device (options.gpu, or navigator.gpu) and returns the model; each layer reads its weights on first use.'] });
+    docs: ['Opens a WebGPU device (options.gpu, or navigator.gpu), checks the checkpoint against the whole model\'s weights, and returns the model; ' +
+      'the decoder reads its weights on the first forward() or generate() (or prepare()), each MoE layer on its first run.'] });
 
   const declared = ['load'];
   const sources: string[] = [];

@@ -21,7 +21,7 @@ export async function writeBundle(compiled: CompiledBundle, config: ModelConfig,
     'package.json': JSON.stringify({ name: packageName(config.name), private: true, type: 'module', main: './model.js', types: './model.d.ts' }, null, 2) + '\n',
   };
   const manifest0 = buildManifest(compiled, basename(specFile), files);
-  files['README.md'] = bundleReadme(compiled.data, manifest0.hfModelTypes);
+  files['README.md'] = bundleReadme(compiled.data, manifest0.hfModelTypes, compiled.wholeModel);
   const manifest = buildManifest(compiled, basename(specFile), files);
   writeDirectoryAtomic(outDir, { ...files, 'manifest.json': JSON.stringify(manifest, null, 2) + '\n' });
   return manifest;

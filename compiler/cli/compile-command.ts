@@ -50,6 +50,7 @@ export const compileCommand: Command = {
       process.stdout.write(`${values.output}: ${manifest.model}, ${manifest.moeLayers.length} MoE layer(s), ` +
         `${manifest.kernels.length} distinct kernel(s), model.js ${(bytes / 1024).toFixed(1)} KiB\n`);
       process.stdout.write(dispatchReport(manifest.plans));
+      process.stdout.write(wholeModelReport(manifest.wholeModel));
       return 0;
     } catch (e) {
       if (e instanceof BundleWriteError) throw new UsageError(e.message);
@@ -58,3 +59,10 @@ export const compileCommand: Command = {
     }
   },
 };
+
+/** `whole model: prefill 59 dispatches, decode 39 + sampler 20 per token, context 4096 (f32 KV cache)`, or why the bundle has none. */
+function wholeModelReport(model: BundleManifest['wholeModel']): string {
+  if (!model.available) return `whole model: not in this bundle (MoE blocks only): ${model.reason}\n`;
+  return `whole model: prefill ${model.prefill.dispatches} dispatches, decode ${model.decode.dispatches} + sampler ${model.sampler.dispatches} per token, ` +
+    `context ${model.context} (${model.kvCache} KV cache)\n`;
+}

@@ -11,7 +11,8 @@ import { deduplicateKernels } from '../../codegen/bundle/kernel-table.js';
 import { writeDirectoryAtomic } from '../../codegen/bundle/write-bundle.js';
 import { compileMoeBlockPlan } from '../../compiler/moe-block-plan.js';
 import { checkSpec } from '../../compiler/spec/check.js';
-import { inflatePlan } from '../../runtime/bundle-plans.js';
+import { inflateModelPlan, inflatePlan } from '../../runtime/bundle-plans.js';
+import { compileModel } from '../../compiler/model-plan.js';
 import { specText, type CheckpointSizes } from '../fixtures/make-checkpoint.js';
 import { moec, ROOT } from './cli.js';
 
@@ -44,7 +45,7 @@ describe('moec compile', () => {
     expect(readdirSync(bundle).sort()).toEqual(['README.md', 'manifest.json', 'model.d.ts', 'model.js', 'package.json']);
     expect(readdirSync(join(work, 'out'))).toEqual(['tiny']); // no temporary directory left
     expect(JSON.parse(read('package.json'))).toMatchObject({ type: 'module', main: './model.js', types: './model.d.ts' });
-    expect(read('README.md')).toMatch(/## Node[\s\S]*create\(\[\]\)[\s\S]*## Browser/);
+    expect(read('README.md')).toMatch(/## Generating tokens[\s\S]*generate\(\[1, 2, 3\][\s\S]*## Node[\s\S]*create\(\[\]\)[\s\S]*## Browser/);
   });
 
   it('model.js is one ES module with no Node built-ins, no require, no Handlebars, no compiler', () => {
@@ -59,14 +60,21 @@ describe('moec compile', () => {
     expect(js.length).toBeLessThan(400_000);
   });
 
-  it('kernels are deduplicated across layers: each distinct WGSL appears once in model.js', () => {
+  it('kernels are deduplicated across layers and the whole-model plan: each distinct WGSL appears once in model.js', () => {
     const manifest = JSON.parse(read('manifest.json'));
     const js = read('model.js');
     expect(manifest.kernels.length).toBeGreaterThan(0);
-    // Layers 1 and 2 have the same shapes, so every kernel serves both.
-    for (const k of manifest.kernels) expect(k.layers).toEqual([1, 2]);
-    const computeEntryPoints = (js.match(/@compute/g) ?? []).length;
-    expect(computeEntryPoints).toBe(manifest.kernels.length);
+    // Layers 1 and 2 have the same shapes, so every MoE block kernel serves both; the model plan runs them too.
+    const blockKernels = manifest.kernels.filter((k: { layers: number[] }) => k.layers.length > 0);
+    expect(blockKernels.length).toBeGreaterThan(0);
+    for (const k of blockKernels) expect([k.layers, k.model]).toEqual([[1, 2], true]);
+    expect(manifest.kernels.filter((k: { model: boolean }) => !k.model)).toEqual([]);
+    // One kernel may hold several entry points (the sampler's): count them in the compiler's table.
+    const config = checkSpec(SPEC, 'tiny.moe').config!;
+    const table = compileBundleData(config, SPEC, undefined, {}, { wholeModel: true }).data.kernels;
+    expect(Object.keys(table).sort()).toEqual(manifest.kernels.map((k: { id: string }) => k.id).sort());
+    const entryPoints = Object.values(table).reduce((n, code) => n + (code.match(/@compute/g) ?? []).length, 0);
+    expect((js.match(/@compute/g) ?? []).length).toBe(entryPoints);
   });
 
   it('manifest.json: spec sha256, moec version, kernels with hashes, tuning, weight layout with HF names, file hashes', () => {
@@ -129,10 +137,30 @@ describe('moec compile', () => {
     expect(manifest.plugins).toEqual([]);
   });
 
-  it('model.d.ts types the API: literal config, the MoE layer union, load() and the weight helpers', () => {
+  it('manifest.json: the whole model, its dispatches per path and per generated token, its kernels, context and KV cache', () => {
+    const manifest = JSON.parse(read('manifest.json'));
+    const model = manifest.wholeModel;
+    expect(model).toMatchObject({ available: true, vocab: 64, context: 4096, kvCache: 'f32', decode: { maxTokens: 8 } });
+    const bundled = new Map(manifest.kernels.map((k: { id: string; names: string[] }) => [k.id, k.names]));
+    const names = new Set(model.kernels.flatMap((id: string) => bundled.get(id) as string[]));
+    for (const path of [model.prefill, model.decode]) {
+      expect(path.kernels).toHaveLength(path.dispatches);
+      for (const k of path.kernels) expect(names.has(k), k).toBe(true);
+    }
+    // Embedding, 3 layers (one dense, two MoE with the MoE blocks' dispatches), final norm, LM head.
+    expect(model.decode.kernels[0]).toMatch(/^embed_/);
+    expect(model.decode.kernels.at(-1)).toMatch(/^dense_gemv_/);
+    expect(model.prefill.kernels.filter((k: string) => k.startsWith('router_'))).toHaveLength(2);
+    expect(model.sampler.kernels).toHaveLength(model.sampler.dispatches);
+    expect(model.dispatchesPerToken).toBe(model.decode.dispatches + model.sampler.dispatches);
+    expect(model.kernels.sort()).toEqual(manifest.kernels.filter((k: { model: boolean }) => k.model).map((k: { id: string }) => k.id).sort());
+    expect(read('README.md')).toContain(`${model.dispatchesPerToken} GPU dispatches per generated token`);
+  });
+
+  it('model.d.ts types the API: literal config, the MoE layer union, load(), forward/generate and the weight helpers', () => {
     const consumer = join(bundle, 'consumer.ts');
     writeFileSync(consumer, `
-import { bundleInfo, config, hfWeightsFromSafetensors, load, moeLayers, type MoeLayer, type WeightSource } from './model.js';
+import { bundleInfo, config, hfWeightsFromSafetensors, load, ModelError, moeLayers, type GenerateOptions, type MoeLayer, type WeightSource } from './model.js';
 const hidden: 16 = config.hidden;
 const experts: 4 = config.moe.experts;
 const first: MoeLayer = moeLayers[0];
@@ -151,6 +179,27 @@ export async function run(gpu: GPU, bytes: Uint8Array): Promise<Float32Array> {
   void [experts, version, wrong];
   const out = await model.runMoeBlock(first, new Float32Array(hidden), 1);
   await model.runMoeBlock(2, out, 1);
+  const logits: Float32Array = await model.forward([1, 2, 3]);
+  await model.forward(Int32Array.of(4));
+  const options: GenerateOptions = { maxTokens: 8, temperature: 0.8, topK: 20, topP: 0.9, seed: 42, stop: [0] };
+  const ids: number[] = [];
+  for await (const id of model.generate([1, 2, 3], options)) ids.push(id);
+  model.reset();
+  await model.prepare();
+  const sizes: number[] = [model.vocab, model.context, model.length, logits.length, ids.length];
+  // @ts-expect-error ids are numbers
+  await model.forward(['1']);
+  // @ts-expect-error maxTokens is required
+  model.generate([1], { temperature: 1 });
+  // @ts-expect-error seed is a number
+  model.generate([1], { maxTokens: 1, seed: '42' });
+  try {
+    model.generate([999], { maxTokens: 1 });
+  } catch (e) {
+    if (e instanceof ModelError) void e.message;
+  }
+  void sizes;
+  model.dispose();
   model.destroy();
   return out;
 }
@@ -176,6 +225,23 @@ describe('stored plans', () => {
     for (const layer of data.moeLayers) {
       const expected = compileMoeBlockPlan(config, layer);
       expect(inflatePlan(data.plans[String(layer)], layer, data.planTemplates, data.kernels)).toEqual(expected);
+    }
+  });
+
+  it('the whole-model plan reads back exactly; its layers share runs, so it hardly grows with depth', () => {
+    const sizes = { hidden: 16, experts: 4, topK: 2, intermediate: 12 };
+    const stored = (family: 'qwen3_moe' | 'gpt_oss' | 'deepseek_v3', layers: number) => {
+      const spec = specText(family, { ...sizes, layers, firstDense: 1 });
+      const config = checkSpec(spec, 'm.moe').config!;
+      const { data } = compileBundleData(config, spec, undefined, {}, { wholeModel: true });
+      expect(inflateModelPlan(data.model!, data.kernels)).toEqual(compileModel(config).plan);
+      return JSON.stringify(data.model).length;
+    };
+    for (const family of ['qwen3_moe', 'gpt_oss', 'deepseek_v3'] as const) {
+      // Past the first few layers (the first reads the embedding; gpt-oss alternates two kinds), each adds a few references.
+      const [four, sixteen] = [stored(family, 4), stored(family, 16)];
+      console.log(`${family}: stored model plan ${four} bytes at 4 layers, ${sixteen} at 16`);
+      expect(sixteen).toBeLessThan(1.1 * four);
     }
   });
 

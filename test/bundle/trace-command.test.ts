@@ -107,7 +107,7 @@ describe('moec trace --format sglang, --prompt', () => {
     rmSync(join(dir, 'tokenizer.json'));
     const missing = await moec(['trace', spec, '--weights', dir, '--prompt', 'the cat', '-o', join(work, 'never.json')]);
     expect(missing.status).toBe(1);
-    expect(missing.stderrLines).toEqual([`moec trace: ${join(dir, 'tokenizer.json')}: not found; --prompt needs the checkpoint's tokenizer, or pass ids with --prompt-ids`]);
+    expect(missing.stderrLines).toEqual([`moec trace: ${join(dir, 'tokenizer.json')}: not found; --prompt needs the checkpoint's tokenizer (tokenizer.json, as Hugging Face saves it), or pass ids with --prompt-ids`]);
   });
 });
 
