@@ -5,6 +5,7 @@
 // forward/generate and each MoE layer's on its first run. Browser-safe; in Node the caller passes
 // `gpu` from the `webgpu` package.
 import { inflateModelPlan, inflatePlan, type StoredModelPlan } from './bundle-plans.js';
+import type { ChatMessage, TextTokenizer, TextTokenizerFiles } from './text.js';
 import { openDevice, requireFeatures, type AdapterSummary, type GpuRuntime } from './device.js';
 import { generateTokens, type GenerateOptions } from './generate.js';
 import { fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, type FetchCheckpointOptions, type SafetensorsBytes } from './hf-checkpoint.js';
@@ -52,6 +53,11 @@ export interface LoadOptions {
   fetchOptions?: FetchCheckpointOptions;
   /** Request WebGPU's default limits only, as the smallest devices have. */
   defaultLimits?: boolean;
+  /**
+   * The checkpoint's tokenizer for generateText (tokenizer.json and friends, parsed). Default: read
+   * next to a checkpoint URL on the first generateText call.
+   */
+  tokenizer?: TextTokenizerFiles;
 }
 
 export interface Model<Layer extends number = number> {
@@ -78,6 +84,12 @@ export interface Model<Layer extends number = number> {
    * (ModelError); a later forward(), generate() or reset() ends the generation.
    */
   generate(prompt: readonly number[] | Int32Array, options: GenerateOptions): AsyncIterableIterator<number>;
+  /**
+   * generate() from text: `input` encoded with the checkpoint's tokenizer (chat messages through its
+   * chat template), stopping at its end-of-sequence ids too, streamed back as text pieces that never
+   * split a character. Needs load({ tokenizer }) or a checkpoint URL that has tokenizer.json.
+   */
+  generateText(input: string | readonly ChatMessage[], options: GenerateOptions): AsyncIterableIterator<string>;
   /** MoE layer `layer` on `tokens` rows of hidden states [tokens, hidden] (row-major f32); returns the block's output, same shape. */
   runMoeBlock(layer: Layer, hiddenStates: Float32Array, tokens: number): Promise<Float32Array>;
   /**
@@ -268,6 +280,30 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
     }
   }
 
+  // The tokenizer, read once on first use (the tokenizer libraries load only then).
+  let tokenizer: Promise<TextTokenizer> | undefined;
+  const tokenizerOf = (): Promise<TextTokenizer> => {
+    tokenizer ??= (async () => {
+      const text = await import('./bundle-text.js');
+      const url = typeof options.weights === 'string' || options.weights instanceof URL ? options.weights : undefined;
+      if (!options.tokenizer && !url) throw new ModelError(`generateText: ${name}: no tokenizer: pass load({ tokenizer }) (the checkpoint's tokenizer.json, parsed) or load the weights from a checkpoint URL`);
+      try {
+        return text.loadTextTokenizer(options.tokenizer ?? (await text.fetchTokenizerFiles(url!, options.fetchOptions?.fetch)));
+      } catch (e) {
+        throw e instanceof Error && e.name === 'TokenizerError' ? new ModelError(`generateText: ${name}: ${e.message}`) : e;
+      }
+    })();
+    tokenizer.catch(() => (tokenizer = undefined)); // a failed read can be retried
+    return tokenizer;
+  };
+
+  async function* textGeneration(input: string | readonly ChatMessage[], options: GenerateOptions): AsyncGenerator<string> {
+    const [text, tok] = await Promise.all([import('./bundle-text.js'), tokenizerOf()]);
+    const ids = text.encodePrompt(tok, input);
+    const tokens = model.generate(ids, { ...options, stop: [...(options.stop ?? []), ...tok.eosIds.filter((id) => id < vocab)] });
+    yield* text.streamText(tok, tokens, { skipSpecial: true });
+  }
+
   const destroy = (): void => {
     if (destroyed) return;
     destroyed = true;
@@ -277,7 +313,7 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
     rt.destroy();
   };
 
-  return {
+  const model: Model = {
     adapter: rt.info,
     vocab,
     context,
@@ -340,7 +376,9 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
     async poisonScratch(layer, tokens) {
       (await executor(layer)).poisonScratch(tokens);
     },
+    generateText: (input, options) => textGeneration(input, options),
     destroy,
     dispose: destroy,
   };
+  return model;
 }

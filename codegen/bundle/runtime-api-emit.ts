@@ -11,6 +11,7 @@ const COPIED: Record<string, string[]> = {
   device: ['AdapterSummary'],
   bundle: ['LoadOptions', 'HfSafetensorsWeights', 'Model', 'ModelError'],
   generate: ['GenerateOptions'],
+  text: ['ChatMessage', 'TextTokenizerFiles'],
   'tensor-reader': ['TensorReader'],
   'hf-weights': ['HfWeightSource', 'HfWeightSourceOptions', 'hfWeightSource'],
   'hf-naming': ['SUPPORTED_MODEL_TYPES'],

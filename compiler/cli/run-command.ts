@@ -20,7 +20,7 @@ import { PluginError, type Registry } from '../plugins/registry.js';
 import { loadPlugins } from '../plugins/load-plugins.js';
 import { roundingReport } from './rounding-report.js';
 import { relativeError } from '../../ir/interpret/relative-error.js';
-import { runGeneration } from './run-generation.js';
+import { bundleGeneration, runGeneration, specGeneration, type GenerationTarget } from './run-generation.js';
 
 /**
  * Errors whose message says what and where (file and tensor, or the device limit): printed as one
@@ -159,13 +159,23 @@ export const runCommand: Command = {
 /** --prompt-ids or --prompt: the whole decoder of a spec generates; errors a user can cause are one line, exit 1. */
 async function generate(target: string, values: Record<string, string | boolean | string[] | undefined>): Promise<number> {
   if (values['weights'] === undefined) throw new UsageError('run needs --weights');
-  if (isDirectory(target)) throw new UsageError('generation (--prompt-ids, --prompt) runs a spec; bundles run one MoE block (--layer) for now');
-  const { config, registry } = await loadSpec(target, (values['plugin'] as string[] | undefined) ?? []);
-  if (!config) return 1;
+  const plugins = (values['plugin'] as string[] | undefined) ?? [];
+  let source: GenerationTarget;
+  if (isDirectory(target)) {
+    const bundle = await importBundle(target, plugins);
+    const manifest = JSON.parse(readFileSync(join(target, 'manifest.json'), 'utf8')) as { wholeModel?: { available: boolean; dispatchesPerToken?: number; context?: number; vocab?: number; reason?: string } };
+    const whole = manifest.wholeModel;
+    if (!whole?.available) throw new UsageError(`${target}: the bundle holds MoE blocks only${whole?.reason ? ` (${whole.reason})` : ''}; run a layer with --layer`);
+    source = bundleGeneration({ name: bundle.config.name, vocab: whole.vocab!, context: whole.context!, dispatchesPerToken: whole.dispatchesPerToken! }, bundle.load);
+  } else {
+    const { config, registry } = await loadSpec(target, plugins);
+    if (!config) return 1;
+    source = specGeneration(config, registry);
+  }
   const text = (name: string) => values[name] as string | undefined;
   try {
     await useSoftwareVulkanIfNeeded();
-    return await runGeneration(config, registry, {
+    return await runGeneration(source, {
       weights: text('weights')!, promptIds: text('prompt-ids'), prompt: text('prompt'), chat: values['chat'] === true,
       maxTokens: text('max-tokens'), temperature: text('temperature'), topK: text('top-k'), topP: text('top-p'), seed: text('seed'),
       json: values['json'] === true, logitsOut: text('logits-out'), defaultLimits: values['default-limits'] === true,

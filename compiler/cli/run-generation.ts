@@ -8,7 +8,8 @@ import type { ModelConfig } from '../../ir/model-config.js';
 import type { Registry } from '../plugins/registry.js';
 import { openDevice } from '../../runtime/device.js';
 import { createModelExecutor } from '../../runtime/model-executor.js';
-import { generateTokens } from '../../runtime/generate.js';
+import { generateTokens, type GenerateOptions } from '../../runtime/generate.js';
+import type { LoadOptions, Model } from '../../runtime/bundle.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
 import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
 import { CheckpointError } from '../../runtime/node/checkpoint-dir.js';
@@ -70,11 +71,82 @@ async function encodeTextPrompt(dir: string, flags: GenerationFlags, vocab: numb
   return { tokenizer, prompt };
 }
 
-export async function runGeneration(config: ModelConfig, registry: Registry | undefined, flags: GenerationFlags): Promise<number> {
+/** What generates: a spec compiled in memory, or a bundle's model.js. */
+export interface GenerationTarget {
+  name: string;
+  vocab: number;
+  context: number;
+  open(weightsDir: string, defaultLimits: boolean): Promise<GenerationSession>;
+}
+
+export interface GenerationSession {
+  /** Logits [ids.length, vocab] of `ids` in a fresh session. */
+  forward(ids: number[]): Promise<Float32Array>;
+  generate(ids: number[], options: GenerateOptions): AsyncIterable<number>;
+  dispatchesPerToken: number;
+  adapter: string;
+  close(): void;
+}
+
+/** A spec: the whole model compiled here, run by a ModelExecutor. */
+export function specGeneration(config: ModelConfig, registry: Registry | undefined): GenerationTarget {
+  return {
+    name: config.name,
+    vocab: config.vocab,
+    context: config.compile.context,
+    async open(weightsDir, defaultLimits) {
+      const { plan } = compileModel(config, { registry });
+      const { weights } = openHfCheckpoint(weightsDir);
+      weights.checkWeights(plan.weights.filter((w) => w.name !== plan.rope?.weight));
+      const rt = await openDevice({ gpu: createNodeGpu(), defaultLimits, label: config.name });
+      try {
+        const executor = await createModelExecutor(rt, plan, weights, registry ? { formats: Object.values(registry.formats) } : {});
+        return {
+          async forward(ids) {
+            executor.reset();
+            return executor.forward(ids);
+          },
+          generate: (ids, options) => generateTokens(executor, ids, options),
+          dispatchesPerToken: executor.dispatchCount(1) + (plan.sampler?.steps.length ?? 0),
+          adapter: rt.info.description,
+          close() {
+            executor.destroy();
+            rt.destroy();
+          },
+        };
+      } catch (e) {
+        rt.destroy();
+        throw e;
+      }
+    },
+  };
+}
+
+/** A compiled bundle: its load(), forward() and generate(). */
+export function bundleGeneration(model: { name: string; vocab: number; context: number; dispatchesPerToken: number }, load: (options: LoadOptions) => Promise<Model>): GenerationTarget {
+  return {
+    ...model,
+    async open(weightsDir, defaultLimits) {
+      const loaded = await load({ gpu: createNodeGpu(), weights: openHfCheckpoint(weightsDir).weights, defaultLimits });
+      return {
+        async forward(ids) {
+          loaded.reset();
+          return loaded.forward(ids);
+        },
+        generate: (ids, options) => loaded.generate(ids, options),
+        dispatchesPerToken: model.dispatchesPerToken,
+        adapter: loaded.adapter.description,
+        close: () => loaded.dispose(),
+      };
+    },
+  };
+}
+
+export async function runGeneration(target: GenerationTarget, flags: GenerationFlags): Promise<number> {
   if (flags.prompt !== undefined && flags.promptIds !== undefined) throw new UsageError('--prompt and --prompt-ids are mutually exclusive: give text or ids');
   if (flags.chat && flags.prompt === undefined) throw new UsageError('--chat wraps --prompt "text" in the chat template: it needs --prompt');
   const { tokenizer, prompt } = flags.prompt !== undefined
-    ? await encodeTextPrompt(flags.weights, flags, config.vocab) : { tokenizer: undefined, prompt: parsePromptIds(flags.promptIds!, config.vocab) };
+    ? await encodeTextPrompt(flags.weights, flags, target.vocab) : { tokenizer: undefined, prompt: parsePromptIds(flags.promptIds!, target.vocab) };
   const maxTokens = numberFlag('max-tokens', flags.maxTokens, 32, (n) => Number.isInteger(n) && n >= 0, 'a whole number');
   const sampling = {
     temperature: numberFlag('temperature', flags.temperature, 0, (n) => n >= 0, 'a number >= 0 (0 = greedy)'),
@@ -82,18 +154,14 @@ export async function runGeneration(config: ModelConfig, registry: Registry | un
     topP: numberFlag('top-p', flags.topP, 1, (n) => n > 0 && n <= 1, 'in (0, 1] (1 = off)'),
     seed: numberFlag('seed', flags.seed, 0, (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, 'a u32'),
   };
-  if (prompt.length + Math.max(0, maxTokens - 1) > config.compile.context) {
-    throw new UsageError(`a prompt of ${prompt.length} tokens and ${maxTokens} new ones need ${prompt.length + maxTokens - 1} positions; the spec's context is ${config.compile.context} (compile { context = N })`);
+  if (prompt.length + Math.max(0, maxTokens - 1) > target.context) {
+    throw new UsageError(`a prompt of ${prompt.length} tokens and ${maxTokens} new ones need ${prompt.length + maxTokens - 1} positions; the model's context is ${target.context} (compile { context = N })`);
   }
-  const { plan } = compileModel(config, { registry });
-  const { weights } = openHfCheckpoint(flags.weights);
-  weights.checkWeights(plan.weights.filter((w) => w.name !== plan.rope?.weight));
-  const rt = await openDevice({ gpu: createNodeGpu(), defaultLimits: flags.defaultLimits, label: config.name });
+  const session = await target.open(flags.weights, flags.defaultLimits);
   try {
-    const executor = await createModelExecutor(rt, plan, weights, registry ? { formats: Object.values(registry.formats) } : {});
     if (flags.logitsOut) {
-      const logits = await executor.forward(prompt);
-      writeFileAtomic(flags.logitsOut, encodeSafetensors({ logits: { dtype: 'F32', shape: [prompt.length, plan.vocab], data: logits } }));
+      const logits = await session.forward(prompt);
+      writeFileAtomic(flags.logitsOut, encodeSafetensors({ logits: { dtype: 'F32', shape: [prompt.length, target.vocab], data: logits } }));
     }
     const tokens: number[] = [];
     const start = performance.now();
@@ -105,7 +173,7 @@ export async function runGeneration(config: ModelConfig, registry: Registry | un
         yield id;
       }
     }
-    const generated = timed(generateTokens(executor, prompt, { maxTokens, ...sampling, stop: tokenizer?.eosIds }));
+    const generated = timed(session.generate(prompt, { maxTokens, ...sampling, ...(tokenizer ? { stop: tokenizer.eosIds.filter((id) => id < target.vocab) } : {}) }));
     if (tokenizer && !flags.json) {
       const { streamText } = await import('../../runtime/text.js');
       for await (const piece of streamText(tokenizer, generated, { skipSpecial: true })) process.stdout.write(piece);
@@ -120,20 +188,19 @@ export async function runGeneration(config: ModelConfig, registry: Registry | un
       timeToFirstTokenMs: firstAt - start,
       prefillTokensPerSecond: prompt.length / ((firstAt - start) / 1000),
       decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / ((end - firstAt) / 1000) : 0,
-      dispatchesPerToken: executor.dispatchCount(1) + (plan.sampler?.steps.length ?? 0),
-      adapter: rt.info.description,
+      dispatchesPerToken: session.dispatchesPerToken,
+      adapter: session.adapter,
     };
     if (flags.json) process.stdout.write(JSON.stringify(figures) + '\n');
     else {
       process.stdout.write('\n');
       process.stderr.write(
         `time to first token ${figures.timeToFirstTokenMs.toFixed(1)} ms, prefill ${figures.prefillTokensPerSecond.toFixed(1)} tokens/s, ` +
-          `decode ${figures.decodeTokensPerSecond.toFixed(1)} tokens/s, ${figures.dispatchesPerToken} dispatches per decoded token (${rt.info.description})\n`,
+          `decode ${figures.decodeTokensPerSecond.toFixed(1)} tokens/s, ${figures.dispatchesPerToken} dispatches per decoded token (${session.adapter})\n`,
       );
     }
-    executor.destroy();
     return 0;
   } finally {
-    rt.destroy();
+    session.close();
   }
 }

@@ -54,10 +54,12 @@ describe('moec compile', () => {
     expect(js).not.toMatch(/["']node:/);
     expect(js).not.toMatch(/from\s*["'](fs|path|url|os|crypto|child_process|module)["']/);
     expect(js).not.toMatch(/handlebars/i);
-    expect(js).not.toMatch(/\{\{/); // no unrendered template
+    // No unrendered Handlebars expression ({{name}}, {{#if x}}); the chat-template engine's own "{{" strings are fine.
+    expect(js).not.toMatch(/\{\{[#/]?[A-Za-z_][\w.]*(\s+[\w.]+)*\s*\}\}/);
     expect(js).not.toMatch(/ts-morph|esbuild|chevrotain/);
     expect(js).toMatch(/export\s*\{[^}]*\bload\b/);
-    expect(js.length).toBeLessThan(400_000);
+    // About 140 KB of it is the tokenizer and chat-template engines generateText uses.
+    expect(js.length).toBeLessThan(550_000);
   });
 
   it('kernels are deduplicated across layers and the whole-model plan: each distinct WGSL appears once in model.js', () => {

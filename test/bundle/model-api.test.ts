@@ -23,6 +23,8 @@ import { checkpointReader, openHfCheckpoint } from '../../runtime/node/checkpoin
 import { createNodeGpu } from '../../runtime/node/dawn.js';
 import type { WeightSource } from '../../runtime/plan.js';
 import { specText, writeRandomCheckpoint, type CheckpointSizes, type Family } from '../fixtures/make-checkpoint.js';
+import { tinyTokenizerFiles } from '../fixtures/make-tokenizer.js';
+import { loadTextTokenizer } from '../../runtime/text.js';
 import { moec } from './cli.js';
 
 /** What a test needs of a bundle's model.js. */
@@ -207,5 +209,35 @@ describe('a spec without a whole-model plan (compile dtype = f16)', () => {
     const readme = readFileSync(join(out, 'README.md'), 'utf8');
     expect(readme).toMatch(/This bundle holds the MoE blocks only: the whole model could not be compiled \(.*dtype = f16.*\)/);
     expect(readme).not.toContain('## Generating tokens');
+  });
+});
+
+describe('generateText(): text in, text out with the checkpoint\'s tokenizer', () => {
+  it('streams the decoded greedy tokens of the encoded prompt or chat, stopping at the tokenizer\'s eos', async () => {
+    const ctx = await setup('mixtral');
+    const files = tinyTokenizerFiles();
+    const tokenizer = loadTextTokenizer(files);
+    const model = await ctx.bundle.load({ gpu: createNodeGpu(), weights: openHfCheckpoint(ctx.checkpoint).weights, tokenizer: files });
+    try {
+      for (const input of ['the cat sat on the mat', [{ role: 'user', content: 'is the cat on the mat?' }]] as const) {
+        const ids = typeof input === 'string' ? tokenizer.encode(input) : tokenizer.encodeChat(input);
+        const expected: number[] = [];
+        for (const id of reference(ctx.graph, ctx.values).greedy(ids, 12)) {
+          expected.push(id);
+          if (tokenizer.eosIds.includes(id)) break;
+        }
+        const pieces: string[] = [];
+        for await (const piece of model.generateText(input, { maxTokens: 12 })) pieces.push(piece);
+        expect(pieces.join('')).toBe(tokenizer.decode(expected, { skipSpecial: true }));
+      }
+    } finally {
+      model.dispose();
+    }
+    const bare = await ctx.bundle.load({ gpu: createNodeGpu(), weights: openHfCheckpoint(ctx.checkpoint).weights });
+    try {
+      await expect(collect(bare.generateText('the cat', { maxTokens: 2 }) as unknown as AsyncIterable<number>)).rejects.toThrow(/generateText: .*no tokenizer: pass load\(\{ tokenizer \}\)/);
+    } finally {
+      bare.dispose();
+    }
   });
 });

@@ -58,6 +58,18 @@ describe.each(FAMILIES)('moec run --prompt-ids (%s)', (family) => {
   });
 });
 
+describe('moec run <bundle> --prompt-ids', () => {
+  it('generates with the bundle\'s load().generate(): the interpreter\'s greedy tokens', async () => {
+    const { dir, spec, graph, weights } = await setup('qwen2_moe');
+    const bundle = join(work, 'qwen2_moe-bundle');
+    expect((await moec(['compile', spec, '-o', bundle])).status).toBe(0);
+    const prompt = [9, 2, 33, 40];
+    const r = await moec(['run', bundle, '--weights', dir, '--prompt-ids', prompt.join(','), '--max-tokens', '12', '--json']);
+    expect(r.stderrLines, r.stderr).toEqual([]);
+    expect(JSON.parse(r.stdout).tokens).toEqual(new ReferenceSession(graph, (p) => weights.get(p.name)!).greedy(prompt, 12));
+  });
+});
+
 describe('moec run --prompt-ids: bad input', () => {
   it('refuses an id outside the vocabulary and a prompt past the context, writing nothing', async () => {
     const { dir, spec } = await setup('qwen3_moe');
@@ -67,7 +79,7 @@ describe('moec run --prompt-ids: bad input', () => {
     expect(bad.stderr).toMatch(/--prompt-ids: id 1 is 64, outside the vocabulary 0\.\.63/);
     const long = await moec(['run', spec, '--weights', dir, '--prompt-ids', Array.from({ length: 4000 }, () => '1').join(','), '--max-tokens', '200', '--logits-out', out]);
     expect(long.status).toBe(2);
-    expect(long.stderr).toMatch(/a prompt of 4000 tokens and 200 new ones need 4199 positions; the spec's context is 4096 \(compile \{ context = N \}\)/);
+    expect(long.stderr).toMatch(/a prompt of 4000 tokens and 200 new ones need 4199 positions; the model's context is 4096 \(compile \{ context = N \}\)/);
     expect(existsSync(out)).toBe(false);
   });
 });
