@@ -55,6 +55,21 @@ function smallestMargin(graph: Graph, weight: (p: Value) => Float32Array, prompt
   return smallest;
 }
 
+/** The first of a few seeded prompts whose greedy continuation keeps its top-2 margins above 1e-3. */
+function promptWithoutNearTies(graph: Graph, weight: (p: Value) => Float32Array, count: number): { prompt: number[]; expected: number[] } {
+  const random = seededRandom(seed + 3);
+  let best = { prompt: [] as number[], expected: [] as number[], margin: -1 };
+  for (let attempt = 0; attempt < 12; attempt++) {
+    const prompt = Array.from({ length: 8 }, () => Math.floor(random() * 256));
+    const expected = new ReferenceSession(graph, weight).greedy(prompt, count);
+    const margin = smallestMargin(graph, weight, prompt, expected);
+    if (margin > best.margin) best = { prompt, expected, margin };
+    if (margin > 1e-3) break;
+  }
+  expect(best.margin, 'no prompt of 12 tried continues without a near-tie').toBeGreaterThan(1e-3);
+  return best;
+}
+
 describe.each(FAMILIES)('%s on WebGPU', (name) => {
   it('prefill, decode steps and a chunk match the interpreter; greedy tokens are the interpreter\'s', async () => {
     const { config, graph, weights, weight } = setup(name);
@@ -73,12 +88,11 @@ describe.each(FAMILIES)('%s on WebGPU', (name) => {
         expect(error).toBeLessThan(1e-4);
         at += n;
       }
-      // Greedy generation, 32 tokens, from a fresh session on both sides; the reference's top-2
-      // margins are checked first, so a mismatch is a bug, not an f32 near-tie.
+      // Greedy generation, 32 tokens, from a fresh session on both sides, for a prompt whose
+      // reference continuation has no near-tie (top-2 margins above 1e-3, a thousand times the
+      // GPU's logit error), so a mismatch is a bug, not an f32 rounding.
       executor.reset();
-      const prompt = [3, 1, 4, 1, 5, 9, 2, 6];
-      const expected = new ReferenceSession(graph, weight).greedy(prompt, 32);
-      expect(smallestMargin(graph, weight, prompt, expected)).toBeGreaterThan(1e-3);
+      const { prompt, expected } = promptWithoutNearTies(graph, weight, 32);
       const tokens: number[] = [];
       let logits = await executor.forward(prompt);
       for (let i = 0; i < 32; i++) {
