@@ -23,6 +23,8 @@ export interface TargetDescription {
   gemvRows: number;
   /** Keys per context chunk of decode attention (flash-decoding splits the cache into these). */
   decodeChunkKeys: number;
+  /** The flash attention loops' tiles: prefill, and decode's per-chunk partials. */
+  attentionTiles: { prefill: AttentionTile; decode: AttentionTile };
   /** Lowered opcodes the target has a kernel for (legalize-webgpu refuses any other). */
   opcodes: readonly string[];
   /** Weight storage formats its kernels decode (f32, int4, ..., a plugin's), by name, with their word layouts. */
@@ -33,6 +35,31 @@ export interface TargetDescription {
 
 /** 16 rows keep per-expert padding small at prefill sizes; 4 x 4 outputs per thread (64 threads) measured best of the tiles tried on lavapipe. */
 export const DEFAULT_GEMM_TILE: GemmTile = { bm: 16, bn: 64, bk: 16, tm: 4, tn: 4 };
+
+/**
+ * A flash attention tile: query rows (a kv head's (token, head) pairs) per workgroup, keys per
+ * online-softmax step, head-dim columns staged per chunk, threads.
+ */
+export interface AttentionTile {
+  queryRows: number;
+  keys: number;
+  dimChunk: number;
+  threads: number;
+}
+
+/** Checked against WebGPU's default 16 KiB of workgroup memory and 256 invocations for head widths up to MLA's 576 (codegen/kernels/attention). */
+export const DEFAULT_ATTENTION_PREFILL_TILE: AttentionTile = { queryRows: 16, keys: 16, dimChunk: 64, threads: 256 };
+export const DEFAULT_ATTENTION_DECODE_TILE: AttentionTile = { queryRows: 8, keys: 32, dimChunk: 32, threads: 128 };
+
+/** As an op attribute, printed with the op: `tile = attention_tile(query_rows = 16, keys = 16, dim_chunk = 64, threads = 256)`. */
+export const attentionTileAttr = (t: AttentionTile): { kind: string; params: Record<string, number> } =>
+  ({ kind: 'attention_tile', params: { query_rows: t.queryRows, keys: t.keys, dim_chunk: t.dimChunk, threads: t.threads } });
+
+export function attentionTileOf(attr: unknown): AttentionTile | undefined {
+  const p = (attr as { kind?: string; params?: Record<string, number> } | undefined);
+  if (p?.kind !== 'attention_tile' || !p.params) return undefined;
+  return { queryRows: p.params['query_rows']!, keys: p.params['keys']!, dimChunk: p.params['dim_chunk']!, threads: p.params['threads']! };
+}
 
 /** WebGPU's default limits, the compiler's default tiles; opcodes and formats come from the kernel registry. */
 export function webgpuTarget(kernels: { opcodes: readonly string[]; weightFormats: FormatLayouts }, overrides: Partial<TargetDescription> = {}): TargetDescription {
@@ -48,6 +75,7 @@ export function webgpuTarget(kernels: { opcodes: readonly string[]; weightFormat
     gemmTile: DEFAULT_GEMM_TILE,
     gemvRows: 32,
     decodeChunkKeys: 256,
+    attentionTiles: { prefill: DEFAULT_ATTENTION_PREFILL_TILE, decode: DEFAULT_ATTENTION_DECODE_TILE },
     opcodes: kernels.opcodes,
     weightFormats: kernels.weightFormats,
     source: 'defaults: no tuning cache',

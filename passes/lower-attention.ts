@@ -9,7 +9,7 @@ import { numParam, type KindRef, type ModelConfig } from '../ir/model-config.js'
 import { inputsByName } from '../ir/ops.js';
 import { tileAttr } from '../ir/ops-lowered.js';
 import { GraphRewriter } from '../ir/rewriter.js';
-import type { TargetDescription } from '../ir/target.js';
+import { attentionTileAttr, type TargetDescription } from '../ir/target.js';
 import { ropeSwitch, ropeTableVariants, type RopeSpec } from '../runtime/rope-table.js';
 import { pathOf, type Pass } from './pass.js';
 
@@ -108,12 +108,13 @@ function lowerMla(op: Op, l: Lowering): void {
 
 /** Prefill: one tiled attend. Decode: partials over context chunks, then the merge. */
 function attend(inputs: Value[], attrs: Record<string, AttrValue>, name: string, l: Lowering): Value {
-  if (!l.decode) return l.r.emit1('attention.attend', inputs, attrs, name);
+  const tiles = l.target.attentionTiles;
+  if (!l.decode) return l.r.emit1('attention.attend', inputs, { ...attrs, tile: attentionTileAttr(tiles.prefill) }, name);
   const chunkKeys = l.target.decodeChunkKeys;
   const context = inputs[2]!.type.shape[0] as number;
   const sinks = attrs['sinks'] === true ? [inputs.at(-1)!] : [];
   const partialInputs = attrs['sinks'] === true ? inputs.slice(0, -1) : inputs;
-  const [stats, acc] = l.r.emit('attention.decode_partials', partialInputs, { ...attrs, chunk_keys: chunkKeys }, [`${name}.partial_stats`, `${name}.partial_acc`]);
+  const [stats, acc] = l.r.emit('attention.decode_partials', partialInputs, { ...attrs, chunk_keys: chunkKeys, tile: attentionTileAttr(tiles.decode) }, [`${name}.partial_stats`, `${name}.partial_acc`]);
   const mergeAttrs = { heads: attrs['heads']!, value_dim: attrs['value_dim']!, chunks: Math.ceil(context / chunkKeys), sinks: attrs['sinks']! };
   return l.r.emit1('attention.decode_merge', [stats!, acc!, inputs[1]!, ...sinks], mergeAttrs, name);
 }

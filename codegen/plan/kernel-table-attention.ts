@@ -8,6 +8,7 @@ import { tokenExpr, type TokenExpr } from '../../runtime/plan.js';
 import { renderAttentionDecodeKernels } from '../kernels/attention/attention-decode.js';
 import { renderAttentionPrefillKernel } from '../kernels/attention/attention-prefill.js';
 import type { AttentionShape } from '../kernels/attention/attention-shape.js';
+import { attentionTileOf, type AttentionTile } from '../../ir/target.js';
 import type { KernelEntry, OpContext } from './kernel-table.js';
 
 /** { tokens, past, 0, 0 }. */
@@ -31,7 +32,15 @@ function cacheBindings(op: Op): Record<string, Value> {
   return { q: i['q']!, key_cache: i['cache_k']!, value_cache: i['cache_v'] ?? i['cache_k']! };
 }
 
-const decodeKernels = (op: Op) => renderAttentionDecodeKernels(attendShape(op), { chunkKeys: op.attrs['chunk_keys'] as number });
+/** The tile lower-attention chose (an op attr: `moec ir` shows it). */
+function tileOf(op: Op): AttentionTile {
+  const tile = attentionTileOf(op.attrs['tile']);
+  if (!tile) throw new Error(`internal: ${op.opcode} ${op.outputs[0]!.name} has no attention tile attr`);
+  return tile;
+}
+
+const prefillKernel = (op: Op) => renderAttentionPrefillKernel(attendShape(op), tileOf(op));
+const decodeKernels = (op: Op) => renderAttentionDecodeKernels(attendShape(op), { chunkKeys: op.attrs['chunk_keys'] as number, tile: tileOf(op) });
 
 /** The merge renders from its partials op's shape (the producer of partial_stats). */
 function partialsOf(op: Op, context: OpContext): Op {
@@ -42,12 +51,12 @@ function partialsOf(op: Op, context: OpContext): Op {
 
 export const attentionKernelTable: Record<string, KernelEntry> = {
   'attention.attend': {
-    render: (op) => renderAttentionPrefillKernel(attendShape(op)).kernel,
+    render: (op) => prefillKernel(op).kernel,
     bindings: (op) => {
       const i = inputsByName(op);
       return { ...cacheBindings(op), ...(i['sinks'] ? { sinks: i['sinks'] } : {}), out: op.outputs[0]! };
     },
-    grid: (op) => renderAttentionPrefillKernel(attendShape(op)).planGrid,
+    grid: (op) => prefillKernel(op).planGrid,
     words: () => tokensAndPast,
     label: (op) => `attention ${op.outputs[0]!.name.split('.').slice(0, 2).join('.')}`,
   },

@@ -1,6 +1,7 @@
 // What the attention kernels (kv-cache-write, attention-prefill, attention-decode) share: the
 // shape they are rendered for, the flash tile, their header (bindings + a Params uniform whose
 // second word is `past`) and grids. The CPU reference is attendToCache (ir/interpret/attention-core.ts).
+import type { AttentionTile } from '../../../ir/target.js';
 import type { AttentionCoreShape } from '../../../ir/interpret/attention-core.js';
 import { evalTokenExpr, tokenExpr, type PlanGrid, type TokenExpr } from '../../../runtime/plan.js';
 import { DEFAULT_LIMITS } from '../../../runtime/device.js';
@@ -25,19 +26,9 @@ export interface AttentionShape extends AttentionCoreShape {
   valueStride?: number;
 }
 
-/** The flash loop's tile (a tuner varies it; the renderers check it against the limits). */
-export interface AttentionTile {
-  /** Query rows per workgroup; a row is one (token, head) of a kv head's group, head fastest. */
-  queryRows: number;
-  /** Keys per step of the online softmax. */
-  keys: number;
-  /** Head-dim columns staged through workgroup memory at a time (keyDim, valueDim need not divide). */
-  dimChunk: number;
-  threads: number;
-}
-
-export const DEFAULT_PREFILL_TILE: AttentionTile = { queryRows: 16, keys: 16, dimChunk: 64, threads: 256 };
-export const DEFAULT_DECODE_TILE: AttentionTile = { queryRows: 8, keys: 32, dimChunk: 64, threads: 128 };
+/** The flash loop's tile: the target's choice (ir/target.ts), an op attr; the renderers check it against the limits. */
+export type { AttentionTile };
+export { DEFAULT_ATTENTION_PREFILL_TILE as DEFAULT_PREFILL_TILE, DEFAULT_ATTENTION_DECODE_TILE as DEFAULT_DECODE_TILE } from '../../../ir/target.js';
 
 export interface AttentionLimits {
   maxWorkgroupBytes: number;
