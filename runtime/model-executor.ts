@@ -9,7 +9,7 @@ import { float16BitsToFloat32 } from './float16.js';
 import { dtypeBytes, evalTokenExpr, modelPathSteps, type ModelPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
 import { buildRopeTable } from './rope-table.js';
 import { SAMPLE_UNIFORM_BYTES, sampleUniform, type SamplingOptions } from './sampling-options.js';
-import { uploadWeights, type WeightUploadOptions } from './weight-upload.js';
+import { isEncodedSource, uploadWeights, type WeightUploadOptions } from './weight-upload.js';
 
 export interface ModelExecutor {
   readonly plan: ModelPlan;
@@ -68,6 +68,8 @@ function withRopeTable(plan: ModelPlan, source: WeightSource): WeightSource {
     ...source,
     readF32: (name, shape, rows) => (name === rope.weight ? buildRopeTable({ kind: rope.kind, params: rope.params, theta: rope.theta, dim: rope.dim }, rope.context) : source.readF32(name, shape, rows)),
     ...(source.sharesStorage ? { sharesStorage: (a: string, b: string) => a !== rope.weight && b !== rope.weight && source.sharesStorage!(a, b) } : {}),
+    // A packed directory's buffers pass through as stored (it holds no rope table: that is read above).
+    ...(isEncodedSource(source) ? { readBufferWords: source.readBufferWords.bind(source) } : {}),
   };
 }
 

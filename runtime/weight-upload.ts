@@ -5,7 +5,8 @@
 // whole matrices. So the host holds one buffer's words and one piece of f32 values, never a
 // whole param (DeepSeek-V3's experts.gate of one layer alone is 15 GB of f32). Weights the source
 // stores in one tensor (WeightSource.sharesStorage: gpt-oss's fused gate_up) are read piece by
-// piece in turn, holding one buffer's words of each, so the stored bytes are read once.
+// piece in turn, holding one buffer's words of each, so the stored bytes are read once. A source
+// that gives buffers already encoded (EncodedWeightSource: a `moec pack` directory) is packed nothing.
 import { uploadBytes } from './buffer-pool.js';
 import { GpuError, type GpuRuntime } from './device.js';
 import { checkRowRange, rowsOf, type MoeBlockPlan, type PlanBuffer, type PlanWeight, type RowRange, type WeightSource } from './plan.js';
@@ -57,17 +58,26 @@ function encodeRows(w: PlanWeight, format: WeightFormat, values: Float32Array, s
 const bufferRows = (buffer: PlanBuffer): RowRange => ({ begin: buffer.weight!.rowBegin, end: buffer.weight!.rowEnd });
 
 /** One weight buffer to fill: rows of plan weight `w`. */
-interface ShardJob {
+export interface ShardJob {
   w: PlanWeight;
   buffer: PlanBuffer;
+}
+
+/** Words of one weight buffer: `words` go at word `offset` of the buffer of job `job`, which has `total` words in all. */
+export interface EncodedPiece {
+  job: number;
+  offset: number;
+  total: number;
+  words: Uint32Array | Float32Array;
 }
 
 /**
  * The contents of weight buffers over the same rows of same-shaped weights, read from the source
  * `piece` leading rows at a time; with several, each piece of every buffer in turn (so a source
- * storing them in one tensor can serve the later ones from its last read).
+ * storing them in one tensor can serve the later ones from its last read). Yields each piece's
+ * words as they are packed, so the caller holds one piece at a time if it writes them out.
  */
-async function shardContents(reader: RowReader, jobs: ShardJob[], maxReadBytes: number, formats: FormatTable): Promise<(Uint32Array | Float32Array)[]> {
+async function* encodedPieces(reader: RowReader, jobs: ShardJob[], maxReadBytes: number, formats: FormatTable): AsyncGenerator<EncodedPiece> {
   const { w, buffer } = jobs[0]!;
   const { begin: rowBegin, end: rowEnd } = bufferRows(buffer);
   try {
@@ -82,20 +92,39 @@ async function shardContents(reader: RowReader, jobs: ShardJob[], maxReadBytes: 
   const piecewise = w.storage === 'packed' && format.format !== 'f32' && w.shape.length >= 3;
   const piece = piecewise ? Math.max(1, Math.floor(maxReadBytes / Math.max(4, product(inner) * 4))) : rows;
   if (piece >= rows) {
-    const whole: (Uint32Array | Float32Array)[] = [];
-    for (const job of jobs) whole.push(encodeRows(job.w, format, await reader.read(job.w, { begin: rowBegin, end: rowEnd }), [rows, ...inner], job.buffer.name, formats));
-    return whole;
+    for (const [i, job] of jobs.entries()) {
+      const words = encodeRows(job.w, format, await reader.read(job.w, { begin: rowBegin, end: rowEnd }), [rows, ...inner], job.buffer.name, formats);
+      yield { job: i, offset: 0, total: words.length, words };
+    }
+    return;
   }
   const rowWords = packedBytes(format, [1, ...inner], formats) / 4;
-  const words = jobs.map(() => new Uint32Array(rows * rowWords));
   for (let begin = rowBegin; begin < rowEnd; begin += piece) {
     const end = Math.min(rowEnd, begin + piece);
     for (const [i, job] of jobs.entries()) {
       const values = await reader.read(job.w, { begin, end });
-      words[i]!.set(encodeRows(job.w, format, values, [end - begin, ...inner], `${job.w.name}[${begin}:${end}]`, formats), (begin - rowBegin) * rowWords);
+      const words = encodeRows(job.w, format, values, [end - begin, ...inner], `${job.w.name}[${begin}:${end}]`, formats);
+      yield { job: i, offset: (begin - rowBegin) * rowWords, total: rows * rowWords, words };
     }
   }
-  return words;
+}
+
+/** The whole contents of each job's buffer, assembled from encodedPieces (a buffer in one piece is not copied). */
+async function shardContents(reader: RowReader, jobs: ShardJob[], maxReadBytes: number, formats: FormatTable): Promise<(Uint32Array | Float32Array)[]> {
+  const contents: (Uint32Array | Float32Array)[] = [];
+  for await (const { job, offset, total, words } of encodedPieces(reader, jobs, maxReadBytes, formats)) {
+    if (offset === 0 && words.length === total) contents[job] = words;
+    else (contents[job] ??= new Uint32Array(total)).set(words, offset);
+  }
+  return contents;
+}
+
+/**
+ * Encodes one read unit (weightReadUnits) piece by piece, as uploadWeights would: `moec pack`'s
+ * workers write each piece out as it comes, so they hold one piece, never a whole buffer.
+ */
+export async function* encodeWeightBuffers(source: WeightSource, jobs: ShardJob[], options: WeightUploadOptions = {}): AsyncGenerator<EncodedPiece> {
+  yield* encodedPieces(new RowReader(source), jobs, options.maxReadBytes ?? DEFAULT_MAX_READ_BYTES, withFormats(builtinFormats, options.formats));
 }
 
 /** The weight buffers of `w`, in plan order. */
@@ -116,6 +145,45 @@ function uploadGroups(plan: WeightPlan, source: WeightSource): PlanWeight[][] {
     else groups.push([w]);
   }
   return groups;
+}
+
+/** A group's buffers as read units: for each shard s, the s-th buffer of every weight of the group. */
+function groupUnits(plan: WeightPlan, group: PlanWeight[]): ShardJob[][] {
+  const shards = group.map((w) => buffersOf(plan, w));
+  return shards[0]!.map((_, s) => group.map((w, i) => ({ w, buffer: shards[i]![s]! })));
+}
+
+/**
+ * The plan's weight buffers in upload order, as read units: the same rows of the weights the
+ * source stores together (one buffer each), or one buffer. What `moec pack` hands its workers.
+ */
+export function weightReadUnits(plan: WeightPlan, source: WeightSource): ShardJob[][] {
+  return uploadGroups(plan, source).flatMap((group) => groupUnits(plan, group));
+}
+
+/**
+ * A WeightSource that also gives weight buffers' contents as the plan stores them (packed words, or
+ * dequantized f32), already encoded: a packed directory (runtime/packed/). Loading from one packs
+ * nothing; a buffer it does not hold (the rope table, computed at load) is read with readF32.
+ */
+export interface EncodedWeightSource extends WeightSource {
+  /** The contents of weight buffer `buffer` (rows of `weight`), or undefined when the source does not hold it. */
+  readBufferWords(buffer: PlanBuffer, weight: PlanWeight): Promise<Uint32Array | Float32Array | undefined>;
+}
+
+export const isEncodedSource = (source: WeightSource): source is EncodedWeightSource =>
+  typeof (source as Partial<EncodedWeightSource>).readBufferWords === 'function';
+
+/** The units' contents from an EncodedWeightSource; undefined for another source or a buffer it does not hold. */
+async function storedContents(source: WeightSource, jobs: ShardJob[]): Promise<(Uint32Array | Float32Array)[] | undefined> {
+  if (!isEncodedSource(source)) return undefined;
+  const contents: (Uint32Array | Float32Array)[] = [];
+  for (const { w, buffer } of jobs) {
+    const words = await source.readBufferWords(buffer, w);
+    if (!words) return undefined;
+    contents.push(words);
+  }
+  return contents;
 }
 
 export interface WeightUploadOptions {
@@ -140,10 +208,8 @@ export async function uploadWeights(rt: GpuRuntime, plan: WeightPlan, source: We
   const uploaded = new Map<string, GPUBuffer>();
   try {
     for (const group of uploadGroups(plan, source)) {
-      const shards = group.map((w) => buffersOf(plan, w));
-      for (let s = 0; s < shards[0]!.length; s++) {
-        const jobs = group.map((w, i) => ({ w, buffer: shards[i]![s]! }));
-        const contents = await shardContents(reader, jobs, maxReadBytes, formats);
+      for (const jobs of groupUnits(plan, group)) {
+        const contents = (await storedContents(source, jobs)) ?? (await shardContents(reader, jobs, maxReadBytes, formats));
         for (const [i, { buffer }] of jobs.entries()) {
           if (contents[i]!.length !== buffer.elements.constant) {
             throw new GpuError(`${buffer.name}: the plan sizes it at ${buffer.elements.constant} words, packing gave ${contents[i]!.length}`);

@@ -23,7 +23,8 @@ export async function buildCli(root) {
   const staging = join(root, 'dist', `cli.tmp-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   await build({
-    entryPoints: { moec: entry },
+    // moec pack's worker thread runs a script of its own, found beside the chunk that starts it.
+    entryPoints: { moec: entry, 'pack-worker': join(root, 'dist', 'compiler', 'pack', 'pack-worker.js') },
     outdir: staging,
     bundle: true,
     splitting: true,

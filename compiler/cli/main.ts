@@ -6,12 +6,13 @@ import { UsageError, type Command } from './command.js';
 import { fmtCommand } from './fmt-command.js';
 import { importCommand } from './import-command.js';
 import { irCommand } from './ir-command.js';
+import { packCommand } from './pack-command.js';
 import { placeCommand } from './place-command.js';
 import { runCommand } from './run-command.js';
 import { statsCommand } from './stats-command.js';
 import { traceCommand } from './trace-command.js';
 
-const commands: Command[] = [checkCommand, statsCommand, irCommand, importCommand, fmtCommand, compileCommand, runCommand, traceCommand, placeCommand];
+const commands: Command[] = [checkCommand, statsCommand, irCommand, importCommand, fmtCommand, compileCommand, runCommand, traceCommand, placeCommand, packCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
