@@ -9,10 +9,16 @@ import { refuseToReplace, writeBundle } from '../codegen/bundle/write-bundle.js'
 import { moeLayerIndices, type ModelConfig } from '../ir/model-config.js';
 import { compileModel } from './model-plan.js';
 import { compileMoeBlock, planTarget, type PlanOptions } from './moe-block-plan.js';
+import { deduplicateKernels } from '../codegen/bundle/kernel-table.js';
+import { storeModelPlan } from '../codegen/bundle/model-plan-store.js';
+import type { TunedPlans } from '../runtime/bundle.js';
+import type { TunedTarget } from './tune/apply-tuning.js';
 
 export interface BundleContents {
   /** Also compile the whole decoder (forward / generate); `moec run --layer` needs only its layer's block. */
   wholeModel?: boolean;
+  /** `moec compile --tuning`: one more set of plans per tuned adapter, picked at load on that adapter. */
+  tuned?: readonly TunedTarget[];
 }
 
 /**
@@ -38,10 +44,28 @@ export function compileBundleData(config: ModelConfig, specSource: string, layer
     : p));
   const used = new Set([...blocks.flatMap((b) => b.plan.weights), ...(model && 'plan' in model ? model.plan.weights : [])].map((w) => w.format.format));
   const formatModules = plugins.flatMap((p) => p.formats ?? []).filter((f) => used.has(f.name));
-  return { ...assembleBundle(config, specSource, blocks, planTarget(options), plugins, model), formatModules };
+  const bundle = { ...assembleBundle(config, specSource, blocks, planTarget(options), plugins, model), formatModules };
+  bundle.data.tuningSource = bundle.target.source;
+  for (const tuned of contents.tuned ?? []) addTunedPlans(bundle, config, layers, { ...options, target: { ...options.target, ...tuned.target } }, tuned, contents.wholeModel ?? false);
+  return bundle;
 }
 
-export async function compileBundle(config: ModelConfig, specSource: string, specFile: string, outDir: string, options: PlanOptions = {}): Promise<BundleManifest> {
+/** The plans compiled for one tuned adapter, their kernels joined to the bundle's table (ids are content hashes). */
+function addTunedPlans(bundle: CompiledBundle, config: ModelConfig, layers: number[], options: PlanOptions, tuned: TunedTarget, wholeModel: boolean): void {
+  const plans = new Map(layers.map((layer) => [layer, compileMoeBlock(config, layer, options).plan]));
+  const model = wholeModel ? compileWholeModel(config, options) : undefined;
+  const table = deduplicateKernels(plans, model && 'plan' in model ? model.plan : undefined);
+  Object.assign(bundle.data.kernels, table.kernels);
+  for (const info of table.info) if (!bundle.kernels.some((k) => k.id === info.id)) bundle.kernels.push(info);
+  const variant: TunedPlans = {
+    key: tuned.key, adapter: tuned.adapter, requires: tuned.requires, source: tuned.target.source ?? tuned.key,
+    plans: table.plans, planTemplates: table.planTemplates,
+    ...(table.model ? { model: storeModelPlan(table.model as Record<string, unknown>) } : {}),
+  };
+  (bundle.data.tuned ??= []).push(variant);
+}
+
+export async function compileBundle(config: ModelConfig, specSource: string, specFile: string, outDir: string, options: PlanOptions = {}, tuned: readonly TunedTarget[] = []): Promise<BundleManifest> {
   refuseToReplace(outDir); // before the work, not after
-  return writeBundle(compileBundleData(config, specSource, undefined, options, { wholeModel: true }), config, specFile, outDir);
+  return writeBundle(compileBundleData(config, specSource, undefined, options, { wholeModel: true, tuned }), config, specFile, outDir);
 }

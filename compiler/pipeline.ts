@@ -11,6 +11,7 @@ import { WEBGPU_OPCODES } from '../codegen/plan/supported.js';
 import { builtinFormats } from '../runtime/quant/builtin-formats.js';
 import { foldSharedExpert } from '../passes/fold-shared-expert.js';
 import { fuseDecode } from '../passes/fuse-decode.js';
+import { groupExpertsByFormat } from '../passes/group-experts-by-format.js';
 import { groupSharedExpert } from '../passes/group-shared-expert.js';
 import { legalizeWebgpu } from '../passes/legalize-webgpu.js';
 import { lowerAttention } from '../passes/lower-attention.js';
@@ -40,6 +41,7 @@ export const defaultPasses: readonly Pass[] = [
   lowerLinear,
   markDequantizedWeights,
   foldSharedExpert,
+  groupExpertsByFormat,
   shardExperts,
   groupSharedExpert,
   fuseDecode,

@@ -23,7 +23,7 @@ export interface Value {
   role?: WeightRole;
 }
 
-export type AttrValue = number | string | boolean | number[] | string[] | KindRef;
+export type AttrValue = number | string | boolean | number[] | string[] | KindRef | KindRef[];
 
 export interface Op {
   opcode: string;

@@ -2,7 +2,7 @@
 // The spec front end (compiler/spec) and the HF importer produce it; every kind's params are
 // filled in with defaults, so consumers never guess.
 
-export type ParamValue = number | boolean | string | number[] | string[];
+export type ParamValue = number | boolean | string | number[] | string[] | KindRef[];
 
 /** A registry kind with all of its parameters resolved, e.g. { kind: 'int4', params: { group: 32 } }. */
 export interface KindRef {
@@ -40,6 +40,12 @@ export interface CompileConfig {
   kvCache: 'f32' | 'f16';
   /** Plugin modules, as the spec writes them (relative to the spec file). */
   plugins: string[];
+  /**
+   * Under `quantize experts = mixed(...)`: each MoE layer's routed experts' formats, one quant
+   * kind per expert, keyed by model layer index. Chosen from the weights and a routing trace
+   * (compiler/mixed-precision/), never written in a spec; absent until then.
+   */
+  expertFormats?: Record<number, KindRef[]>;
 }
 
 export interface ModelConfig {

@@ -8,7 +8,7 @@ import { attentionOpDefinitions } from './ops-attention.js';
 import { traceOpDefinitions } from './ops-trace.js';
 import { numParam, type KindRef } from './model-config.js';
 import { expectActivation, expectExtras, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
-import { TOKENS, tokenDim, type Dim, type TensorType } from './types.js';
+import { dtypeName, isMixed, TOKENS, tokenDim, type Dim, type DType, type TensorType } from './types.js';
 
 /** What a matrix op does after its dot products: the gated activation of gate and up, the routing weight, or nothing. */
 export type Epilogue = 'activation' | 'routing_weight' | 'none';
@@ -278,7 +278,21 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
       const [begin, end] = [numAttr(a, 'begin'), numAttr(a, 'end')];
       const rows = w!.shape[0];
       if (typeof rows !== 'number' || !(0 <= begin && begin < end && end <= rows)) throw new IRTypeError(`rows [${begin}, ${end}) are not inside the ${String(rows)} rows of w`);
-      return [{ shape: [end - begin, ...w!.shape.slice(1)], dtype: w!.dtype }];
+      return [{ shape: [end - begin, ...w!.shape.slice(1)], dtype: rowsDtype(w!.dtype, begin, end) }];
+    },
+  },
+  permute_rows: {
+    doc: 'A weight\'s leading rows (its experts) in another order: row i is row `order[i]` of w. A view the weight loader follows, no kernel.',
+    inputNames: () => ['w'],
+    outputNames: ['y'],
+    infer: ({ w }, a) => {
+      const order = a['order'];
+      const rows = w!.shape[0];
+      const isPermutation = Array.isArray(order) && order.length === rows && new Set<unknown>(order).size === rows &&
+        order.every((r) => typeof r === 'number' && Number.isInteger(r) && r >= 0 && r < (rows as number));
+      if (!isPermutation) throw new IRTypeError(`order must list each of the ${String(rows)} rows of w once`);
+      const dtype = w!.dtype;
+      return [{ shape: [...w!.shape], dtype: isMixed(dtype) ? { experts: (order as number[]).map((r) => dtype.experts[r]!) } : dtype }];
     },
   },
   dequantize: {
@@ -288,6 +302,13 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
     infer: ({ w }) => [{ shape: [...w!.shape], dtype: 'f32' }],
   },
 };
+
+/** Rows [begin, end) of a weight of `dtype`: a mixed dtype's run of one format is that format. */
+function rowsDtype(dtype: DType, begin: number, end: number): DType {
+  if (!isMixed(dtype)) return dtype;
+  const experts = dtype.experts.slice(begin, end);
+  return experts.every((d) => dtypeName(d) === dtypeName(experts[0]!)) ? experts[0]! : { experts };
+}
 
 function denseMatrixType(inputs: Inputs, a: Attrs): TensorType[] {
   const reduced = expectActivation('a', inputs['a']!);
@@ -300,7 +321,7 @@ function denseMatrixType(inputs: Inputs, a: Attrs): TensorType[] {
 const KERNEL_LEVEL_MODEL_OPS: ReadonlySet<string> = new Set(['moe.route', 'embed', 'norm', 'add']);
 
 /** Lowered ops that name a view of a weight (one expert shard, its f32 values): a buffer, not a dispatch. */
-export const VIEW_OPCODES: ReadonlySet<string> = new Set(['slice_rows', 'dequantize']);
+export const VIEW_OPCODES: ReadonlySet<string> = new Set(['slice_rows', 'permute_rows', 'dequantize']);
 
 /**
  * Kernel launches of a function whose ops are all kernel-level (moe.route, the ops above and a

@@ -134,6 +134,10 @@ const modelOpDefinitions: Record<string, OpDefinition> = {
       expectShape('weight', weight!, [e, h]);
       if (bias) expectShape('bias', bias, [e]);
       if (correction_bias) expectShape('correction_bias', correction_bias, [e]);
+      const order = a['expert_order'];
+      if (order !== undefined && !(Array.isArray(order) && order.length === e && new Set<unknown>(order).size === e && order.every((p) => typeof p === 'number' && Number.isInteger(p) && p >= 0 && p < e))) {
+        throw new IRTypeError(`expert_order must give each of the ${e} experts a distinct position 0..${e - 1}`);
+      }
       const probs: TensorType[] = a['probs'] === true ? [{ shape: [TOKENS, e], dtype: 'f32' }] : [];
       return [{ shape: [TOKENS, k], dtype: 'i32' }, { shape: [TOKENS, k], dtype: 'f32' }, ...probs];
     },

@@ -2,13 +2,12 @@
 import { isKindRef, type AttrValue, type Graph, type Module, type Op, type Value } from './graph.js';
 import type { KindRef } from './model-config.js';
 import { dispatchCount } from './ops-lowered.js';
-import { paramText } from './param-text.js';
+import { kindText, paramText } from './param-text.js';
 import { typeToString } from './types.js';
 
 /** Every resolved param, defaults included (a spec writer leaves those out). */
 export function formatKind(k: KindRef): string {
-  const params = Object.entries(k.params).map(([name, v]) => `${name} = ${formatParam(v)}`);
-  return params.length ? `${k.kind}(${params.join(', ')})` : k.kind;
+  return kindText(k);
 }
 
 /** Large numbers stay plain (1000000, where a spec writes 1e6): the IR text is what golden files compare. */

@@ -17,8 +17,13 @@ export interface TargetDescription {
   limits: TargetLimits;
   /** Token counts up to this take the decode path (GEMVs over the chosen experts). */
   decodeMaxTokens: number;
-  /** The tile of every grouped and dense GEMM. */
+  /** The tile of every dense GEMM, and of the grouped ones unless expertGemmTiles says otherwise. */
   gemmTile: GemmTile;
+  /**
+   * The routed experts' grouped GEMM tiles (`moec tune`): gate/up and down may differ in bn, bk,
+   * tm, tn but share bm (moe.align pads each expert to it). Absent: both take gemmTile.
+   */
+  expertGemmTiles?: ExpertGemmTiles;
   /** Outputs per workgroup of every GEMV. */
   gemvRows: number;
   /** Keys per context chunk of decode attention (flash-decoding splits the cache into these). */
@@ -31,6 +36,18 @@ export interface TargetDescription {
   weightFormats: FormatLayouts;
   /** Where the numbers came from, for the manifest. */
   source: string;
+}
+
+export interface ExpertGemmTiles {
+  gateUp: GemmTile;
+  down: GemmTile;
+}
+
+/** The grouped GEMM tiles the passes lower with: the tuned ones, else gemmTile for both. */
+export function expertGemmTilesOf(target: TargetDescription): ExpertGemmTiles {
+  const tiles = target.expertGemmTiles ?? { gateUp: target.gemmTile, down: target.gemmTile };
+  if (tiles.gateUp.bm !== tiles.down.bm) throw new Error(`target: the grouped gate/up and down GEMM tiles must share bm (moe.align pads each expert to it), got ${tiles.gateUp.bm} and ${tiles.down.bm}`);
+  return tiles;
 }
 
 /** 16 rows keep per-expert padding small at prefill sizes; 4 x 4 outputs per thread (64 threads) measured best of the tiles tried on lavapipe. */

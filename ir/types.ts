@@ -22,7 +22,36 @@ export interface QuantizedType {
   bitsPerWeight: number;
 }
 
-export type DType = ScalarType | QuantizedType;
+/** One expert's storage under a mixed dtype: a float type or a quantized format. */
+export type ExpertDType = 'f32' | 'f16' | 'bf16' | QuantizedType;
+
+/**
+ * Stacked expert weights with a storage format per expert (the leading dim), from `quantize
+ * experts = mixed(...)`. No kernel reads one: passes/group-experts-by-format.ts orders the experts
+ * by format and shard-experts slices them into runs of one format each.
+ */
+export interface MixedType {
+  experts: ExpertDType[];
+}
+
+export type DType = ScalarType | QuantizedType | MixedType;
+
+export const isMixed = (dtype: DType): dtype is MixedType => typeof dtype === 'object' && 'experts' in dtype;
+
+/** Each run of equal formats as `int4<g32> x3`, in order. */
+function mixedText(dtype: MixedType): string {
+  const runs: string[] = [];
+  let previous = '';
+  let count = 0;
+  for (const e of [...dtype.experts.map((d) => dtypeName(d)), '']) {
+    if (e === previous) count++;
+    else {
+      if (count) runs.push(count > 1 ? `${previous} x${count}` : previous);
+      [previous, count] = [e, 1];
+    }
+  }
+  return `mixed<${runs.join(', ')}>`;
+}
 
 export interface TensorType {
   shape: Dim[];
@@ -32,12 +61,15 @@ export interface TensorType {
 export const TOKENS = 'T';
 
 export function dtypeName(dtype: DType): string {
-  return typeof dtype === 'string' ? dtype : `${dtype.format}<g${dtype.group}>`;
+  if (typeof dtype === 'string') return dtype;
+  return isMixed(dtype) ? mixedText(dtype) : `${dtype.format}<g${dtype.group}>`;
 }
 
+/** Storage bits per element; a mixed dtype's mean over its experts (all of one weight's experts have the same size). */
 export function bitsPerElement(dtype: DType): number {
-  if (typeof dtype !== 'string') return dtype.bitsPerWeight;
-  return dtype === 'f16' || dtype === 'bf16' ? 16 : 32;
+  if (typeof dtype === 'string') return dtype === 'f16' || dtype === 'bf16' ? 16 : 32;
+  if (isMixed(dtype)) return dtype.experts.reduce((sum, d) => sum + bitsPerElement(d), 0) / dtype.experts.length;
+  return dtype.bitsPerWeight;
 }
 
 /** `perToken T + constant` tokens, divided (rounding up) by `divisor`; plain `T` or a number where it is one. */

@@ -5,6 +5,7 @@
 import type { Graph, Op, Value } from '../ir/graph.js';
 import { inputsByName } from '../ir/ops.js';
 import { GraphRewriter } from '../ir/rewriter.js';
+import { dtypeName } from '../ir/types.js';
 import { forEachFunction, pathOf, type Pass } from './pass.js';
 
 export const fuseDecode: Pass = {
@@ -48,6 +49,9 @@ function matchBlock(combine: Op, producer: (v: Value) => Op | undefined, params:
   // Two shards bind two matrices each: with biases (or a shared expert) the kernels pass 8 storage buffers.
   if (gateUp1 && (gateUp.attrs['bias'] === true || c['shared_out'])) return undefined;
   if (gateUp1 && inputsByName(down1!)['a']!.id !== gateUp1.outputs[0]!.id) return undefined;
+  // The fused kernels decode both shards in one format; mixed precision's shards of two formats stay apart.
+  const formatOf = (op: Op) => dtypeName(inputsByName(op)['w0']!.type.dtype);
+  if (gateUp1 && (formatOf(gateUp) !== formatOf(gateUp1) || formatOf(down) !== formatOf(down1!))) return undefined;
   if (gateUp1) return { combine, gateUp, down, gateUp1, down1: down1! };
   if (!c['shared_out']) return { combine, gateUp, down };
   const sharedDown = producer(c['shared_out']);

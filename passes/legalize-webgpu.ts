@@ -2,7 +2,9 @@
 // must be one the target has a kernel for (or a weight view), every weight a kernel reads must be
 // in a format its loads decode, and the compile options must be ones the lowering implements.
 import type { Graph, Op } from '../ir/graph.js';
+import { VIEW_OPCODES } from '../ir/ops-lowered.js';
 import { weightFormatOf } from '../ir/storage-format.js';
+import { isMixed } from '../ir/types.js';
 import type { TargetDescription } from '../ir/target.js';
 import type { Pass } from './pass.js';
 
@@ -41,6 +43,14 @@ function legalizeFunction(f: Graph, target: TargetDescription): void {
     }
   }
   for (const p of f.params) {
-    weightFormatOf(p, target.weightFormats); // throws for a format the target has no load for
+    // Throws for a format the target has no load for; a mixed weight's experts each have theirs.
+    const dtype = p.type.dtype;
+    if (isMixed(dtype)) dtype.experts.forEach((d) => weightFormatOf({ ...p, type: { ...p.type, dtype: d } }, target.weightFormats));
+    else weightFormatOf(p, target.weightFormats);
+  }
+  // A kernel decodes one format: a weight of several reaches kernels only as one-format slices (shard-experts).
+  for (const op of f.ops) {
+    const mixed = !VIEW_OPCODES.has(op.opcode) && op.inputs.find((v) => isMixed(v.type.dtype));
+    if (mixed) throw new Error(`internal: ${f.name}: ${op.opcode} reads ${mixed.name}, whose experts have several formats (group-experts-by-format and shard-experts slice it)`);
   }
 }

@@ -8,7 +8,7 @@ import { boolParam, numParam, type KindRef } from '../ir/model-config.js';
 import { inputsByName } from '../ir/ops.js';
 import { tileAttr } from '../ir/ops-lowered.js';
 import { GraphRewriter } from '../ir/rewriter.js';
-import type { TargetDescription } from '../ir/target.js';
+import { expertGemmTilesOf, type TargetDescription } from '../ir/target.js';
 import { forEachFunction, pathOf, type Pass } from './pass.js';
 
 export const lowerRoutedExperts: Pass = {
@@ -78,18 +78,18 @@ const matrixAttrs = (e: ExpertsOp, gateUp: boolean) => ({
 
 function lowerPrefill(r: GraphRewriter, op: Op, target: TargetDescription): void {
   const e = readExperts(op);
-  const tile = target.gemmTile;
+  const tiles = expertGemmTilesOf(target);
   const hidden = e.x.type.shape[1] as number;
   const intermediate = numParam(e.activation, 'intermediate');
   const x = e.extras;
   const extras: Record<string, AttrValue> = x ? { extras: x.count } : {};
   const [slots, meta, args] = r.emit('moe.align', [e.ids, ...(x ? [x.ids] : [])], {
-    experts: e.experts, top_k: e.topK, block_rows: tile.bm, shard_begins: [0],
-    gate_up_tiles: Math.ceil(intermediate / tile.bn), down_tiles: Math.ceil(hidden / tile.bn), ...extras,
+    experts: e.experts, top_k: e.topK, block_rows: tiles.gateUp.bm, shard_begins: [0],
+    gate_up_tiles: Math.ceil(intermediate / tiles.gateUp.bn), down_tiles: Math.ceil(hidden / tiles.down.bn), ...extras,
   }, [`${e.prefix}.sorted_slots`, `${e.prefix}.route_meta`, `${e.prefix}.dispatch_args`]);
   const routing = [slots!, meta!, args!];
-  const inter = r.emit1('moe.grouped_gemm', [e.x, ...routing, ...e.gateUp, ...(x ? [x.ids] : [])], { ...matrixAttrs(e, true), tile: tileAttr(tile), ...extras }, `${e.prefix}.expert_inter`);
-  const slotOut = r.emit1('moe.grouped_gemm', [inter, ...routing, ...e.down, e.weights, ...(x ? [x.weights] : [])], { ...matrixAttrs(e, false), tile: tileAttr(tile), ...extras }, `${e.prefix}.slot_out`);
+  const inter = r.emit1('moe.grouped_gemm', [e.x, ...routing, ...e.gateUp, ...(x ? [x.ids] : [])], { ...matrixAttrs(e, true), tile: tileAttr(tiles.gateUp), ...extras }, `${e.prefix}.expert_inter`);
+  const slotOut = r.emit1('moe.grouped_gemm', [inter, ...routing, ...e.down, e.weights, ...(x ? [x.weights] : [])], { ...matrixAttrs(e, false), tile: tileAttr(tiles.down), ...extras }, `${e.prefix}.slot_out`);
   r.emit1('moe.combine', [e.ids, slotOut, ...(x ? [x.ids] : [])], { top_k: e.topK, shared: false, shared_gate: 'none', ...extras }, op.outputs[0]!.name, op.outputs[0]);
 }
 

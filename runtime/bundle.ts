@@ -12,11 +12,13 @@ import { fetchHfCheckpoint, hfWeightsFromSafetensors, hfWeightsFromUrl, type Fet
 import { hfWeightSource, type HfWeightSource } from './hf-weights.js';
 import { createModelExecutor, type ModelExecutor } from './model-executor.js';
 import { createMoeBlockExecutor, type MoeBlockExecutor } from './moe-executor.js';
+import { detectPackedFiles, isPackedFiles, openPackedWeights, packedFilesAtUrl, type PackedFiles } from './packed/packed-weights.js';
 import type { ModelPlan, MoeBlockPlan, WeightSource } from './plan.js';
 import { builtinFormats } from './quant/builtin-formats.js';
 import { withFormats, type FormatDefinition } from './quant/weight-format.js';
 import { checkSamplingOptions } from './sampling-options.js';
 import { HfWeightsError } from './tensor-reader.js';
+import { pickTuned, type TunedVariantHeader } from './tuning/pick-tuned.js';
 
 export interface BundleData {
   moecVersion: string;
@@ -36,6 +38,20 @@ export interface BundleData {
   model?: StoredModelPlan;
   /** Why the bundle has no whole-model plan (the compiler's message). */
   modelUnavailable?: string;
+  /** Where the default plans' tiles came from (the compiler's target.source). */
+  tuningSource?: string;
+  /** Plans compiled with `moec compile --tuning`, one set per tuned adapter; load picks the one matching its adapter. */
+  tuned?: TunedPlans[];
+}
+
+/** One adapter's plans (same stored form as the defaults; kernels in BundleData.kernels). */
+export interface TunedPlans extends TunedVariantHeader {
+  key: string;
+  /** What the tuning chose, for people (`Model.tuning`). */
+  source: string;
+  plans: Record<string, unknown>;
+  planTemplates: unknown[];
+  model?: StoredModelPlan;
 }
 
 /** A checkpoint's safetensors files in memory, with its config.json's model_type. */
@@ -47,8 +63,14 @@ export interface HfSafetensorsWeights {
 export interface LoadOptions {
   /** The GPU: in Node, `create([])` from the `webgpu` package (keep it referenced); default navigator.gpu. */
   gpu?: GPU;
-  /** The weights: a WeightSource, safetensors bytes, or the URL of a Hugging Face checkpoint directory to fetch. */
-  weights: WeightSource | HfSafetensorsWeights | string | URL;
+  /**
+   * The weights: a WeightSource, safetensors bytes, the URL of a Hugging Face checkpoint directory
+   * or of a packed directory (`moec pack`, told apart by its manifest.json) to fetch, or a packed
+   * directory's files (PackedFiles; in Node, runtime/node/packed-dir.ts packedFilesInDir). A packed
+   * directory must have been packed for this bundle's whole-model plan, and each shard's sha256 is
+   * checked when the decoder first reads it (first forward, generate or prepare).
+   */
+  weights: WeightSource | HfSafetensorsWeights | PackedFiles | string | URL;
   /** How a checkpoint URL is read (Range requests): the fetch to use, a warning callback, the largest request. */
   fetchOptions?: FetchCheckpointOptions;
   /** Request WebGPU's default limits only, as the smallest devices have. */
@@ -63,6 +85,8 @@ export interface LoadOptions {
 export interface Model<Layer extends number = number> {
   /** The adapter the model runs on. */
   readonly adapter: AdapterSummary;
+  /** Where the kernels' tiles come from: the bundle's tuning for this adapter, or the defaults. */
+  readonly tuning: string;
   /** Token ids run from 0 to vocab - 1. */
   readonly vocab: number;
   /** Positions one session holds, prompt and generated tokens together (compile { context = N }). */
@@ -119,23 +143,45 @@ function isWeightSource(w: LoadOptions['weights']): w is WeightSource {
  * `wholeModel`: the decoder's weights will be checked at load, which needs every shard's header
  * (a few small Range requests); otherwise a shard's header is read when a MoE layer first needs it.
  */
-async function resolveWeights(weights: LoadOptions['weights'], fetchOptions: FetchCheckpointOptions | undefined, wholeModel: boolean): Promise<WeightSource> {
+async function hfWeightsAt(weights: string | URL, fetchOptions: FetchCheckpointOptions | undefined, wholeModel: boolean): Promise<WeightSource> {
+  if (!wholeModel) return hfWeightsFromUrl(weights, fetchOptions);
+  const { modelType, config, url, reader } = await fetchHfCheckpoint(weights, fetchOptions);
+  await reader.fetchHeaders();
+  try {
+    return hfWeightSource(modelType, reader, { config });
+  } catch (e) {
+    if (e instanceof HfWeightsError) throw new HfWeightsError(`${new URL('config.json', url)}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** A packed directory opened for the whole-model plan (refused, naming the pack, when it was packed for another). */
+function openPacked(files: PackedFiles, data: BundleData, modelPlan: ModelPlan | undefined): Promise<WeightSource> {
+  if (!modelPlan) {
+    throw new ModelError(`load: ${files.location} is a packed directory (\`moec pack\`), which holds the whole model's weight buffers, but this bundle ` +
+      `holds MoE blocks only (${data.modelUnavailable ?? 'no whole-model plan was compiled'}); load it from the Hugging Face checkpoint instead`);
+  }
+  return openPackedWeights(files, modelPlan);
+}
+
+async function resolveWeights(weights: LoadOptions['weights'], fetchOptions: FetchCheckpointOptions | undefined, data: BundleData,
+  modelPlan: ModelPlan | undefined): Promise<WeightSource> {
   if (typeof weights === 'string' || weights instanceof URL) {
-    if (!wholeModel) return hfWeightsFromUrl(weights, fetchOptions);
-    const { modelType, config, url, reader } = await fetchHfCheckpoint(weights, fetchOptions);
-    await reader.fetchHeaders();
     try {
-      return hfWeightSource(modelType, reader, { config });
+      return await hfWeightsAt(weights, fetchOptions, modelPlan !== undefined);
     } catch (e) {
-      if (e instanceof HfWeightsError) throw new HfWeightsError(`${new URL('config.json', url)}: ${e.message}`);
-      throw e;
+      // No checkpoint there (no config.json): a packed directory, if a manifest.json says so.
+      const packed = e instanceof HfWeightsError ? await detectPackedFiles(packedFilesAtUrl(weights, fetchOptions?.fetch)) : undefined;
+      if (!packed) throw e;
+      return openPacked(packed, data, modelPlan);
     }
   }
   if (isWeightSource(weights)) return weights;
-  if (typeof weights === 'object' && weights !== null && Array.isArray(weights.files)) {
-    return hfWeightsFromSafetensors(weights.modelType, weights.files);
+  if (isPackedFiles(weights)) return openPacked(weights, data, modelPlan);
+  if (typeof weights === 'object' && weights !== null && Array.isArray((weights as HfSafetensorsWeights).files)) {
+    return hfWeightsFromSafetensors((weights as HfSafetensorsWeights).modelType, (weights as HfSafetensorsWeights).files);
   }
-  throw new ModelError('load: `weights` must be a WeightSource, { modelType, files } or a checkpoint URL');
+  throw new ModelError('load: `weights` must be a WeightSource, { modelType, files }, a packed directory\'s files or a checkpoint (or packed directory) URL');
 }
 
 const describeValue = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : Array.isArray(v) ? 'an array' : String(v));
@@ -198,14 +244,15 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
     throw new ModelError("load: WebGPU's globals (GPUBufferUsage, ...) are missing; in Node run " +
       "`Object.assign(globalThis, globals)` with `globals` from the 'webgpu' package first");
   }
-  const modelPlan: ModelPlan | undefined = data.model ? inflateModelPlan(data.model, data.kernels) : undefined;
-  const weights = await resolveWeights(options.weights, options.fetchOptions, modelPlan !== undefined);
+  let modelPlan: ModelPlan | undefined = data.model ? inflateModelPlan(data.model, data.kernels) : undefined;
+  const weights = await resolveWeights(options.weights, options.fetchOptions, data, modelPlan);
   // Why forward/generate cannot run, found before anything is uploaded (the rope table is computed, not read).
   let decoderRefusal = modelPlan ? undefined
     : `this bundle holds MoE blocks only (no whole-model plan: ${data.modelUnavailable ?? 'none was compiled'}); runMoeBlock runs, forward and generate do not`;
   if (modelPlan && typeof (weights as Partial<HfWeightSource>).checkWeights === 'function') {
     try {
-      (weights as HfWeightSource).checkWeights(modelPlan.weights.filter((w) => w.name !== modelPlan.rope?.weight));
+      const rope = modelPlan.rope?.weight;
+      (weights as HfWeightSource).checkWeights(modelPlan.weights.filter((w) => w.name !== rope));
     } catch (e) {
       // By name: a source made by another copy of the runtime (moec's, in Node) throws its own class.
       if (!(e instanceof Error) || e.name !== 'HfWeightsError') throw e;
@@ -219,6 +266,10 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
     rt.destroy();
     throw new ModelError((e as Error).message);
   }
+  // Tuned plans for this adapter, if the bundle has them: the same weights, other tiles and bounds.
+  const tuned = pickTuned(data.tuned, rt);
+  const plansOf = tuned ?? data;
+  if (tuned?.model) modelPlan = inflateModelPlan(tuned.model, data.kernels);
   const executors = new Map<number, Promise<MoeBlockExecutor>>();
   const plans = new Map<number, MoeBlockPlan>();
   let destroyed = false;
@@ -231,7 +282,7 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
     const existing = executors.get(layer);
     if (existing) return existing;
     let plan = plans.get(layer);
-    if (!plan) plans.set(layer, (plan = inflatePlan(data.plans[String(layer)], layer, data.planTemplates, data.kernels)));
+    if (!plan) plans.set(layer, (plan = inflatePlan(plansOf.plans[String(layer)], layer, plansOf.planTemplates, data.kernels)));
     (weights as Partial<HfWeightSource>).checkBlock?.(plan.weights.map((w) => w.name));
     const made = createMoeBlockExecutor(rt, plan, weights, { formats });
     made.catch(() => executors.delete(layer)); // a failed load can be retried
@@ -315,6 +366,7 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
 
   const model: Model = {
     adapter: rt.info,
+    tuning: tuned ? tuned.source : (data.tuningSource ?? 'defaults'),
     vocab,
     context,
     get length() {

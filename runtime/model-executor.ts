@@ -54,6 +54,11 @@ const bytesOf = (buffer: PlanBuffer, tokens: number): number => Math.max(4, Math
 
 function checkPlan(rt: GpuRuntime, plan: ModelPlan): void {
   if (plan.format !== 'moec.model-plan' || plan.version !== 1) throw new GpuError(`not a version 1 model plan (format ${String(plan.format)}, version ${String(plan.version)})`);
+  // No token per call: a prompt would run in pieces of 0 tokens, forever.
+  if (!(plan.maxTokens >= 1)) {
+    throw new GpuError(`${plan.name}: the plan holds ${plan.maxTokens} tokens per call (its activation buffers do not fit the storage binding limit ` +
+      `of ${plan.requires.maxStorageBufferBindingSize} bytes it was compiled for); it cannot run: compile it for a larger limit`);
+  }
   requireFeatures(rt, plan.name, plan.features ?? []);
   for (const [name, needed] of Object.entries(plan.requires) as [keyof ModelPlan['requires'], number][]) {
     if (rt.limits[name] < needed) throw new GpuError(`${plan.name}: the plan needs ${name} >= ${needed}, this device has ${rt.limits[name]}`);

@@ -39,16 +39,39 @@ export interface PlanBuffer {
   dtype: PlanDType;
   /** Elements (of `dtype`) as a function of the token count. Weights: constant (words when packed). */
   elements: TokenExpr;
-  weight?: { param: string; rowBegin: number; rowEnd: number };
+  weight?: PlanBufferWeight;
 }
+
+/**
+ * Which rows of which param a weight buffer holds: [rowBegin, rowEnd), or, under mixed precision
+ * (experts stored ordered by format), the param rows `rows` in that order (rowBegin/rowEnd are
+ * then positions in the reordered weight). `format`: the buffer's own format when its param's
+ * experts have several (a buffer always holds one).
+ */
+export interface PlanBufferWeight {
+  param: string;
+  rowBegin: number;
+  rowEnd: number;
+  rows?: number[];
+  format?: WeightFormat;
+}
+
+/** The param rows a weight buffer holds, in buffer order. */
+export const bufferParamRows = (weight: PlanBufferWeight): number[] =>
+  weight.rows ?? Array.from({ length: weight.rowEnd - weight.rowBegin }, (_, i) => weight.rowBegin + i);
 
 export interface PlanWeight {
   /** The IR param name, e.g. `layers.3.moe.experts.gate`. */
   name: string;
   /** The IR layout, e.g. [E, I, H]. */
   shape: number[];
-  /** The format the spec asked for (runtime/quant/weight-format.ts); the kernels compute with its values. */
+  /**
+   * The format the spec asked for (runtime/quant/weight-format.ts); the kernels compute with its
+   * values. Under mixed precision, expert 0's, and `expertFormats` has each expert's (by param row);
+   * each buffer then names its own (PlanBufferWeight.format).
+   */
   format: WeightFormat;
+  expertFormats?: WeightFormat[];
   /**
    * packed: uploaded in `format`'s words and decoded by the kernels. dequantized: uploaded as the
    * f32 values of a round trip through `format` (small weights read by f32-only kernels).

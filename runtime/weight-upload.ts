@@ -9,7 +9,7 @@
 // that gives buffers already encoded (EncodedWeightSource: a `moec pack` directory) is packed nothing.
 import { uploadBytes } from './buffer-pool.js';
 import { GpuError, type GpuRuntime } from './device.js';
-import { checkRowRange, rowsOf, type MoeBlockPlan, type PlanBuffer, type PlanWeight, type RowRange, type WeightSource } from './plan.js';
+import { bufferParamRows, checkRowRange, rowsOf, type MoeBlockPlan, type PlanBuffer, type PlanWeight, type RowRange, type WeightSource } from './plan.js';
 
 /** What weight upload reads of a plan (an MoE block's or a whole model's). */
 type WeightPlan = Pick<MoeBlockPlan, 'name' | 'weights' | 'buffers'>;
@@ -44,6 +44,25 @@ class RowReader {
     return got;
   }
 
+  /** The param rows `rows` of `w`, in that order: one read per run of consecutive rows (one in all unless mixed precision reordered them). */
+  async readList(w: PlanWeight, rows: readonly number[]): Promise<Float32Array> {
+    const runs: RowRange[] = [];
+    for (const r of rows) {
+      const last = runs.at(-1);
+      if (last && last.end === r) last.end++;
+      else runs.push({ begin: r, end: r + 1 });
+    }
+    if (runs.length === 1) return this.read(w, runs[0]!);
+    const rowElements = product(w.shape.slice(1));
+    const out = new Float32Array(rows.length * rowElements);
+    let at = 0;
+    for (const run of runs) {
+      out.set(await this.read(w, run), at);
+      at += (run.end - run.begin) * rowElements;
+    }
+    return out;
+  }
+
   /** Drops the whole weights kept from a source that ignores `rows`. */
   forget(): void {
     this.wholes.clear();
@@ -56,6 +75,9 @@ function encodeRows(w: PlanWeight, format: WeightFormat, values: Float32Array, s
 }
 
 const bufferRows = (buffer: PlanBuffer): RowRange => ({ begin: buffer.weight!.rowBegin, end: buffer.weight!.rowEnd });
+
+/** The format a weight buffer is stored in: its own (one run of a mixed weight's experts), else its weight's. */
+export const bufferFormat = (w: PlanWeight, buffer: PlanBuffer): WeightFormat => buffer.weight?.format ?? w.format ?? F32; // `?? F32`: plans from before formats
 
 /** One weight buffer to fill: rows of plan weight `w`. */
 export interface ShardJob {
@@ -79,32 +101,34 @@ export interface EncodedPiece {
  */
 async function* encodedPieces(reader: RowReader, jobs: ShardJob[], maxReadBytes: number, formats: FormatTable): AsyncGenerator<EncodedPiece> {
   const { w, buffer } = jobs[0]!;
-  const { begin: rowBegin, end: rowEnd } = bufferRows(buffer);
+  const paramRows = bufferParamRows(buffer.weight!);
   try {
-    checkRowRange({ begin: rowBegin, end: rowEnd }, w.shape[0] ?? 1, buffer.name);
+    if (buffer.weight!.rows) paramRows.forEach((r) => checkRowRange({ begin: r, end: r + 1 }, w.shape[0] ?? 1, buffer.name));
+    else checkRowRange(bufferRows(buffer), w.shape[0] ?? 1, buffer.name);
   } catch (e) {
     throw new GpuError((e as Error).message);
   }
-  const format = w.format ?? F32; // `?? F32`: plans from before formats
+  const format = bufferFormat(w, buffer);
   const inner = w.shape.slice(1);
-  const rows = rowEnd - rowBegin;
+  const rows = paramRows.length;
   // Packed words come per matrix (the last two dims), so only stacked matrices can be packed piecewise.
   const piecewise = w.storage === 'packed' && format.format !== 'f32' && w.shape.length >= 3;
   const piece = piecewise ? Math.max(1, Math.floor(maxReadBytes / Math.max(4, product(inner) * 4))) : rows;
   if (piece >= rows) {
     for (const [i, job] of jobs.entries()) {
-      const words = encodeRows(job.w, format, await reader.read(job.w, { begin: rowBegin, end: rowEnd }), [rows, ...inner], job.buffer.name, formats);
+      const words = encodeRows(job.w, format, await reader.readList(job.w, paramRows), [rows, ...inner], job.buffer.name, formats);
       yield { job: i, offset: 0, total: words.length, words };
     }
     return;
   }
   const rowWords = packedBytes(format, [1, ...inner], formats) / 4;
-  for (let begin = rowBegin; begin < rowEnd; begin += piece) {
-    const end = Math.min(rowEnd, begin + piece);
+  for (let begin = 0; begin < rows; begin += piece) {
+    const end = Math.min(rows, begin + piece);
+    const pieceRows = paramRows.slice(begin, end);
     for (const [i, job] of jobs.entries()) {
-      const values = await reader.read(job.w, { begin, end });
-      const words = encodeRows(job.w, format, values, [end - begin, ...inner], `${job.w.name}[${begin}:${end}]`, formats);
-      yield { job: i, offset: (begin - rowBegin) * rowWords, total: rows * rowWords, words };
+      const values = await reader.readList(job.w, pieceRows);
+      const words = encodeRows(job.w, format, values, [end - begin, ...inner], `${job.w.name}[${pieceRows[0]}:${pieceRows.at(-1)! + 1}]`, formats);
+      yield { job: i, offset: begin * rowWords, total: rows * rowWords, words };
     }
   }
 }
@@ -132,7 +156,7 @@ const buffersOf = (plan: WeightPlan, w: PlanWeight): PlanBuffer[] => plan.buffer
 
 /** Whether `a` and `b` can be read piece by piece in turn: same shape, storage, format and shards. */
 function sameLayout(plan: WeightPlan, a: PlanWeight, b: PlanWeight): boolean {
-  const rowsOfBuffers = (w: PlanWeight) => JSON.stringify(buffersOf(plan, w).map(bufferRows));
+  const rowsOfBuffers = (w: PlanWeight) => JSON.stringify(buffersOf(plan, w).map((b) => [bufferParamRows(b.weight!), b.weight!.format]));
   return JSON.stringify([a.shape, a.storage, a.format]) === JSON.stringify([b.shape, b.storage, b.format]) && rowsOfBuffers(a) === rowsOfBuffers(b);
 }
 
@@ -198,9 +222,9 @@ export async function uploadWeights(rt: GpuRuntime, plan: WeightPlan, source: We
   const maxReadBytes = options.maxReadBytes ?? DEFAULT_MAX_READ_BYTES;
   const formats = withFormats(builtinFormats, options.formats);
   for (const w of plan.weights) {
-    const name = (w.format ?? F32).format;
-    if (!Object.hasOwn(formats, name)) {
-      throw new GpuError(`${plan.name}: weight ${w.name} is stored as ${describeFormat(w.format ?? F32)}, a format this runtime does not know ` +
+    const format = [w.format ?? F32, ...(w.expertFormats ?? [])].find((f) => !Object.hasOwn(formats, f.format));
+    if (format) {
+      throw new GpuError(`${plan.name}: weight ${w.name} is stored as ${describeFormat(format)}, a format this runtime does not know ` +
         `(known: ${Object.keys(formats).join(', ')}); pass the plugin's FormatDefinition in \`formats\` (a bundle compiled with the plugin carries it)`);
     }
   }

@@ -17,8 +17,8 @@ export interface BundleManifest {
   moeLayers: number[];
   files: Record<string, { bytes: number; sha256: string }>;
   kernels: CompiledBundle['kernels'];
-  /** Where the target's tiles came from, and the defaults the passes were handed. */
-  tuning: { source: string; gemmTile: GemmTile; gemvRows: number; decodeMaxTokens: number };
+  /** Where the target's tiles came from, and the defaults the passes were handed; `adapters`: the tuned plan sets (`moec compile --tuning`), picked at load by adapter. */
+  tuning: { source: string; gemmTile: GemmTile; gemvRows: number; decodeMaxTokens: number; adapters?: Array<{ key: string; source: string }> };
   /** Per MoE layer and path: the kernels dispatched in order (`dispatches` of them) and the tiles the lowered ops carry. */
   plans: CompiledBundle['plans'];
   /**
@@ -51,7 +51,8 @@ export function buildManifest(compiled: CompiledBundle, specFile: string, files:
       return [name, { bytes: bytes.byteLength, sha256: sha256(bytes) }];
     })),
     kernels: compiled.kernels,
-    tuning: { source: compiled.target.source, gemmTile: compiled.target.gemmTile, gemvRows: compiled.target.gemvRows, decodeMaxTokens: compiled.target.decodeMaxTokens },
+    tuning: { source: compiled.target.source, gemmTile: compiled.target.gemmTile, gemvRows: compiled.target.gemvRows, decodeMaxTokens: compiled.target.decodeMaxTokens,
+      ...(data.tuned?.length ? { adapters: data.tuned.map((t) => ({ key: t.key, source: t.source })) } : {}) },
     plans: compiled.plans,
     wholeModel: compiled.wholeModel,
     plugins: compiled.plugins,

@@ -18,6 +18,7 @@ const COPIED: Record<string, string[]> = {
   'hf-checkpoint': ['SafetensorsBytes', 'FetchedCheckpoint', 'FetchCheckpointOptions', 'hfWeightsFromSafetensors', 'hfWeightsFromUrl', 'fetchHfCheckpoint', 'safetensorsReader'],
   'http-ranges': ['HttpRangeOptions', 'TransferCount'],
   'http-tensor-reader': ['HttpTensorReader'],
+  'packed/packed-weights': ['PackedFiles'],
   safetensors: ['SafetensorsDtype', 'TensorInfo', 'SafetensorsHeader', 'SafetensorsFile', 'parseSafetensors'],
   'safetensors-read': ['readTensorF32'],
   'safetensors-encode': ['TensorToEncode', 'encodeSafetensors'],

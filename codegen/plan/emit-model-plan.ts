@@ -10,7 +10,7 @@ import { asTokenDim } from '../../ir/types.js';
 import { tileOf } from '../../ir/ops-lowered.js';
 import { isKindRef } from '../../ir/graph.js';
 import { routerTokensPerWorkgroup } from '../kernels/router/router.js';
-import { emitSteps, maxTokens, planRequires } from './emit-moe-block-plan.js';
+import { emitSteps, maxTokens, noTokenFits, planRequires } from './emit-moe-block-plan.js';
 import { builtinKernels, type KernelRegistry } from './kernel-registry.js';
 import { PlanBuffers } from './plan-buffers.js';
 
@@ -36,7 +36,10 @@ export function emitModelPlan(module: Module, target: TargetDescription, rope: R
   const tile = tiled ? tileOf(tiled.attrs) : target.gemmTile;
   const sortedRows = align ? asTokenDim(align.outputs[0]!.type.shape[0]!) : { perToken: 1, constant: 0 };
   const experts = (route?.attrs['experts'] as number | undefined) ?? 1;
-  const tokens = maxTokens(buffers.buffers, maxBinding, { sortedRows, BM: tile.bm, routerTile: routerTokensPerWorkgroup(experts) });
+  // The grouped GEMMs' rows per block (moe.align's), which a tuned target may set apart from the dense GEMMs' tile.
+  const BM = (align?.attrs['block_rows'] as number | undefined) ?? tile.bm;
+  const tokens = maxTokens(buffers.buffers, maxBinding, { sortedRows, BM, routerTile: routerTokensPerWorkgroup(experts) });
+  if (tokens < 1) throw new Error(`${module.name}: ${noTokenFits(buffers.buffers, maxBinding)}`); // a plan of 0 tokens per call never runs
   const table = prefill.params.find((p) => p.role === 'rope');
   const steps = paths.flat();
   return {

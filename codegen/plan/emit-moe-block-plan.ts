@@ -3,20 +3,20 @@
 // value types. Nothing here chooses a path, tile, shard or format: the passes did.
 import { functionOf, isKindRef, type Graph, type Module, type Op, type Value } from '../../ir/graph.js';
 import type { TargetDescription } from '../../ir/target.js';
-import type { MoeBlockPlan, PlanBinding, PlanBufferRole, PlanKernel, PlanStep, TokenExpr } from '../../runtime/plan.js';
+import type { MoeBlockPlan, PlanBinding, PlanBufferRole, PlanKernel, PlanStep } from '../../runtime/plan.js';
 import { dtypeBytes, tokenExpr } from '../../runtime/plan.js';
 import { COMBINE_GRID_WIDTH } from '../kernels/combine/combine.js';
 import { GEMV_MAX_ROWS } from '../kernels/expert-gemv/expert-gemv.js';
 import { gemmThreads } from '../kernels/grouped-gemm/grouped-gemm.js';
 import { routerTokensPerWorkgroup } from '../kernels/router/router.js';
-import { tileOf, type GemmTile } from '../../ir/ops-lowered.js';
+import { tileOf, VIEW_OPCODES, type GemmTile } from '../../ir/ops-lowered.js';
 import { asTokenDim } from '../../ir/types.js';
 import { builtinKernels, type KernelRegistry } from './kernel-registry.js';
 import type { KernelEntry } from './kernel-table.js';
 import { PlanBuffers } from './plan-buffers.js';
 
 const MAX_WORKGROUPS_PER_DIMENSION = 65535;
-const VIEWS = new Set(['slice_rows', 'dequantize']);
+const VIEWS = VIEW_OPCODES;
 
 function entryOf(f: Graph, op: Op, kernels: KernelRegistry): KernelEntry {
   const entry = kernels.ops[op.opcode];
@@ -51,10 +51,7 @@ export function emitMoeBlockPlan(module: Module, target: TargetDescription, kern
   const align = prefill.ops.find((op) => op.opcode === 'moe.align');
   const sortedRows = align ? asTokenDim(align.outputs[0]!.type.shape[0]!) : { perToken: topK, constant: experts * (tile.bm - 1) };
   const tokensPerRun = maxTokens(planBuffers, maxBinding, { sortedRows, BM: tile.bm, routerTile: routerTokensPerWorkgroup(experts) });
-  if (tokensPerRun < 1) {
-    throw new Error(`${module.name}: under the ${maxBinding}-byte storage binding limit one run cannot hold a single token ` +
-      `(the per-expert activation buffers take most of a binding); compile for an adapter with a larger maxStorageBufferBindingSize`);
-  }
+  if (tokensPerRun < 1) throw new Error(`${module.name}: ${noTokenFits(planBuffers, maxBinding)}`);
   const steps = paths.flat();
   return {
     format: 'moec.moe-block-plan',
@@ -118,14 +115,29 @@ export function emitSteps(f: Graph, buffers: PlanBuffers, rendered: Map<string, 
   });
 }
 
+/** Tokens a buffer's elements leave room for in one binding (negative when its fixed part alone is too large). */
+const tokensInBinding = (buffer: MoeBlockPlan['buffers'][number], maxBinding: number): number =>
+  Math.floor(((maxBinding / dtypeBytes(buffer.dtype)) * (buffer.elements.divisor ?? 1) - buffer.elements.constant) / buffer.elements.perToken);
+
+/**
+ * Why maxTokens came out 0, for a compile error: the activation buffer that leaves room for the
+ * fewest tokens under `maxBinding`, and the bytes it needs for one.
+ */
+export function noTokenFits(buffers: MoeBlockPlan['buffers'], maxBinding: number): string {
+  const limit = `under the ${maxBinding}-byte storage binding limit (maxStorageBufferBindingSize, --max-binding) one run cannot hold a single token`;
+  const tightest = buffers.filter((b) => b.elements.perToken > 0).sort((a, b) => tokensInBinding(a, maxBinding) - tokensInBinding(b, maxBinding))[0];
+  if (!tightest || tokensInBinding(tightest, maxBinding) >= 1) return `${limit}: a kernel's grid would exceed ${MAX_WORKGROUPS_PER_DIMENSION} workgroups`;
+  const e = tightest.elements;
+  const bytes = (elements: number) => Math.ceil(elements / (e.divisor ?? 1)) * dtypeBytes(tightest.dtype);
+  const parts = e.constant > 0 ? ` (${bytes(e.constant)} at any token count plus ${bytes(e.perToken)} per token)` : '';
+  return `${limit}: the activation buffer ${tightest.name} (${tightest.dtype}) needs ${bytes(e.constant + e.perToken)} bytes for one token${parts}; ` +
+    'compile for a larger limit (an adapter with a larger maxStorageBufferBindingSize)';
+}
+
 /** The largest token count whose buffers fit one binding and whose grids fit 65535 workgroups. */
 export function maxTokens(buffers: MoeBlockPlan['buffers'], maxBinding: number, g: { sortedRows: { perToken: number; constant: number }; BM: number; routerTile: number }): number {
   const caps = [MAX_WORKGROUPS_PER_DIMENSION * g.routerTile, MAX_WORKGROUPS_PER_DIMENSION * g.BM, COMBINE_GRID_WIDTH * MAX_WORKGROUPS_PER_DIMENSION];
   caps.push(Math.floor((MAX_WORKGROUPS_PER_DIMENSION * g.BM - g.sortedRows.constant) / g.sortedRows.perToken));
-  for (const buffer of buffers) {
-    const e: TokenExpr = buffer.elements;
-    if (e.perToken <= 0) continue;
-    caps.push(Math.floor(((maxBinding / dtypeBytes(buffer.dtype)) * (e.divisor ?? 1) - e.constant) / e.perToken));
-  }
+  for (const buffer of buffers) if (buffer.elements.perToken > 0) caps.push(tokensInBinding(buffer, maxBinding));
   return Math.max(0, Math.min(...caps));
 }

@@ -12,7 +12,8 @@ function traceShape(op: Op): TraceRoutesShape {
   return {
     experts: op.attrs['experts'] as number,
     topK: topKOf(i['route_ids']!),
-    ...(next ? { next: { experts: op.attrs['next_experts'] as number, topK: topKOf(next) } } : {}),
+    ...(next ? { next: { experts: op.attrs['next_experts'] as number, topK: topKOf(next), storedExperts: op.attrs['next_stored_experts'] as number[] | undefined } } : {}),
+    storedExperts: op.attrs['stored_experts'] as number[] | undefined,
   };
 }
 

@@ -132,11 +132,11 @@ function checkGemvRows(op: Op): number {
 }
 
 /** The MoE block's and the dense matrices' kernels (the decoder's others: kernel-table-attention.ts, kernel-table-decoder.ts). */
-export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice_rows' | 'dequantize' | DecoderOpcode>, KernelEntry> = {
+export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice_rows' | 'permute_rows' | 'dequantize' | DecoderOpcode>, KernelEntry> = {
   'moe.route': {
     render: (op, context) => {
       const i = inputsByName(op);
-      return renderRouterKernel({ act: act(i['x']!), hidden: width(i['x']!), experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, router: op.attrs['router'] as KindRef, bias: !!i['bias'], correctionBias: !!i['correction_bias'], probs: op.attrs['probs'] === true }, context.routers);
+      return renderRouterKernel({ act: act(i['x']!), hidden: width(i['x']!), experts: op.attrs['experts'] as number, topK: op.attrs['top_k'] as number, router: op.attrs['router'] as KindRef, bias: !!i['bias'], correctionBias: !!i['correction_bias'], probs: op.attrs['probs'] === true, expertOrder: op.attrs['expert_order'] as number[] | undefined }, context.routers);
     },
     bindings: (op) => {
       const i = inputsByName(op);

@@ -3,10 +3,10 @@
 // value's type, plus one per weight (a param, one expert shard of it via slice_rows, or its f32
 // values via dequantize). Paths share a buffer when they name the same value.
 import type { Graph, Op, Value } from '../../ir/graph.js';
-import { asTokenDim, type Dim, type DType } from '../../ir/types.js';
+import { asTokenDim, isMixed, type Dim, type DType } from '../../ir/types.js';
 import { inputsByName, opDefinitions } from '../../ir/ops.js';
 import { weightFormatOf } from '../../ir/storage-format.js';
-import type { PlanBuffer, PlanBufferRole, PlanDType, PlanWeight, TokenExpr } from '../../runtime/plan.js';
+import type { PlanBuffer, PlanBufferRole, PlanBufferWeight, PlanDType, PlanWeight, TokenExpr } from '../../runtime/plan.js';
 import { tokenExpr } from '../../runtime/plan.js';
 import { builtinFormats } from '../../runtime/quant/builtin-formats.js';
 import { packedBytes, type FormatLayouts } from '../../runtime/quant/weight-format.js';
@@ -51,8 +51,9 @@ export class PlanBuffers {
   /** The buffer of every value a function reads or writes, by value id. */
   bind(f: Graph, roles: (op: Op, output: number) => PlanBufferRole): Map<number, string> {
     const names = new Map<number, string>();
-    const sliceOf = new Map<number, { param: Value; begin: number; end: number; storage: PlanWeight['storage'] }>();
-    for (const p of f.params) sliceOf.set(p.id, { param: p, begin: 0, end: p.type.shape[0] as number, storage: 'packed' });
+    // Each weight view (a param, rows of it, its rows reordered by format, its f32 values) by value id; `rows`: the param row of each view row.
+    const sliceOf = new Map<number, WeightView>();
+    for (const p of f.params) sliceOf.set(p.id, { param: p, value: p, begin: 0, end: p.type.shape[0] as number, storage: 'packed' });
     for (const v of f.inputs) names.set(v.id, this.activation(this.io.input(v), 'input', v));
     for (const s of f.state ?? []) names.set(s.id, this.activation(s.name, 'state', s));
     // A chain of shard results is one buffer, named after its last value.
@@ -62,16 +63,13 @@ export class PlanBuffers {
       if (init && op.attrs['init'] === true) last.set(init.id, last.get(op.outputs[0]!.id) ?? op.outputs[0]!);
     }
     for (const op of f.ops) {
-      if (op.opcode === 'slice_rows' || op.opcode === 'dequantize') {
-        const source = sliceOf.get(op.inputs[0]!.id)!;
-        sliceOf.set(op.outputs[0]!.id, op.opcode === 'dequantize'
-          ? { ...source, storage: 'dequantized' }
-          : { ...source, begin: source.begin + (op.attrs['begin'] as number), end: source.begin + (op.attrs['end'] as number) });
+      if (op.opcode === 'slice_rows' || op.opcode === 'dequantize' || op.opcode === 'permute_rows') {
+        sliceOf.set(op.outputs[0]!.id, viewThrough(op, sliceOf.get(op.inputs[0]!.id)!));
         continue;
       }
       for (const input of op.inputs) {
         const w = sliceOf.get(input.id);
-        if (w && !names.has(input.id)) names.set(input.id, this.weight(w.param, w.storage, w.begin, w.end));
+        if (w && !names.has(input.id)) names.set(input.id, this.weight(w));
       }
       const inPlace = opDefinitions[op.opcode]?.inPlace ?? {};
       // Only builtin ops write in place; a plugin's op has no entry in opDefinitions.
@@ -101,24 +99,59 @@ export class PlanBuffers {
     return name;
   }
 
-  /** A buffer holding rows [begin, end) of a param: packed in its format, or its dequantized f32 values. */
-  private weight(param: Value, storage: PlanWeight['storage'], begin: number, end: number): string {
-    const format = weightFormatOf(param, this.formats);
+  /** A buffer holding rows of a param (a view of it): packed in their format, or their dequantized f32 values. */
+  private weight(view: WeightView): string {
+    const { param, begin, end, rows } = view;
+    // A view's own format: one run of a mixed weight's experts has one (a kernel never reads more).
+    const format = weightFormatOf(view.value, this.formats);
     const shape = param.type.shape as number[];
-    const planWeight: PlanWeight = { name: param.name, shape, format, storage: format.format === 'f32' ? 'packed' : storage };
+    const dtype = param.type.dtype;
+    const expertFormats = isMixed(dtype) ? dtype.experts.map((d) => weightFormatOf({ ...param, type: { ...param.type, dtype: d } }, this.formats)) : undefined;
+    const paramFormat = expertFormats?.[0] ?? format;
+    const planWeight: PlanWeight = { name: param.name, shape, format: paramFormat, ...(expertFormats ? { expertFormats } : {}), storage: format.format === 'f32' ? 'packed' : view.storage };
     const existing = this.weights.find((w) => w.name === param.name);
     if (existing && existing.storage !== planWeight.storage) throw new Error(`internal: ${param.name} is read both packed and dequantized`);
     if (!existing) this.weights.push(planWeight);
-    const whole = begin === 0 && end === shape[0];
-    const name = whole ? param.name : `${param.name}[${begin}:${end}]`;
+    const whole = !rows && begin === 0 && end === shape[0];
+    const inOrder = !rows || rows.every((r, i) => r === rows[0]! + i);
+    const first = rows?.[0] ?? begin;
+    const name = whole ? param.name : inOrder ? `${param.name}[${first}:${first + end - begin}]` : `${param.name}[${rows!.join(',')}]`;
     const packed = planWeight.storage === 'packed' && format.format !== 'f32';
     // Packed words come per matrix (the last two dims), so only stacked matrices are sliced.
     if (packed && !whole && shape.length < 3) throw new Error(`internal: ${param.name} is packed as one matrix and cannot be sliced`);
     if (!this.buffers.some((b) => b.name === name)) {
       const slice = [end - begin, ...shape.slice(1)];
       const elements = packed ? packedBytes(format, slice, this.formats) / 4 : slice.reduce((n, d) => n * d, 1);
-      this.buffers.push({ name, role: 'weight', dtype: packed ? 'u32' : 'f32', elements: tokenExpr(0, elements), weight: { param: param.name, rowBegin: begin, rowEnd: end } });
+      const weight: PlanBufferWeight = inOrder
+        ? { param: param.name, rowBegin: first, rowEnd: first + end - begin }
+        : { param: param.name, rowBegin: begin, rowEnd: end, rows };
+      if (expertFormats) weight.format = format;
+      this.buffers.push({ name, role: 'weight', dtype: packed ? 'u32' : 'f32', elements: tokenExpr(0, elements), weight });
     }
     return name;
   }
+}
+
+/** A weight as an op reads it: rows [begin, end) of a view of `param` (`rows`: the param row of each view row, when reordered). */
+interface WeightView {
+  param: Value;
+  /** The view's value: its type has the rows' format. */
+  value: Value;
+  begin: number;
+  end: number;
+  rows?: number[];
+  storage: PlanWeight['storage'];
+}
+
+/** The view an op (slice_rows, permute_rows, dequantize) makes of `source`. */
+function viewThrough(op: Op, source: WeightView): WeightView {
+  const value = op.outputs[0]!;
+  // Its f32 values: the format (the source's) still says what the round trip goes through.
+  if (op.opcode === 'dequantize') return { ...source, storage: 'dequantized' };
+  const paramRows = source.rows ?? Array.from({ length: source.end - source.begin }, (_, i) => source.begin + i);
+  if (op.opcode === 'permute_rows') return { ...source, value, rows: (op.attrs['order'] as number[]).map((i) => paramRows[i]!) };
+  const [b, e] = [op.attrs['begin'] as number, op.attrs['end'] as number];
+  return source.rows
+    ? { ...source, value, begin: source.begin + b, end: source.begin + e, rows: source.rows.slice(b, e) }
+    : { ...source, value, begin: source.begin + b, end: source.begin + e };
 }

@@ -2,11 +2,12 @@ import { parseArgs } from 'node:util';
 import { printModule } from '../../ir/print.js';
 import { compileModelModule, compileMoeBlockModule, passNames } from '../pipeline.js';
 import { loadSpec, pluginHelp, pluginOption, UsageError, type Command } from './command.js';
+import { withExpertFormats } from './compile-command.js';
 
 export const irCommand: Command = {
   name: 'ir',
   summary: 'print the IR of a spec (whole model or one MoE block)',
-  usage: 'moec ir <spec.moe> [--layer N] [--print-ir-after=<pass>|all] [--verify-each] [--disable-pass=<pass>]... [--plugin FILE]...',
+  usage: 'moec ir <spec.moe> [--layer N] [--weights DIR] [--print-ir-after=<pass>|all] [--verify-each] [--disable-pass=<pass>]... [--plugin FILE]...',
   help: [
     'Prints the IR after all passes. With --layer, the MoE block lowered for WebGPU: one function per',
     'path (@prefill, @decode) of kernel-level ops; without, the whole decoder, lowered as far as the',
@@ -15,15 +16,19 @@ export const irCommand: Command = {
     `  --print-ir-after=P      also print the IR after pass P (${passNames().join(', ')}, or all)`,
     '  --verify-each           run the IR verifier after every pass',
     '  --disable-pass=P        leave pass P out of the pipeline (repeatable)',
+    '  --weights DIR            the checkpoint, for `quantize experts = mixed(...)`: each expert\'s format chosen from it',
     pluginHelp,
   ].join('\n'),
   async run(args) {
     const { values, positionals } = parseArgs({
       args, allowPositionals: true,
-      options: { layer: { type: 'string' }, 'print-ir-after': { type: 'string' }, 'verify-each': { type: 'boolean' }, 'disable-pass': { type: 'string', multiple: true }, ...pluginOption },
+      options: { layer: { type: 'string' }, 'print-ir-after': { type: 'string' }, 'verify-each': { type: 'boolean' }, 'disable-pass': { type: 'string', multiple: true }, weights: { type: 'string' }, ...pluginOption },
     });
     if (positionals.length !== 1) throw new UsageError('ir takes one spec');
-    const { config, registry } = await loadSpec(positionals[0]!, values.plugin);
+    const loaded = await loadSpec(positionals[0]!, values.plugin);
+    const { registry } = loaded;
+    // The report goes to stderr: stdout carries the IR.
+    const config = loaded.config && (await withExpertFormats(loaded.config, positionals[0]!, values.weights, registry, 'ir', (t) => void process.stderr.write(t)));
     if (!config) return 1;
     // A plugin's passes have names too: check the flags against the registry's pipeline.
     const names = passNames(registry.passes);

@@ -11,8 +11,9 @@ import { placeCommand } from './place-command.js';
 import { runCommand } from './run-command.js';
 import { statsCommand } from './stats-command.js';
 import { traceCommand } from './trace-command.js';
+import { tuneCommand } from './tune-command.js';
 
-const commands: Command[] = [checkCommand, statsCommand, irCommand, importCommand, fmtCommand, compileCommand, runCommand, traceCommand, placeCommand, packCommand];
+const commands: Command[] = [checkCommand, statsCommand, irCommand, importCommand, fmtCommand, compileCommand, runCommand, traceCommand, placeCommand, packCommand, tuneCommand];
 
 function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -5,6 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadSpec, pluginHelp, pluginOption, readText, UsageError, type Command } from './command.js';
+import { withExpertFormats } from './compile-command.js';
 
 /** Errors whose message names the file or weight at fault: one line, exit 1. */
 const REPORTED_ERRORS = new Set(['PackError', 'CheckpointError', 'SafetensorsError', 'HfWeightsError', 'WeightCodecError']);
@@ -83,7 +84,9 @@ export const packCommand: Command = {
     }
     const workers = positiveInteger(values.workers, '--workers');
     const specFile = positionals[0]!;
-    const { config, registry } = await loadSpec(specFile, values.plugin);
+    const loaded = await loadSpec(specFile, values.plugin);
+    const { registry } = loaded;
+    const config = loaded.config && (await withExpertFormats(loaded.config, specFile, values.weights, registry, 'pack'));
     if (!config) return 1;
     const { packModel, refuseToReplace } = await import('../pack/pack-model.js'); // worker_threads and the compiler load only when packing
     try {

@@ -3,19 +3,19 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../../codegen/bundle/package-info.js';
-import { quantTargetOf, weightFormatOf } from '../../ir/storage-format.js';
+import { dequantizeParam, expertFormatsOf, quantTargetOf, weightFormatOf } from '../../ir/storage-format.js';
 import { interpretModule } from '../../ir/interpret/interpret.js';
 import { moeLayerIndices, type ModelConfig } from '../../ir/model-config.js';
 import type { LoadOptions, Model } from '../../runtime/bundle.js';
 import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
 import type { WeightSource } from '../../runtime/plan.js';
-import { dequantize } from '../../runtime/quant/weight-codec.js';
 import { describeFormat } from '../../runtime/quant/weight-format.js';
 import { parseSafetensors } from '../../runtime/safetensors.js';
 import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
 import { readTensorF32 } from '../../runtime/safetensors-read.js';
 import { compileMoeBlockGraph, compileReferenceModule } from '../pipeline.js';
 import { loadSpec, pluginHelp, pluginOption, UsageError, writeFileAtomic, type Command } from './command.js';
+import { withExpertFormats } from './compile-command.js';
 import { PluginError, type Registry } from '../plugins/registry.js';
 import { loadPlugins } from '../plugins/load-plugins.js';
 import { roundingReport } from './rounding-report.js';
@@ -26,7 +26,7 @@ import { bundleGeneration, runGeneration, specGeneration, type GenerationTarget 
  * Errors whose message says what and where (file and tensor, or the device limit): printed as one
  * line, exit status 1. Matched by name, since a bundle's model.js has its own copies of the classes.
  */
-const REPORTED_ERRORS = new Set(['CheckpointError', 'SafetensorsError', 'HfWeightsError', 'ModelError', 'BundlePlanError', 'GpuError', 'RunInputError', 'WeightCodecError']);
+const REPORTED_ERRORS = new Set(['CheckpointError', 'SafetensorsError', 'HfWeightsError', 'ModelError', 'BundlePlanError', 'GpuError', 'RunInputError', 'WeightCodecError', 'PackedWeightsError']);
 
 class RunInputError extends Error {
   override readonly name = 'RunInputError';
@@ -64,6 +64,7 @@ export const runCommand: Command = {
     'With --layer: runs MoE layer N of a spec (compiled in memory) or of a bundle written by `moec compile`.',
     'Options:',
     '  --weights DIR      Hugging Face checkpoint: config.json (model_type) and model.safetensors or shards + index',
+    '                     (generating with a bundle: also a `moec pack` directory packed for it)',
     '  --layer N          the MoE layer to run',
     '  --input FILE       safetensors holding `hidden_states` [tokens, hidden] (F32, F16, BF16 or F64)',
     '  --output FILE      safetensors to write `hidden_states` (the block\'s output, F32) to, atomically',
@@ -98,7 +99,7 @@ export const runCommand: Command = {
     if (tolerance !== undefined && !(tolerance > 0)) throw new UsageError(`--tolerance must be a positive number, got ${values.tolerance}`);
 
     const target = positionals[0]!;
-    const runnable = isDirectory(target) ? await importBundle(target, values.plugin ?? []) : await compileSpec(target, layer, values.plugin ?? []);
+    const runnable = isDirectory(target) ? await importBundle(target, values.plugin ?? []) : await compileSpec(target, layer, values.plugin ?? [], values.weights!);
     if (!runnable) return 1;
     const { config } = runnable;
     if (layer >= config.layers || !runnable.moeLayers.includes(layer)) {
@@ -168,9 +169,10 @@ async function generate(target: string, values: Record<string, string | boolean 
     if (!whole?.available) throw new UsageError(`${target}: the bundle holds MoE blocks only${whole?.reason ? ` (${whole.reason})` : ''}; run a layer with --layer`);
     source = bundleGeneration({ name: bundle.config.name, vocab: whole.vocab!, context: whole.context!, dispatchesPerToken: whole.dispatchesPerToken! }, bundle.load);
   } else {
-    const { config, registry } = await loadSpec(target, plugins);
+    const loaded = await loadSpec(target, plugins);
+    const config = loaded.config && (await withExpertFormats(loaded.config, target, values['weights'] as string, loaded.registry, 'run', stderrReport));
     if (!config) return 1;
-    source = specGeneration(config, registry);
+    source = specGeneration(config, loaded.registry);
   }
   const text = (name: string) => values[name] as string | undefined;
   try {
@@ -189,6 +191,9 @@ async function generate(target: string, values: Record<string, string | boolean 
   }
 }
 
+/** The mixed-precision report of `moec run` goes to stderr: stdout carries the tokens (or --json). */
+const stderrReport = (text: string) => void process.stderr.write(text);
+
 function isDirectory(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();
 }
@@ -199,8 +204,10 @@ function describeAdapter(model: Model): string {
 }
 
 /** Compiles the one layer that runs; the plan goes through the same runtime code as a bundle's. */
-async function compileSpec(path: string, layer: number, plugins: readonly string[]): Promise<Runnable | undefined> {
-  const { config, source, registry } = await loadSpec(path, plugins);
+async function compileSpec(path: string, layer: number, plugins: readonly string[], weightsDir: string): Promise<Runnable | undefined> {
+  const loaded = await loadSpec(path, plugins);
+  const { source, registry } = loaded;
+  const config = loaded.config && (await withExpertFormats(loaded.config, path, weightsDir, registry, 'run', stderrReport));
   if (!config) return undefined;
   return {
     config,
@@ -299,10 +306,11 @@ async function compareWithReference(config: ModelConfig, layer: number, hidden: 
   const values = new Map<string, Float32Array>();
   const quantized = new Set<string>();
   for (const p of graph.params) {
-    const format = weightFormatOf(p, registry?.formats);
     const shape = p.type.shape as number[];
-    values.set(p.name, dequantize(format, await weights.readF32(p.name, shape), shape, p.name, registry?.formats));
-    if (format.format !== 'f32') quantized.add(`${quantTargetOf(p)} ${describeFormat(format)}`);
+    values.set(p.name, dequantizeParam(p, await weights.readF32(p.name, shape), registry?.formats));
+    for (const format of expertFormatsOf(p, registry?.formats) ?? [weightFormatOf(p, registry?.formats)]) {
+      if (format.format !== 'f32') quantized.add(`${quantTargetOf(p)} ${describeFormat(format)}`);
+    }
   }
   const outputs = interpretModule(reference, { hidden_states: { shape: [tokens, config.hidden], data: hidden } }, (p) => values.get(p.name)!, registry?.semantics);
   return { error: relativeError(output, Object.values(outputs)[0]!.data as Float32Array), quantized: [...quantized] };

@@ -12,6 +12,7 @@ import { generateTokens, type GenerateOptions } from '../../runtime/generate.js'
 import type { LoadOptions, Model } from '../../runtime/bundle.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
 import { openHfCheckpoint } from '../../runtime/node/checkpoint-weights.js';
+import { isPackedDir, packedFilesInDir } from '../../runtime/node/packed-dir.js';
 import { CheckpointError } from '../../runtime/node/checkpoint-dir.js';
 import type { TextTokenizer } from '../../runtime/text.js';
 import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
@@ -127,7 +128,9 @@ export function bundleGeneration(model: { name: string; vocab: number; context: 
   return {
     ...model,
     async open(weightsDir, defaultLimits) {
-      const loaded = await load({ gpu: createNodeGpu(), weights: openHfCheckpoint(weightsDir).weights, defaultLimits });
+      // A packed directory (`moec pack`) goes to load() as files: it opens them for the bundle's plan and verifies each shard.
+      const weights = isPackedDir(weightsDir) ? packedFilesInDir(weightsDir) : openHfCheckpoint(weightsDir).weights;
+      const loaded = await load({ gpu: createNodeGpu(), weights, defaultLimits });
       return {
         async forward(ids) {
           loaded.reset();

@@ -19,6 +19,7 @@ import { compileModel } from '../model-plan.js';
 import type { RoutingTrace } from '../placement/placement.js';
 import { compactJson } from '../placement/placement-report.js';
 import type { Registry } from '../plugins/registry.js';
+import { withMostPreciseChoice } from '../mixed-precision/apply-mixed-precision.js';
 import { loadSpec, pluginHelp, pluginOption, UsageError, writeFileAtomic, type Command } from './command.js';
 import { loadCheckpointTokenizer } from './checkpoint-tokenizer.js';
 import { useSoftwareVulkanIfNeeded } from './run-command.js';
@@ -68,8 +69,11 @@ export const traceCommand: Command = {
     const maxTokens = values['max-tokens'] === undefined ? 0 : Number(values['max-tokens']);
     if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new UsageError(`--max-tokens must be a whole number, got ${values['max-tokens']}`);
 
-    const { config, registry } = await loadSpec(target, values.plugin);
-    if (!config) return 1;
+    const loaded = await loadSpec(target, values.plugin);
+    if (!loaded.config) return 1;
+    const { registry } = loaded;
+    // The trace decides a mixed-precision spec's formats: until it exists, its experts run in the most precise choice.
+    const config = withMostPreciseChoice(loaded.config, registry.kinds);
     if (!config.moe) {
       process.stderr.write(`moec trace: ${target}: the spec has no moe block, so there is no routing to trace\n`);
       return 1;

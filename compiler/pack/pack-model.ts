@@ -113,7 +113,7 @@ export async function packModel(config: ModelConfig, options: PackOptions): Prom
   const shards = layoutShards(packedBuffersOf(plan), limit);
   const units = weightReadUnits({ name: plan.name, weights: packedWeights, buffers: plan.buffers }, source);
   const formatModules = (options.registry?.plugins ?? []).flatMap((p) => p.formats ?? [])
-    .filter((f) => packedWeights.some((w) => w.format.format === f.name)).map((f) => f.runtime);
+    .filter((f) => packedWeights.some((w) => [w.format, ...(w.expertFormats ?? [])].some((format) => format.format === f.name))).map((f) => f.runtime);
 
   mkdirSync(dirname(output), { recursive: true });
   const staging = mkdtempSync(join(dirname(output), `.${basename(output)}.tmp-`));

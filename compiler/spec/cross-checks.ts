@@ -61,7 +61,8 @@ export function checkModelConsistency(config: ModelConfig, input: ConsistencyInp
     report(input.model.typeSpan, `layer ${denseLayer} is not an MoE layer, so the model needs a \`dense { mlp = ... }\` block`, 'add `dense { mlp = swiglu(intermediate = ...) }` inside the model block');
   }
   for (const [target, { value, field }] of input.compile?.qualified ?? []) {
-    checkQuantGroup(config, target as QuantTarget, value, groupSpan(field.value), report);
+    if (value.kind === 'mixed') checkMixed(config, target as QuantTarget, value, field.value, report);
+    else checkQuantGroup(config, target as QuantTarget, value, groupSpan(field.value), report);
   }
   checkRopeFactors(config, input.model, report);
 }
@@ -127,6 +128,18 @@ function checkQuantGroup(config: ModelConfig, target: QuantTarget, quant: KindRe
   const divisors = commonPowerOfTwoDivisors(dims).filter((d) => d >= 8 && d <= 256);
   report(span, `quantization group ${group} does not divide the reduced dimension ${bad.join(' and ')} of the ${target} weights`,
     divisors.length ? `groups that divide ${dims.join(', ')}: ${divisors.join(', ')}` : `no group size of 8..256 divides ${dims.join(', ')}`);
+}
+
+/** `mixed(...)` chooses per routed expert: only `quantize experts` of an MoE model; each choice's group must fit. */
+function checkMixed(config: ModelConfig, target: QuantTarget, quant: KindRef, expr: Expr, report: Report): void {
+  if (target !== 'experts' || !config.moe) {
+    report(expr.span, `mixed(...) chooses a format per routed expert, so it applies to \`quantize experts\` of a model with a moe block, not ${target}`,
+      `write e.g. \`quantize ${target} = int4(group = 32)\``);
+    return;
+  }
+  const choicesArg = expr.kind === 'call' ? expr.args.find((a) => a.name === 'choices') : undefined;
+  const items = choicesArg?.value.kind === 'list' ? choicesArg.value.items : [];
+  (quant.params['choices'] as KindRef[]).forEach((choice, i) => checkQuantGroup(config, target, choice, items[i] ? groupSpan(items[i]) : expr.span, report));
 }
 
 /** The powers of two that divide every value. */

@@ -102,6 +102,11 @@ export function evalValue(expr: Expr, type: ValueType, ctx: EvalContext, what: s
       const items = expr.items.map((item) => evalValue(item, { type: 'string' }, ctx, `an element of ${what}`));
       return items.every((i) => typeof i === 'string') ? (items as string[]) : undefined;
     }
+    case 'kind-list': {
+      if (expr.kind !== 'list') return fail(ctx, expr.span, `${what} must be a list like [int2, int4(group = 64)]`);
+      const items = expr.items.map((item) => evalKind(item, type.category, ctx, `an element of ${what}`));
+      return items.every((i) => i !== undefined) ? (items as KindRef[]) : undefined;
+    }
     case 'kind':
       return evalKind(expr, type.category, ctx, what);
   }

@@ -72,7 +72,8 @@ function valueSnippet(field: FieldSchema): string {
     case 'enum': return `\${1|${field.value.values.join(',')}|}`;
     case 'bool': return '${1|true,false|}';
     case 'int-list':
-    case 'number-list': return '[$1]';
+    case 'number-list':
+    case 'kind-list': return '[$1]';
     case 'string-list': return '["$1"]';
     case 'string': return '"$1"';
     default: return '$0';

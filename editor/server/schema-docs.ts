@@ -40,6 +40,7 @@ export function describeType(type: ValueType): string {
     case 'int-list': return type.min !== undefined ? `list of ints ≥ ${type.min}` : 'list of ints';
     case 'number-list': return type.min !== undefined ? `list of numbers ${type.exclusiveMin ? '>' : '≥'} ${type.min}` : 'list of numbers';
     case 'string-list': return 'list of strings';
+    case 'kind-list': return `list of ${categoryWords[type.category]} kinds`;
   }
 }
 

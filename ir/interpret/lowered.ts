@@ -189,6 +189,15 @@ export function runSliceRows(call: OpCall): HostTensor[] {
   return [{ shape: [end - begin, ...w.shape.slice(1)], data: w.data.slice(begin * row, end * row) }];
 }
 
+export function runPermuteRows(call: OpCall): HostTensor[] {
+  const w = input(call, 'w');
+  const order = call.attrs['order'] as number[];
+  const row = w.shape.slice(1).reduce((a, b) => a * b, 1);
+  const data = new Float32Array(w.data.length);
+  order.forEach((from, to) => data.set(w.data.subarray(from * row, (from + 1) * row), to * row));
+  return [{ shape: [...w.shape], data }];
+}
+
 /** The interpreter holds every weight as its dequantized f32 values already. */
 export const runDequantize = (call: OpCall): HostTensor[] => [input(call, 'w')];
 
@@ -204,6 +213,7 @@ export const loweredImplementations: Record<string, (call: OpCall) => HostTensor
   'moe.decode_gate_up': runDecodeGateUp,
   'moe.decode_down_combine': runDecodeDownCombine,
   slice_rows: runSliceRows,
+  permute_rows: runPermuteRows,
   dequantize: runDequantize,
 };
 

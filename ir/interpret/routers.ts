@@ -167,6 +167,10 @@ export function runRoute(call: OpCall): HostTensor[] {
     ids.set(routed.ids, t * topK);
     weights.set(routed.weights, t * topK);
   }
+  // Under mixed precision the experts are stored ordered by format (passes/group-experts-by-format.ts):
+  // the router writes each chosen expert's position there. Null experts (-1) stay -1.
+  const order = call.attrs['expert_order'] as number[] | undefined;
+  if (order) ids.forEach((e, i) => (ids[i] = e >= 0 ? order[e]! : e));
   const routing: HostTensor[] = [{ shape: [tokens, topK], data: ids }, { shape: [tokens, topK], data: weights }];
   return probs ? [...routing, { shape: [tokens, experts], data: probs }] : routing;
 }

@@ -16,9 +16,12 @@ function runTraceRoutes(call: OpCall): HostTensor[] {
   const counters = Int32Array.from(trace.data);
   const [tokens, k] = here.shape as [number, number];
   const next = nextExperts > 0 ? { ids: ints(call, 'next_route_ids'), k: input(call, 'next_route_ids').shape[1]! } : undefined;
+  // Ids are storage positions under mixed precision (passes/group-experts-by-format.ts): count the experts they stand for.
+  const stored = call.attrs['stored_experts'] as number[] | undefined;
+  const nextStored = call.attrs['next_stored_experts'] as number[] | undefined;
   for (let t = 0; t < tokens; t++) {
-    const targets = next ? chosen(next.ids, t, next.k, nextExperts) : [];
-    for (const i of chosen(ids, t, k, experts)) {
+    const targets = next ? chosen(next.ids, t, next.k, nextExperts).map((j) => nextStored?.[j] ?? j) : [];
+    for (const i of chosen(ids, t, k, experts).map((e) => stored?.[e] ?? e)) {
       counters[i] += 1;
       for (const j of targets) counters[experts + i * nextExperts + j] += 1;
     }

@@ -67,11 +67,13 @@ export async function sha256Hex(data: Uint8Array<ArrayBuffer> | string): Promise
   return hex(await globalThis.crypto.subtle.digest('SHA-256', bytes));
 }
 
-/** sha256 of what a pack depends on in the plan: each packed buffer's weight (name, shape, format, storage), rows and size. */
+/** sha256 of what a pack depends on in the plan: each packed buffer's weight (name, shape, format, storage), rows, format and size. */
 export function planWeightsFingerprint(plan: PackedPlan): Promise<string> {
   const layout = packedBuffersOf(plan).map(({ buffer, weight }) => [
     buffer.name, buffer.dtype, buffer.elements.constant, buffer.weight!.rowBegin, buffer.weight!.rowEnd,
     weight.name, weight.shape, weight.format.format, weight.format.group ?? null, weight.storage,
+    // Mixed precision only (so earlier packs keep their fingerprint): reordered rows, the buffer's own format.
+    ...(buffer.weight!.rows || buffer.weight!.format ? [buffer.weight!.rows ?? null, buffer.weight!.format ?? null] : []),
   ]);
   return sha256Hex(JSON.stringify(layout));
 }

@@ -8,7 +8,7 @@ import { parseSafetensorsHeader, type SafetensorsHeader } from '../safetensors.j
 import type { EncodedWeightSource } from '../weight-upload.js';
 import {
   packedBuffersOf, parsePackedManifest, planWeightsFingerprint, sha256Hex, tensorDtypeOf,
-  PACKED_MANIFEST, PackedWeightsError, type PackedManifest, type PackedPlan, type PackedShard,
+  PACKED_FORMAT, PACKED_MANIFEST, PackedWeightsError, type PackedManifest, type PackedPlan, type PackedShard,
 } from './packed-format.js';
 
 /** Where a packed directory's files come from: a folder (runtime/node/packed-dir.ts), a URL (packedFilesAtUrl). */
@@ -97,6 +97,25 @@ export async function openPackedWeights(files: PackedFiles, plan: PackedPlan): P
       throw new PackedWeightsError(`${files.location}: a packed directory holds the plan's weight buffers as stored, not the f32 values of ${name}`);
     },
   };
+}
+
+/** Whether `value` is a PackedFiles (what load() takes for a packed directory in Node). */
+export const isPackedFiles = (value: unknown): value is PackedFiles =>
+  typeof value === 'object' && value !== null && typeof (value as PackedFiles).read === 'function' && typeof (value as PackedFiles).nameOf === 'function';
+
+/**
+ * `files` if they hold a packed directory (a manifest.json of format moec-packed/1), its manifest
+ * read once; undefined when the manifest is missing, unreadable or of another format.
+ */
+export async function detectPackedFiles(files: PackedFiles): Promise<PackedFiles | undefined> {
+  let manifest: Uint8Array<ArrayBuffer>;
+  try {
+    manifest = await files.read(PACKED_MANIFEST);
+    if ((JSON.parse(new TextDecoder().decode(manifest)) as { format?: unknown } | null)?.format !== PACKED_FORMAT) return undefined;
+  } catch {
+    return undefined;
+  }
+  return { location: files.location, nameOf: (name) => files.nameOf(name), read: (name) => (name === PACKED_MANIFEST ? Promise.resolve(manifest) : files.read(name)) };
 }
 
 /** A packed directory served over HTTP(S) (or any URL `fetch` reads), each file fetched whole. */

@@ -1,12 +1,11 @@
 // Shared by the MoE block GPU tests: one small inline spec per router family, seeded random
 // weights and inputs, the CPU reference (ir/interpret) and the error measure.
-import { weightFormatOf } from '../../ir/storage-format.js';
+import { dequantizeParam } from '../../ir/storage-format.js';
 import { compileMoeBlockGraph } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import type { Graph, Value } from '../../ir/graph.js';
 import { interpretGraph } from '../../ir/interpret/interpret.js';
 import type { ModelConfig } from '../../ir/model-config.js';
-import { dequantize } from '../../runtime/quant/weight-codec.js';
 import { seededRandom } from '../support/seeded-random.js';
 import { relativeError as relativeErrorOf } from '../../ir/interpret/relative-error.js';
 
@@ -112,7 +111,7 @@ export function randomWeights(graph: Graph, random: () => number): Map<string, F
 
 /** The values the GPU computes with: each weight through its IR dtype's storage format and back. */
 export function dequantizedWeights(graph: Graph, weights: Map<string, Float32Array>): Map<string, Float32Array> {
-  return new Map(graph.params.map((p) => [p.name, dequantize(weightFormatOf(p), weights.get(p.name)!, p.type.shape as number[], p.name)]));
+  return new Map(graph.params.map((p) => [p.name, dequantizeParam(p, weights.get(p.name)!)]));
 }
 
 const hiddenOfGraph = (graph: Graph): number => graph.inputs[0]!.type.shape[1] as number;

@@ -155,7 +155,7 @@ describe('what the WebGPU backend refuses, and how it says so', () => {
     kinds.register({ name: 'nf4', category: 'quant', doc: 'no kernel', params: [{ name: 'group', doc: '', value: { type: 'int', min: 1 }, default: 8 }], storage: (p) => ({ bits: 4, scaleBits: 4, group: p['group'] as number }) });
     const { config } = checkSpec(specOf(mixtral, 'target = webgpu\n dtype = f32\n quantize experts = nf4(group = 8)'), 'mixtral.moe', kinds);
     expect(() => compileMoeBlockPlan(config!, 0, { kinds })).toThrow(
-      /layers\.0\.moe\.experts\.gate is stored as nf4<g8>, which the WebGPU kernels cannot read; use f32, f16, bf16, int8, int4 or mxfp4 in `quantize experts = \.\.\.`/,
+      /layers\.0\.moe\.experts\.gate is stored as nf4<g8>, which the WebGPU kernels cannot read; use f32, f16, bf16, int8, int4, int2 or mxfp4 in `quantize experts = \.\.\.`/,
     );
   });
   it('sonic token rounding with expert biases under the default 8 storage buffers', () => {

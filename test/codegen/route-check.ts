@@ -16,12 +16,15 @@ export interface RouteCheck {
   unexplained: string[];
 }
 
-/** `weights`: the values both sides compute with (dequantized where the plan quantizes). */
-export async function checkRouting(device: GPUDevice, executor: MoeBlockExecutor, graph: Graph, x: Float32Array, tokens: number, weights: Map<string, Float32Array>): Promise<RouteCheck> {
+/**
+ * `weights`: the values both sides compute with (dequantized where the plan quantizes).
+ * `storedExperts`: under mixed precision the GPU's ids are storage positions; the expert at each.
+ */
+export async function checkRouting(device: GPUDevice, executor: MoeBlockExecutor, graph: Graph, x: Float32Array, tokens: number, weights: Map<string, Float32Array>, storedExperts?: number[]): Promise<RouteCheck> {
   const route = graph.ops.find((op) => op.opcode === 'moe.route')!;
   const router = route.attrs['router'] as KindRef;
   const K = route.attrs['top_k'] as number;
-  const gpuIds = new Int32Array(await readBackBytes(device, executor.scratchBuffer('route_ids'), tokens * K * 4));
+  const gpuIds = new Int32Array(await readBackBytes(device, executor.scratchBuffer('route_ids'), tokens * K * 4)).map((e) => (storedExperts && e >= 0 ? storedExperts[e]! : e));
   const gpuWeights = new Float32Array(await readBackBytes(device, executor.scratchBuffer('routing_weights'), tokens * K * 4));
   const ref = referenceRoute(graph, x, tokens, weights);
   const [w, bias, correction] = [route.inputs[1]!, ...route.inputs.slice(2)];

@@ -37,13 +37,20 @@ beforeAll(async () => {
 });
 afterAll(() => rt?.destroy());
 
+/** Mixed precision's storage orders (ids are positions; the expert at each), here and at the next layer. */
+interface StorageOrders {
+  here?: number[];
+  next?: number[];
+}
+
 /** The interpreter's moe.trace_routes on the same ids and starting counters. */
-function referenceCounters(ids: Int32Array, k: number, next: { ids: Int32Array; experts: number; k: number } | undefined, experts: number, start: Uint32Array): number[] {
+function referenceCounters(ids: Int32Array, k: number, next: { ids: Int32Array; experts: number; k: number } | undefined, experts: number, start: Uint32Array, orders: StorageOrders = {}): number[] {
   const b = new GraphBuilder('trace');
   const tokens = ids.length / k;
   const inputs = [b.input('route_ids', { shape: [TOKENS, k], dtype: 'i32' }), ...(next ? [b.input('next_route_ids', { shape: [TOKENS, next.k], dtype: 'i32' })] : [])];
   const trace = b.state('trace', { shape: [start.length], dtype: 'u32' });
-  const graph = b.finish([b.op1('moe.trace_routes', [...inputs, trace], { experts, next_experts: next?.experts ?? 0 }, 'traced')]);
+  const attrs = { experts, next_experts: next?.experts ?? 0, ...(orders.here ? { stored_experts: orders.here } : {}), ...(orders.next ? { next_stored_experts: orders.next } : {}) };
+  const graph = b.finish([b.op1('moe.trace_routes', [...inputs, trace], attrs, 'traced')]);
   const state = { trace: { shape: [start.length], data: Int32Array.from(start) } };
   const feeds = { route_ids: { shape: [tokens, k], data: ids }, ...(next ? { next_route_ids: { shape: [tokens, next.k], data: next.ids } } : {}) };
   interpretGraph(graph, feeds, () => new Float32Array(), undefined, state);
@@ -55,14 +62,16 @@ describe('trace_routes kernel', () => {
   /** Ids in 0 .. experts - 1, about one slot in six null (-1). */
   const randomIds = (n: number, experts: number) => Int32Array.from({ length: n }, () => (random() < 1 / 6 ? -1 : Math.floor(random() * experts)));
 
-  it.each([1, 5, 37, 300])('T = %i: counts and transitions equal the interpreter\'s, added to the counters', async (tokens) => {
+  it.each([1, 5, 37, 300])('T = %i: counts and transitions equal the interpreter\'s, added to the counters (mixed precision\'s storage positions mapped back)', async (tokens) => {
     const [experts, k, nextExperts, nextK] = [5, 3, 7, 2];
-    for (const withNext of [true, false]) {
+    const shuffled = (n: number) => Array.from({ length: n }, (_, i) => i).sort(() => random() - 0.5);
+    for (const [withNext, ordered] of [[true, false], [false, false], [true, true], [false, true]] as const) {
+      const orders: StorageOrders = ordered ? { here: shuffled(experts), ...(withNext ? { next: shuffled(nextExperts) } : {}) } : {};
       const ids = randomIds(tokens * k, experts);
       const next = withNext ? { ids: randomIds(tokens * nextK, nextExperts), experts: nextExperts, k: nextK } : undefined;
       const size = experts + (next ? experts * nextExperts : 0);
       const start = Uint32Array.from({ length: size }, () => Math.floor(random() * 1000));
-      const kernel = renderTraceRoutesKernel({ experts, topK: k, ...(next ? { next: { experts: nextExperts, topK: nextK } } : {}) });
+      const kernel = renderTraceRoutesKernel({ experts, topK: k, storedExperts: orders.here, ...(next ? { next: { experts: nextExperts, topK: nextK, storedExperts: orders.next } } : {}) });
       const { device } = rt;
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
       const buffers: Record<string, GPUBuffer> = { route_ids: uploadBytes(device, ids, usage), trace: uploadBytes(device, start, usage) };
@@ -80,7 +89,7 @@ describe('trace_routes kernel', () => {
       pass.end();
       device.queue.submit([encoder.finish()]);
       const got = Array.from(await readBackU32(device, buffers['trace']!, size * 4));
-      expect(got, `${withNext ? 'with' : 'without'} the next layer`).toEqual(referenceCounters(ids, k, next, experts, start));
+      expect(got, `${withNext ? 'with' : 'without'} the next layer${ordered ? ', ids as storage positions' : ''}`).toEqual(referenceCounters(ids, k, next, experts, start, orders));
       for (const b of [...Object.values(buffers), uniform]) b.destroy();
     }
   });

@@ -32,6 +32,7 @@ function scaleOf(format: WeightFormat, words: Uint32Array, shape: number[], m: n
     case 'int8':
       return new Float32Array(Uint32Array.of(words[base + g]!).buffer)[0]!;
     case 'int4':
+    case 'int2':
       return float16BitToFloat32(words[base + (g >> 1)]! >>> (16 * (g & 1)));
     case 'mxfp4':
       return 2 ** (((words[base + (g >> 2)]! >>> (8 * (g & 3))) & 0xff) - 127);
@@ -52,6 +53,8 @@ function halfStep(format: WeightFormat, w: number, scale: number): number {
       return scale / 2 + Math.abs(w) * 2 ** -23; // plus the f32 rounding of q * scale
     case 'int4':
       return scale / 2;
+    case 'int2': // levels +-0.5, +-1.5 scale apart by one scale; past 1.5 scale only the f16 rounding of max / 1.5
+      return scale / 2 + Math.abs(w) * 2 ** -10;
     case 'mxfp4': {
       const x = Math.abs(w) / scale; // E2M1 spacing: 0.5 up to 2, 1 up to 4, 2 up to 6
       return (x <= 2 ? 0.25 : x <= 4 ? 0.5 : 1) * scale;
@@ -65,6 +68,9 @@ const cases: Array<{ format: WeightFormat; shape: number[] }> = [
   { format: { format: 'int4', group: 32 }, shape: [3, 5, 96] },
   { format: { format: 'int4', group: 4 }, shape: [3, 5, 12] }, // 60 nibbles a matrix: rows start mid-word
   { format: { format: 'int4', group: 24 }, shape: [2, 7, 96] }, // groups straddle a 16-wide K tile
+  { format: { format: 'int2', group: 32 }, shape: [3, 5, 96] },
+  { format: { format: 'int2', group: 4 }, shape: [3, 5, 12] }, // 60 crumbs a matrix: rows start mid-word
+  { format: { format: 'int2', group: 24 }, shape: [2, 7, 96] },
   { format: { format: 'int8', group: 24 }, shape: [2, 7, 96] },
   { format: { format: 'int8', group: 6 }, shape: [3, 5, 42] }, // a group that is not a multiple of 4
   { format: { format: 'int8', group: 128 }, shape: [9, 256] }, // a single 2-D matrix (shared expert)
@@ -135,6 +141,15 @@ describe('bit layout (what the WGSL decodes)', () => {
     expect(words.length).toBe(2);
     expect([...Array(8)].map((_, i) => (words[0]! >>> (4 * i)) & 0xf)).toEqual([14, 0, 8, 7, 10, 6, 9, 4]);
     expect(words[1]! & 0xffff).toBe(0x2e66); // 0.1 in binary16
+  });
+
+  it('int2: 16 crumbs per word from the low bits (levels (q - 1.5) scale), then f16 scales two per word', () => {
+    const w = Float32Array.from([0.3, -0.3, 0.05, -0.05, 0.15, -0.2, 0.29, 0.0]);
+    const words = packWeight({ format: 'int2', group: 8 }, w, [1, 8]);
+    // scale = f16(0.3 / 1.5) = f16(0.2); q = clamp(floor(w / scale + 2), 0, 3): the nearest of -1.5, -0.5, 0.5, 1.5
+    expect(words.length).toBe(2);
+    expect([...Array(8)].map((_, i) => (words[0]! >>> (2 * i)) & 0x3)).toEqual([3, 0, 2, 1, 2, 0, 3, 2]);
+    expect(words[1]! & 0xffff).toBe(0x3266); // 0.2 in binary16
   });
 
   it('int8: 4 signed bytes per word, then one f32 scale per group', () => {

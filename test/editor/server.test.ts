@@ -152,7 +152,7 @@ describe('completion', () => {
   it('offers activation kinds after expert =, shared = and mlp =; quant kinds after quantize experts =', async () => {
     for (const field of ['expert', 'shared']) expect(await labelsAt(`model "m" {\n  moe {\n    ${field} = |\n  }\n}`)).toEqual(['swiglu', 'clamped_swiglu']);
     expect(await labelsAt('model "m" {\n  dense {\n    mlp = |\n  }\n}')).toEqual(['swiglu', 'clamped_swiglu']);
-    expect(await labelsAt('compile {\n  quantize experts = |\n}')).toEqual(['f32', 'f16', 'bf16', 'int8', 'int4', 'mxfp4']);
+    expect(await labelsAt('compile {\n  quantize experts = |\n}')).toEqual(['f32', 'f16', 'bf16', 'int8', 'int4', 'int2', 'mixed', 'mxfp4']);
   });
 
   it('offers rope kinds after rope =, their parameters, and the new attention parameters', async () => {
@@ -366,18 +366,18 @@ describe('a plugin-extended registry', () => {
   it('shows weight bytes for a quantization kind a plugin registers, at its storage cost', async () => {
     const registry = defaultRegistry.clone();
     registry.register({
-      name: 'int2', category: 'quant', doc: '2-bit values, one f16 scale per group (a plugin kind).',
+      name: 'q2k', category: 'quant', doc: '2-bit values, one f16 scale per group (a plugin kind).',
       params: [{ name: 'group', doc: 'Weights sharing one scale.', value: { type: 'int', min: 1 }, default: 64 }],
       storage: (params) => ({ bits: 2, scaleBits: 16, group: params['group'] as number }),
     });
     const plugin = LspSession.inMemory(registry);
     await plugin.initialize();
     try {
-      const spec = mixtral.replace('int4(group = 32)', 'int2(group = 16)');
+      const spec = mixtral.replace('int4(group = 32)', 'q2k(group = 16)');
       expect((await plugin.open('untitled:plugin-quant.moe', spec)).diagnostics).toEqual([]);
       const value = ((await plugin.hover('untitled:plugin-quant.moe', positionOf(spec, 'compile', 2)))!.contents as { value: string }).value;
       // 45.10 B expert weights at 2 + 16 / 16 = 3 bits each.
-      expect(value).toContain(`| experts | int2<g16> | 45.10 B | ${((45_097_156_608 * 3) / 8 / 2 ** 30).toFixed(2)} GiB |`);
+      expect(value).toContain(`| experts | q2k<g16> | 45.10 B | ${((45_097_156_608 * 3) / 8 / 2 ** 30).toFixed(2)} GiB |`);
     } finally {
       await plugin.close();
     }

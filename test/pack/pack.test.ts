@@ -28,12 +28,13 @@ import { encodeWeightBuffers, weightReadUnits } from '../../runtime/weight-uploa
 import { specText, writeRandomCheckpoint, type CheckpointSizes, type Family } from '../fixtures/make-checkpoint.js';
 import { moec, ROOT } from '../bundle/cli.js';
 
-// Packs for a 64 KiB binding: several shards, and plans the executor runs. Eight experts of 64 x 32
-// do not fit 8 KiB even as int4, so packing for that limit shards them (the executor cannot run
-// such tiny-binding plans: their maxTokens is 0).
+// Packs for a 64 KiB binding: several shards, and plans the executor runs. Stacked int4 experts are
+// sharded only when a binding is smaller than their stack yet holds the grouped GEMMs' rows for a
+// token (their tile padding alone, 8 experts x 15 rows x intermediate f32, is 30 KiB here): wider
+// experts (128 x 128) under the same 64 KiB are.
 const sizes: CheckpointSizes = { hidden: 32, experts: 8, topK: 2, intermediate: 64, layers: 2 };
+const wideSizes: CheckpointSizes = { ...sizes, hidden: 128, intermediate: 128 };
 const LIMIT = 65536;
-const SMALL_LIMIT = 8192;
 // The router read by an f32-only kernel: stored dequantized (f32 values of an int8 round trip).
 // gpt-oss stores gate and up in one MXFP4 tensor: a worker packs them as one read unit.
 const CASES: { family: Family; quantize: string; dequantized: boolean; mxfp4?: boolean }[] = [
@@ -54,17 +55,17 @@ afterAll(() => {
 });
 
 /** A spec for `family` with `quantize` lines in its compile block, and its plan for `limit`. */
-function specOf(family: Family, quantize: string, name: string, limit = LIMIT) {
+function specOf(family: Family, quantize: string, name: string, limit = LIMIT, s = sizes) {
   const spec = join(work, `${name}.moe`);
-  writeFileSync(spec, specText(family, sizes).replace('  dtype = f32\n', `  dtype = f32\n  context = 64\n  ${quantize}\n`));
+  writeFileSync(spec, specText(family, s).replace('  dtype = f32\n', `  dtype = f32\n  context = 64\n  ${quantize}\n`));
   const { config, diagnostics } = checkSpec(readFileSync(spec, 'utf8'), spec);
   expect(diagnostics).toEqual([]);
   return { spec, plan: compileModel(config!, { maxStorageBufferBindingSize: limit }).plan };
 }
 
-function checkpointOf(family: Family, name: string, mxfp4Experts = false): string {
+function checkpointOf(family: Family, name: string, mxfp4Experts = false, s = sizes): string {
   const dir = join(work, name);
-  writeRandomCheckpoint(dir, family, sizes, { seed: 11, wholeModel: true, shards: 3, mxfp4Experts });
+  writeRandomCheckpoint(dir, family, s, { seed: 11, wholeModel: true, shards: 3, mxfp4Experts });
   return dir;
 }
 
@@ -148,16 +149,19 @@ describe.each(CASES)('moec pack ($family, $quantize)', ({ family, quantize, dequ
   });
 });
 
-it('packs stacked experts sharded for a small binding, each shard under it', async () => {
-  const { spec, plan } = specOf('mixtral', CASES[0]!.quantize, 'small', SMALL_LIMIT);
+it('packs stacked experts sharded for a small binding, each shard under it, and a plan that keeps them whole refuses it', async () => {
+  const { spec, plan } = specOf('mixtral', CASES[0]!.quantize, 'small', LIMIT, wideSizes);
   expect(plan.buffers.some((b) => b.weight && /\[\d+:\d+\]$/.test(b.name) && b.dtype === 'u32')).toBe(true); // experts in shards
-  const checkpoint = checkpointOf('mixtral', 'small-checkpoint');
+  expect(plan.maxTokens).toBeGreaterThanOrEqual(1);
+  const checkpoint = checkpointOf('mixtral', 'small-checkpoint', false, wideSizes);
   const out = join(work, 'small-packed');
-  const r = await moec(['pack', spec, '--weights', checkpoint, '-o', out, '--max-binding', String(SMALL_LIMIT), '--workers', '2']);
+  const r = await moec(['pack', spec, '--weights', checkpoint, '-o', out, '--max-binding', String(LIMIT), '--workers', '2']);
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
-  await checkShards(out, plan, checkpoint, SMALL_LIMIT);
+  await checkShards(out, plan, checkpoint, LIMIT);
   expect(readManifest(out).shards.length).toBeGreaterThan(10);
+  // For a larger binding the plan keeps each stack whole: other buffers.
+  await expect(openPackedDir(out, specOf('mixtral', CASES[0]!.quantize, 'small-large', 2 ** 27, wideSizes).plan)).rejects.toThrow(PackedWeightsError);
 });
 
 it('packs a plugin\'s weight format (nf4), its codec loaded by the workers', async () => {
@@ -210,8 +214,7 @@ describe('a packed directory is refused', () => {
   it('when packed for another spec', async () => {
     const other = specOf('mixtral', 'quantize experts = int8(group = 32)', 'other').plan;
     await expect(openPackedDir(pack, other)).rejects.toThrow(/manifest\.json: packed for model "tiny-mixtral" \(spec sha256 [0-9a-f]{12}\.\.\.\), whose weights, formats or buffers differ/);
-    // For a smaller binding the plan shards the experts: other buffers. A larger one keeps them, and the pack serves it.
-    await expect(openPackedDir(pack, specOf('mixtral', CASES[0]!.quantize, 'refused-small', SMALL_LIMIT).plan)).rejects.toThrow(PackedWeightsError);
+    // A larger binding keeps the same buffers here, and the pack serves it (one that shards them refuses it: see above).
     await expect(openPackedDir(pack, specOf('mixtral', CASES[0]!.quantize, 'refused-large', 2 ** 27).plan)).resolves.toBeDefined();
   });
 

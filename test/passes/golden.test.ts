@@ -1,7 +1,9 @@
 // Golden tests per pass: test/passes/<pass>/<case>.moe is built, run through the pipeline up to
 // and including <pass>, printed, and compared with <case>.expected.ir next to it. A case whose
 // first line is `// layer: N` builds layer N's MoE block (what codegen compiles); the others the
-// whole decoder. UPDATE_GOLDEN=1 npx vitest run test/passes rewrites the expected files (review the diff).
+// whole decoder. A mixed-precision case names each expert's format as the solver would have chosen
+// it, one line per MoE layer: `// expert formats, layer N: int4, int2, ...` (names from the spec's
+// mixed(choices = [...])). UPDATE_GOLDEN=1 npx vitest run test/passes rewrites the expected files (review the diff).
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +11,7 @@ import { defaultPasses, runPasses } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import { buildModelGraph, buildMoeBlockGraph } from '../../ir/build-model.js';
 import { moduleOf } from '../../ir/graph.js';
+import type { KindRef } from '../../ir/model-config.js';
 import { printModule } from '../../ir/print.js';
 
 const root = new URL('.', import.meta.url).pathname;
@@ -29,6 +32,10 @@ describe.each(passDirs)('pass %s', (passName) => {
     const { config, diagnostics } = checkSpec(source, path);
     expect(diagnostics).toEqual([]);
     const layer = /^\/\/ layer: (\d+)/.exec(source)?.[1];
+    const choices = (config!.compile.quantize.experts?.params['choices'] ?? []) as KindRef[];
+    for (const [, l, names] of source.matchAll(/^\/\/ expert formats, layer (\d+): (.+)$/gm)) {
+      (config!.compile.expertFormats ??= {})[Number(l)] = names!.split(',').map((n) => choices.find((c) => c.kind === n.trim())!);
+    }
     const graph = layer === undefined ? buildModelGraph(config!) : buildMoeBlockGraph(config!, Number(layer));
     const module = runPasses(moduleOf(graph), config!, { passes: defaultPasses.slice(0, index + 1), verifyEach: true });
     const actual = printModule(module);

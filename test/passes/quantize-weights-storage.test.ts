@@ -11,8 +11,8 @@ import { computeStats } from '../../compiler/stats.js';
 import { printGraph } from '../../ir/print.js';
 
 /** 2-bit values with one 16-bit scale per group: 2 + 16 / 16 = 3 bits per weight at group 16. */
-const int2: KindDefinition = {
-  name: 'int2',
+const q2k: KindDefinition = {
+  name: 'q2k',
   category: 'quant',
   doc: 'A plugin format: 2-bit values, one f16 scale per group.',
   params: [{ name: 'group', doc: 'Weights sharing one scale.', value: { type: 'int', min: 1 }, default: 64 }],
@@ -21,10 +21,10 @@ const int2: KindDefinition = {
 
 // The golden case's spec, with the experts in the plugin's format (the attention stays int8).
 const goldenSpec = join(import.meta.dirname, 'quantize-weights', 'experts-int4-attention-int8.moe');
-const source = readFileSync(goldenSpec, 'utf8').replace('quantize experts = int4(group = 32)', 'quantize experts = int2(group = 16)');
+const source = readFileSync(goldenSpec, 'utf8').replace('quantize experts = int4(group = 32)', 'quantize experts = q2k(group = 16)');
 
 const expertDtype = (quant: string) => {
-  const { config, diagnostics } = checkSpec(source.replace('int2(group = 16)', quant), 'tiny-quantized.moe');
+  const { config, diagnostics } = checkSpec(source.replace('q2k(group = 16)', quant), 'tiny-quantized.moe');
   expect(diagnostics).toEqual([]);
   return compileModelGraph(config!).params.find((p) => p.role === 'expert')!.type.dtype;
 };
@@ -44,21 +44,21 @@ describe('quantize-weights with the built-in quantization kinds', () => {
 
 describe('quantize-weights with a plugin quantization kind', () => {
   const registry = builtinRegistry().clone();
-  registry.register(int2);
+  registry.register(q2k);
   const { config, diagnostics } = checkSpec(source, 'tiny-quantized.moe', registry);
 
   it('is unknown to the built-in registry, so only the plugin spec checks', () => {
-    expect(source).toContain('int2(group = 16)');
+    expect(source).toContain('q2k(group = 16)');
     expect(diagnostics).toEqual([]);
-    expect(checkSpec(source, 'tiny-quantized.moe').diagnostics.map((d) => d.message)).toContain('unknown quantization kind `int2`');
+    expect(checkSpec(source, 'tiny-quantized.moe').diagnostics.map((d) => d.message)).toContain('unknown quantization kind `q2k`');
   });
 
   it('stores the expert matrices in the kind\'s format, at its bits per weight', () => {
     const graph = compileModelGraph(config!, { kinds: registry, verifyEach: true });
     const experts = graph.params.filter((p) => p.role === 'expert');
     expect(experts.map((p) => p.name)).toEqual(['layers.1.moe.experts.gate', 'layers.1.moe.experts.up', 'layers.1.moe.experts.down']);
-    for (const p of experts) expect(p.type.dtype).toEqual({ format: 'int2', group: 16, bitsPerWeight: 3 });
-    expect(printGraph(graph)).toContain('param %layers.1.moe.experts.gate: [4, 32, 64] int2<g16> expert');
+    for (const p of experts) expect(p.type.dtype).toEqual({ format: 'q2k', group: 16, bitsPerWeight: 3 });
+    expect(printGraph(graph)).toContain('param %layers.1.moe.experts.gate: [4, 32, 64] q2k<g16> expert');
   });
 
   it('counts the kind\'s storage cost in the weight bytes, next to a built-in kind\'s', () => {
@@ -68,7 +68,7 @@ describe('quantize-weights with a plugin quantization kind', () => {
     expect(stats.weightBytes).toBe((experts * 3) / 8 + (attention * 8.5) / 8 + (stats.totalParams - experts - attention) * 4);
   });
 
-  it('needs the registry the spec was checked with: the built-in one has no int2 storage', () => {
-    expect(() => compileModelGraph(config!)).toThrow('quantize-weights: no storage format for quantization kind int2');
+  it('needs the registry the spec was checked with: the built-in one has no q2k storage', () => {
+    expect(() => compileModelGraph(config!)).toThrow('quantize-weights: no storage format for quantization kind q2k');
   });
 });

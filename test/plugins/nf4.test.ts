@@ -131,7 +131,7 @@ describe('the nf4 codec against a plain NF4 reference', () => {
     w[37] = Number.NaN;
     expect(() => packWeight({ format: 'nf4', group: 32 }, w, [2, 32], 'w', formats)).toThrow(/^w: cannot store as nf4\(group = 32\): element \[1, 5\] is NaN; quantized weights must be finite$/);
     expect(() => packWeight({ format: 'nf4', group: 32 }, new Float32Array(64), [2, 32], 'w')).toThrow(WeightCodecError);
-    expect(() => packWeight({ format: 'nf4', group: 32 }, new Float32Array(64), [2, 32], 'w')).toThrow(/weight format nf4 is unknown here \(known: f32, f16, bf16, int8, int4, mxfp4\)/);
+    expect(() => packWeight({ format: 'nf4', group: 32 }, new Float32Array(64), [2, 32], 'w')).toThrow(/weight format nf4 is unknown here \(known: f32, f16, bf16, int8, int4, int2, mxfp4\)/);
   });
 });
 
@@ -141,7 +141,7 @@ describe('the nf4 plugin in the registry', () => {
     expect(registry.formats['nf4']).toBe(nf4);
     expect(Object.keys(registry.kernels.weightLoads)).toContain('nf4');
     expect(registry.plugins[0]!.formats).toEqual([{ name: 'nf4', runtime: join(DIR, 'nf4-codec.js') }]);
-    expect(Object.keys(Registry.builtin().formats)).toEqual(['f32', 'f16', 'bf16', 'int8', 'int4', 'mxfp4']);
+    expect(Object.keys(Registry.builtin().formats)).toEqual(['f32', 'f16', 'bf16', 'int8', 'int4', 'int2', 'mxfp4']);
   });
 
   it('refuses a format that clashes, has no quant kind, or whose runtime module disagrees', async () => {

@@ -2,6 +2,7 @@
 // router kind (select-<kind>.wgsl.hbs). Adding a router kind = adding a partial and a case here.
 import { numParam, type KindRef } from '../../../ir/model-config.js';
 import { activationArray, declareBindings, f32Array, i32Array, type ActivationDtype, type RenderedKernel, type StorageDecl } from '../kernel.js';
+import { orderConstant, orderTag } from '../common/expert-order.js';
 import { renderTemplate } from '../template.js';
 import { builtinRouterPartials, renderPartial, type RouterKernelPartial } from './router-partials.js';
 
@@ -20,6 +21,8 @@ export interface RouterKernelShape {
    * routerProbabilities (ir/interpret/token-rounding.ts) defines it. Default off.
    */
   probs?: boolean;
+  /** Mixed precision: each expert's storage position, which the kernel writes instead of its id (passes/group-experts-by-format.ts). */
+  expertOrder?: readonly number[] | undefined;
 }
 
 const WORKGROUP = 64;
@@ -91,7 +94,9 @@ export function renderRouterKernel(shape: RouterKernelShape, partials: Readonly<
     probsSoftmax: rule === 'softmax',
     probsSigmoid: rule === 'sigmoid',
     probsRelu: rule === 'relu',
+    expertOrder: orderConstant('EXPERT_POSITION', shape.expertOrder),
+    hasExpertOrder: shape.expertOrder !== undefined,
     probsDoc: router.kind === 'softmax_topk' ? 'a softmax over the E experts (no null experts, scale or group mask)' : rule === 'softmax' ? 'a softmax over the E logits' : rule === 'sigmoid' ? 'sigmoid(logit), without the correction bias' : 'relu(logit)',
   });
-  return { name: `router_${router.kind}${shape.act === 'f16' ? '_f16act' : ''}${shape.probs ? '_probs' : ''}`, wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
+  return { name: `router_${router.kind}${shape.act === 'f16' ? '_f16act' : ''}${shape.probs ? '_probs' : ''}${orderTag(shape.expertOrder)}`, wgsl, entryPoint: 'main', workgroupSize: [WORKGROUP, 1, 1], bindings, uniformBinding };
 }

@@ -2,14 +2,17 @@
 // then transitions to the next MoE layer). Grid (min(ceil(T / 64), 65535)); Params { tokens, 0, 0, 0 }.
 import { tokenExpr } from '../../../runtime/plan.js';
 import { declareBindings, i32Array } from '../kernel.js';
+import { orderConstant, orderTag } from '../common/expert-order.js';
 import { renderTemplate } from '../template.js';
 import { checkPositive, decoderKernel, MAX_GRID_ROWS, TOKENS_WORDS, type DecoderKernel } from '../elementwise/decoder-kernel.js';
 
 export interface TraceRoutesShape {
   experts: number;
   topK: number;
-  /** The next MoE layer's experts and top-k; absent on the last MoE layer (no transitions). */
-  next?: { experts: number; topK: number };
+  /** Under mixed precision ids are storage positions: the expert stored at each (passes/group-experts-by-format.ts). */
+  storedExperts?: number[] | undefined;
+  /** The next MoE layer's experts and top-k (and storage order); absent on the last MoE layer (no transitions). */
+  next?: { experts: number; topK: number; storedExperts?: number[] | undefined };
 }
 
 const THREADS = 64;
@@ -25,7 +28,9 @@ export function renderTraceRoutesKernel(shape: TraceRoutesShape): DecoderKernel 
   ]);
   const wgsl = renderTemplate('trace-routes/trace-routes.wgsl.hbs', {
     header, experts, topK, next: next !== undefined, nextExperts: next?.experts ?? 0, nextTopK: next?.topK ?? 0, threads: THREADS, gridX: MAX_GRID_ROWS,
+    stored: orderConstant('STORED', shape.storedExperts), nextStored: orderConstant('NEXT_STORED', next?.storedExperts),
+    hasStored: shape.storedExperts !== undefined, hasNextStored: next?.storedExperts !== undefined,
   });
-  const name = `trace_routes_e${experts}k${topK}${next ? `_to_e${next.experts}k${next.topK}` : ''}`;
+  const name = `trace_routes_e${experts}k${topK}${orderTag(shape.storedExperts)}${next ? `_to_e${next.experts}k${next.topK}${orderTag(next.storedExperts)}` : ''}`;
   return decoderKernel({ name, wgsl, entryPoint: 'main', workgroupSize: [THREADS, 1, 1], bindings, uniformBinding }, TOKENS_WORDS, tokenExpr(1, 0, THREADS, MAX_GRID_ROWS));
 }

@@ -14,7 +14,8 @@ export type ValueType =
   | { type: 'kind'; category: KindCategory }
   | { type: 'int-list'; min?: number }
   | { type: 'number-list'; min?: number; exclusiveMin?: boolean }
-  | { type: 'string-list' };
+  | { type: 'string-list' }
+  | { type: 'kind-list'; category: KindCategory };
 
 export interface FieldSchema {
   name: string;

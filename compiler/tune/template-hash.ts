@@ -1,0 +1,52 @@
+// Which template sources each tuned family renders, and the hash that keys its cache entries:
+// the templates' text plus the fixed parameters, so editing a template invalidates its entries.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type TunedFamily = 'grouped_gemm.gate_up' | 'grouped_gemm.down' | 'decode_max_tokens';
+
+const GEMM = ['grouped-gemm/grouped-gemm.wgsl.hbs', 'grouped-gemm/gemm-tile.wgsl.hbs', 'common/header.wgsl.hbs'];
+
+/** Templates under codegen/kernels/ whose text decides each family's kernels. */
+export const FAMILY_TEMPLATES: Readonly<Record<TunedFamily, readonly string[]>> = {
+  'grouped_gemm.gate_up': GEMM,
+  'grouped_gemm.down': GEMM,
+  // The crossover weighs the whole decode path against the whole prefill path.
+  decode_max_tokens: [
+    ...GEMM,
+    'route-align/route-align.wgsl.hbs',
+    'combine/combine.wgsl.hbs',
+    'expert-gemv/expert-gemv.wgsl.hbs',
+    'decode-gate-up/decode-gate-up.wgsl.hbs',
+    'decode-gate-up/gate-up-rows.wgsl.hbs',
+    'decode-down-combine/decode-down-combine.wgsl.hbs',
+    'decode-down-combine/down-dot.wgsl.hbs',
+  ],
+};
+
+let root: string | undefined;
+
+/** The package root (the folder above this module with a package.json), as codegen/kernels/template.ts finds it. */
+function packageRoot(): string {
+  if (root) return root;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+  return (root = dir);
+}
+
+export type TemplateReader = (path: string) => string;
+
+export const readKernelTemplate: TemplateReader = (path) => readFileSync(join(packageRoot(), 'codegen', 'kernels', path), 'utf8');
+
+/** 16 hex digits of sha256 over the family, its templates' text and the fixed parameters `shape`. */
+export function templateHash(family: TunedFamily, shape: string, read: TemplateReader = readKernelTemplate): string {
+  const hash = createHash('sha256').update(`${family}\0${shape}\0`);
+  for (const path of FAMILY_TEMPLATES[family]) hash.update(`${path}\0${read(path)}\0`);
+  return hash.digest('hex').slice(0, 16);
+}
