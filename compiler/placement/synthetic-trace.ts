@@ -3,6 +3,7 @@
 // of a token's top-k choices at layer l+1 follows a fixed per-layer map of its choice at layer l
 // with probability `follow`, else is drawn from the layer's popularity (choices stay distinct).
 import type { RoutingTrace } from './placement.js';
+import { seededRandom } from '../seeded-random.js';
 
 export interface SyntheticTraceOptions {
   experts: number;
@@ -24,17 +25,6 @@ export interface SyntheticRouting {
   choices: Int32Array[];
 }
 
-/** mulberry32: small, seeded, uniform in [0, 1). */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled(n: number, random: () => number): number[] {
   const order = Array.from({ length: n }, (_, i) => i);

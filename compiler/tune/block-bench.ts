@@ -15,18 +15,8 @@ import { createMoeBlockExecutor, type MoeBlockExecutor } from '../../runtime/moe
 import type { GpuRuntime } from '../../runtime/device.js';
 import type { MoeBlockPlan, PlanStep, WeightSource } from '../../runtime/plan.js';
 import { dequantize } from '../../runtime/quant/weight-codec.js';
+import { seededRandom } from '../seeded-random.js';
 
-/** mulberry32: a small seeded generator, so a rerun checks against the same data. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function normals(random: () => number, n: number, std: number): Float32Array {
   const out = new Float32Array(n);

@@ -35,57 +35,54 @@ export const int8Codec: MatrixCodec = {
   },
 };
 
-export const int4Codec: MatrixCodec = {
-  encode(values, words, at, layout, group) {
-    words.fill(0, at, at + layout.matrixWords);
-    for (let g = 0; g * group < values.length; g++) {
-      const begin = g * group;
-      const max = absMax(values, begin, begin + group);
-      let bits = float32ToFloat16Bit(max / 7);
-      if (bits >= 0x7c00) throw new RangeError(`element ${begin}: a group with max |w| = ${max} needs an int4 scale beyond the f16 range`);
-      if (bits === 0 && max > 0) bits = 1; // the smallest f16 subnormal: tiny weights stay within half a step
-      const scale = float16BitToFloat32(bits);
-      words[at + layout.valueWords + (g >> 1)]! |= bits << (16 * (g & 1));
-      for (let i = begin; i < begin + group; i++) {
-        const q = scale > 0 ? Math.min(14, Math.max(0, Math.round(values[i]! / scale + 7))) : 7;
-        words[at + (i >> 3)]! |= q << (4 * (i & 7));
-      }
-    }
-  },
-  decode(words, at, values, layout, group) {
-    for (let i = 0; i < values.length; i++) {
-      const g = Math.floor(i / group);
-      const scale = float16BitToFloat32(words[at + layout.valueWords + (g >> 1)]! >>> (16 * (g & 1)));
-      const q = (words[at + (i >> 3)]! >>> (4 * (i & 7))) & 0xf;
-      values[i] = Math.fround((q - 7) * scale);
-    }
-  },
-};
+/**
+ * A format of `bits`-bit codes packed from the low bits of each u32, with one f16 scale per group
+ * (two per word, low half first): scale = f16(max|w| / top), w ~ (q - offset) scale.
+ */
+interface F16ScaledCodes {
+  name: string;
+  bits: number;
+  /** max |w| / scale: the largest level. */
+  top: number;
+  offset: number;
+  /** The code of w / scale (clamped to the codes); `zero`: the code of a group whose scale is 0. */
+  code(x: number): number;
+  zero: number;
+}
 
-export const int2Codec: MatrixCodec = {
-  encode(values, words, at, layout, group) {
-    words.fill(0, at, at + layout.matrixWords);
-    for (let g = 0; g * group < values.length; g++) {
-      const begin = g * group;
-      const max = absMax(values, begin, begin + group);
-      let bits = float32ToFloat16Bit(max / 1.5);
-      if (bits >= 0x7c00) throw new RangeError(`element ${begin}: a group with max |w| = ${max} needs an int2 scale beyond the f16 range`);
-      if (bits === 0 && max > 0) bits = 1; // the smallest f16 subnormal, as int4
-      const scale = float16BitToFloat32(bits);
-      words[at + layout.valueWords + (g >> 1)]! |= bits << (16 * (g & 1));
-      for (let i = begin; i < begin + group; i++) {
-        // A zero scale (an all-zero group) decodes every code to 0.
-        const q = scale > 0 ? Math.min(3, Math.max(0, Math.floor(values[i]! / scale + 2))) : 0;
-        words[at + (i >> 4)]! |= q << (2 * (i & 15));
+function f16ScaledCodec(f: F16ScaledCodes): MatrixCodec {
+  const perWord = 32 / f.bits;
+  const mask = (1 << f.bits) - 1;
+  return {
+    encode(values, words, at, layout, group) {
+      words.fill(0, at, at + layout.matrixWords);
+      for (let g = 0; g * group < values.length; g++) {
+        const begin = g * group;
+        const max = absMax(values, begin, begin + group);
+        let bits = float32ToFloat16Bit(max / f.top);
+        if (bits >= 0x7c00) throw new RangeError(`element ${begin}: a group with max |w| = ${max} needs an ${f.name} scale beyond the f16 range`);
+        if (bits === 0 && max > 0) bits = 1; // the smallest f16 subnormal: tiny weights stay within half a step
+        const scale = float16BitToFloat32(bits);
+        words[at + layout.valueWords + (g >> 1)]! |= bits << (16 * (g & 1));
+        for (let i = begin; i < begin + group; i++) {
+          const q = scale > 0 ? Math.min(mask, Math.max(0, f.code(values[i]! / scale))) : f.zero;
+          words[at + Math.floor(i / perWord)]! |= q << (f.bits * (i % perWord));
+        }
       }
-    }
-  },
-  decode(words, at, values, layout, group) {
-    for (let i = 0; i < values.length; i++) {
-      const g = Math.floor(i / group);
-      const scale = float16BitToFloat32(words[at + layout.valueWords + (g >> 1)]! >>> (16 * (g & 1)));
-      const q = (words[at + (i >> 4)]! >>> (2 * (i & 15))) & 0x3;
-      values[i] = Math.fround((q - 1.5) * scale);
-    }
-  },
-};
+    },
+    decode(words, at, values, layout, group) {
+      for (let i = 0; i < values.length; i++) {
+        const g = Math.floor(i / group);
+        const scale = float16BitToFloat32(words[at + layout.valueWords + (g >> 1)]! >>> (16 * (g & 1)));
+        const q = (words[at + Math.floor(i / perWord)]! >>> (f.bits * (i % perWord))) & mask;
+        values[i] = Math.fround((q - f.offset) * scale);
+      }
+    },
+  };
+}
+
+/** Codes 0..14 (15 unused, as MLC's q4f16_1). */
+export const int4Codec = f16ScaledCodec({ name: 'int4', bits: 4, top: 7, offset: 7, code: (x) => Math.min(14, Math.round(x + 7)), zero: 7 });
+
+/** The nearest of the levels -1.5, -0.5, 0.5, 1.5; an all-zero group decodes every code to 0. */
+export const int2Codec = f16ScaledCodec({ name: 'int2', bits: 2, top: 1.5, offset: 1.5, code: (x) => Math.floor(x + 2), zero: 0 });
