@@ -1,6 +1,7 @@
 // Mixed precision per expert (`quantize experts = mixed(...)`) through the WebGPU MoE block: the
 // experts in int2, int4 and int8 interleaved by id (so group-experts-by-format reorders them and
-// the router writes storage positions), with expert biases (gpt-oss-like), and split into shards
+// the router writes storage positions), with expert biases (gpt-oss-like), group-limited routing
+// with a correction bias and a shared expert (deepseek-v3-like), null experts, and split into shards
 // by binding size within each format. The GPU output against the CPU reference fed each expert's
 // own dequantized weights, at 1, 7 (decode) and 64, 300 tokens (prefill), scratch poisoned.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +32,13 @@ const CHOICE = [int4, int2, int8, int4, int2, int2, int8, int4];
 const FAMILIES: Family[] = [
   { name: 'mixtral-like', hidden: H, moe: 'experts = 8\n top_k = 2\n router = softmax_topk(renormalize = true)\n expert = swiglu(intermediate = 288)' },
   { name: 'gpt-oss-like', hidden: H, moe: 'experts = 8\n top_k = 4\n router = topk_softmax(bias = true)\n expert = clamped_swiglu(intermediate = 96, limit = 7, alpha = 1.702, bias = true)' },
+  // Group-limited routing picks groups by expert id: the router maps ids to positions only after choosing.
+  {
+    name: 'deepseek-v3-like', hidden: H,
+    moe: 'experts = 8\n top_k = 2\n router = sigmoid_topk(renormalize = true, groups = 4, topk_groups = 2, scale = 2.5, correction_bias = true)\n expert = swiglu(intermediate = 96)\n shared = swiglu(intermediate = 192)',
+  },
+  // Null experts (id -1) stay -1.
+  { name: 'null-experts-like', hidden: H, moe: 'experts = 8\n top_k = 3\n router = softmax_topk(renormalize = true, null_experts = 4)\n expert = swiglu(intermediate = 96)' },
 ];
 
 function mixedConfig(family: Family) {
