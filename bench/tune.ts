@@ -5,21 +5,27 @@
 // rasterizer) at 64 and 512 tokens with the tuning cache (a rerun resumes), then prints per kernel
 // family and bucket: default vs tuned time, the ratio, GFLOP/s, GB/s and the roofline fractions.
 // Never passes or fails on time.
-//   npm run build && npm run bench:tune     (MOEC_TUNE_BUDGET=seconds per block, default 60)
+//   npm run build && npm run bench:tune     (MOEC_TUNE_BUDGET=seconds per block, default 60;
+//   MOEC_MATMUL_CANDIDATES=dense GEMM tiles tried for the matmul roofline, default 36)
 import { checkSpec } from '../compiler/spec/check.js';
 import { tunedTargetFor } from '../compiler/tune/apply-tuning.js';
 import { BlockBench, FAMILY_KERNELS, withRepeatedSteps } from '../compiler/tune/block-bench.js';
 import { cacheFileOf, readTuningFile, tuningCacheDir, writeTuningFile } from '../compiler/tune/tuning-cache.js';
 import { tuneMoeBlock } from '../compiler/tune/tuner.js';
-import type { TargetDescription } from '../ir/target.js';
+import type { GemmTile } from '../ir/ops-lowered.js';
 import { openDevice, type GpuRuntime } from '../runtime/device.js';
 import { createNodeGpu } from '../runtime/node/dawn.js';
-import { adapterIdentity, describeAdapter } from '../runtime/tuning/adapter-identity.js';
+import { adapterIdentity, describeAdapter, type KernelLimits } from '../runtime/tuning/adapter-identity.js';
+import { renderGemmKernel } from '../codegen/kernels/grouped-gemm/grouped-gemm.js';
+import { DEFAULT_GEMM_TILE, type TargetDescription } from '../ir/target.js';
+import { gemmTileCandidates, gemmTileText } from '../compiler/tune/search-space.js';
 import { adapterSection, emptyTuningFile } from '../runtime/tuning/tuning-file.js';
 import { blockSpec } from './pass-effects.js';
 import { useSoftwareVulkanIfNeeded } from '../compiler/cli/run-command.js';
 
 const BUDGET_S = Number(process.env['MOEC_TUNE_BUDGET'] ?? 60);
+/** Dense GEMM tiles tried for the matmul roofline (the search space's first ones, variants included). */
+const MATMUL_CANDIDATES = Number(process.env['MOEC_MATMUL_CANDIDATES'] ?? 36);
 const BUCKETS = [64, 512];
 /** Extra runs of a family's dispatches in a timed block: its time is the difference over this. */
 const REPEAT = 3;
@@ -65,6 +71,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l: vec3u
   }
   for (var i = 0u; i < TM; i++) { for (var j = 0u; j < TN; j++) { c[(wg.y * BM + l.y + i * 16u) * N + wg.x * BN + l.x + j * 16u] = acc[i * TN + j]; } }
 }`;
+
+/** bm/bn/bk/tm/tn, then the loop variant: +k4 (vec4 along K, workgroup tiles), +k4d (vec4 along K, direct reads). */
+const tileLabel = (t: GemmTile): string => `${t.bm}/${t.bn}/${t.bk}/${t.tm}/${t.tn}${t.kvec === 4 ? (t.direct === 1 ? '+k4d' : '+k4') : ''}`;
 
 function printTable(rows: string[][]): void {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
@@ -123,19 +132,37 @@ async function copyBandwidth(rt: GpuRuntime): Promise<number> {
   return (2 * bytes) / (ms / 1000) / 1e9;
 }
 
-async function bestMatmul(rt: GpuRuntime): Promise<{ gflops: number; tile: string }> {
+/**
+ * The best f32 matmul rate found at n^3: the plain kernel above over a few tiles, and moec's own
+ * dense GEMM kernel (the grouped GEMM's tile loop, rows = tokens) over the tuner's search space for
+ * that square problem, so "of matmul" compares against the best this adapter was seen to do.
+ */
+async function bestMatmul(rt: GpuRuntime, limits: KernelLimits): Promise<{ gflops: number; tile: string }> {
   const n = 512;
-  const usage = GPUBufferUsage.STORAGE;
-  const buffers = [0, 1, 2].map(() => rt.device.createBuffer({ size: n * n * 4, usage }));
+  const { STORAGE, UNIFORM, COPY_DST } = GPUBufferUsage;
+  const buffers = [0, 1, 2].map(() => rt.device.createBuffer({ size: n * n * 4, usage: STORAGE }));
+  // Params of the dense GEMM: tokens = n rows, matrix 0.
+  const params = rt.device.createBuffer({ size: 16, usage: UNIFORM | COPY_DST });
+  rt.device.queue.writeBuffer(params, 0, new Uint32Array([n, 0, 1, 0]));
   let best = { gflops: 0, tile: '' };
-  for (const [tm, tn] of [[1, 1], [2, 2], [2, 4], [4, 4], [4, 2], [8, 4]] as const) {
-    const pipeline = pipelineOf(rt, matmulWgsl(tm, tn, n));
-    const group = rt.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) });
-    const ms = await timeDispatch(rt, pipeline, group, [n / (16 * tn), n / (16 * tm)], 2);
+  const consider = async (code: string, bindings: GPUBuffer[], grid: [number, number], tile: string): Promise<void> => {
+    const pipeline = pipelineOf(rt, code);
+    const group = rt.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: bindings.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    const ms = await timeDispatch(rt, pipeline, group, grid, 2);
     const gflops = (2 * n ** 3) / (ms / 1000) / 1e9;
-    if (gflops > best.gflops) best = { gflops, tile: `${16 * tm}x${16 * tn} (${tm}x${tn} per thread)` };
+    if (gflops > best.gflops) best = { gflops, tile };
+  };
+  for (const [tm, tn] of [[1, 1], [2, 2], [2, 4], [4, 4], [4, 2], [8, 4]] as const) {
+    await consider(matmulWgsl(tm, tn, n), buffers, [n / (16 * tn), n / (16 * tm)], `plain ${16 * tm}x${16 * tn} (${tm}x${tn} per thread)`);
+  }
+  for (const tile of gemmTileCandidates({ kdim: n, ndim: n, gateup: false, rowsPerExpert: n, limits }, DEFAULT_GEMM_TILE, MATMUL_CANDIDATES)) {
+    const kernel = renderGemmKernel({ gateup: false, grouped: false, bias: false, weighted: false, kdim: n, ndim: n, topK: 1, shards: 1, tile });
+    const byName: Record<string, GPUBuffer> = { a: buffers[0]!, w0: buffers[1]!, out: buffers[2]! };
+    const bindings = [...kernel.bindings.map((b) => byName[b.name]!), params];
+    await consider(kernel.wgsl, bindings, [Math.ceil(n / tile.bn), Math.ceil(n / tile.bm)], `dense GEMM ${gemmTileText(tile)}`);
   }
   buffers.forEach((b) => b.destroy());
+  params.destroy();
   return best;
 }
 
@@ -165,8 +192,8 @@ async function main(): Promise<void> {
   const identity = adapterIdentity(rt.info, rt.adapter);
   console.log(`adapter: ${describeAdapter(identity)}; timing: ${rt.features.has('timestamp-query') ? 'GPU timestamps' : 'wall clock'}, medians`);
   const bandwidth = await copyBandwidth(rt);
-  const matmul = await bestMatmul(rt);
-  console.log(`roofline: copy ${bandwidth.toFixed(2)} GB/s (32 MiB vec4 copy, read + write); best plain f32 matmul ${matmul.gflops.toFixed(2)} GFLOP/s (512^3, tile ${matmul.tile})`);
+  const matmul = await bestMatmul(rt, identity.limits);
+  console.log(`roofline: copy ${bandwidth.toFixed(2)} GB/s (32 MiB vec4 copy, read + write); best f32 matmul found ${matmul.gflops.toFixed(2)} GFLOP/s (512^3, ${matmul.tile})`);
   const cacheFile = cacheFileOf(tuningCacheDir(), identity);
   const file = readTuningFile(cacheFile, (m) => console.warn(`warning: ${m}`)) ?? emptyTuningFile();
   const rows = [['block', 'family', 'T', 'default ms', 'tuned ms', 'ratio', 'tuned tile', 'GFLOP/s', 'GB/s', 'of matmul', 'of copy', 'block ms def/tuned']];
@@ -193,7 +220,7 @@ async function main(): Promise<void> {
         const gbs = bytes / (tun.family / 1000) / 1e9;
         const tile = tuned.expertGemmTiles?.[gateUp ? 'gateUp' : 'down'];
         rows.push([b.name, family, String(tokens), def.family.toFixed(3), tun.family.toFixed(3), `${(def.family / tun.family).toFixed(2)}x`,
-          tile ? `${tile.bm}/${tile.bn}/${tile.bk}/${tile.tm}/${tile.tn}` : 'default', gflops.toFixed(2), gbs.toFixed(2),
+          tile ? tileLabel(tile) : 'default', gflops.toFixed(2), gbs.toFixed(2),
           `${((100 * gflops) / matmul.gflops).toFixed(0)}%`, `${((100 * gbs) / bandwidth).toFixed(0)}%`, `${def.block.toFixed(2)}/${tun.block.toFixed(2)}`]);
       }
     }
@@ -203,7 +230,7 @@ async function main(): Promise<void> {
   }
   console.log('');
   printTable(rows);
-  console.log('\nfamily ms: (block with the family\'s dispatches run 4x - block) / 3, medians; tile bm/bn/bk/tm/tn. GB/s counts each active expert\'s weights once plus activations.');
+  console.log('\nfamily ms: (block with the family\'s dispatches run 4x - block) / 3, medians; tile bm/bn/bk/tm/tn (+k4: vec4 along K; +k4d: vec4 along K read without workgroup tiles). GB/s counts each active expert\'s weights once plus activations.');
   console.log('Times on a software adapter say little about a real GPU.');
   rt.destroy();
 }

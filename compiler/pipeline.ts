@@ -10,6 +10,7 @@ import { verifyGraph } from '../ir/verify.js';
 import { WEBGPU_OPCODES } from '../codegen/plan/supported.js';
 import { builtinFormats } from '../runtime/quant/builtin-formats.js';
 import { foldSharedExpert } from '../passes/fold-shared-expert.js';
+import { fuseAddNorm } from '../passes/fuse-add-norm.js';
 import { fuseDecode } from '../passes/fuse-decode.js';
 import { groupExpertsByFormat } from '../passes/group-experts-by-format.js';
 import { groupSharedExpert } from '../passes/group-shared-expert.js';
@@ -45,6 +46,7 @@ export const defaultPasses: readonly Pass[] = [
   shardExperts,
   groupSharedExpert,
   fuseDecode,
+  fuseAddNorm,
   legalizeWebgpu,
 ];
 

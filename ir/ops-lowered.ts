@@ -6,7 +6,7 @@
 import { isKindRef } from './graph.js';
 import { attentionOpDefinitions } from './ops-attention.js';
 import { traceOpDefinitions } from './ops-trace.js';
-import { numParam, type KindRef } from './model-config.js';
+import { boolParam, numParam, type KindRef } from './model-config.js';
 import { expectActivation, expectExtras, expectShape, IRTypeError, kindAttr, numAttr, type Attrs, type Inputs, type OpDefinition } from './op-checks.js';
 import { dtypeName, isMixed, TOKENS, tokenDim, type Dim, type DType, type TensorType } from './types.js';
 
@@ -26,20 +26,36 @@ export function expertRange(attrs: Attrs): [number, number] {
   return [r[0] as number, r[1] as number];
 }
 
-/** A GEMM tile: bm x bn outputs per workgroup, bk of the reduced dim per step, tm x tn per thread. */
+/**
+ * A GEMM tile: bm x bn outputs per workgroup, bk of the reduced dim per step, tm x tn per thread.
+ * The variant fields are absent at their defaults (so a default tile prints as before):
+ * kvec 4 runs the tile loop on vec4s along the reduced dim (tiles in workgroup memory as vec4
+ * rows, dot products), 1 (default) on scalars; direct 1 reads a and the weights straight from
+ * their buffers (no workgroup tiles, no barriers in the K loop; needs kvec 4), 0 (default) stages
+ * them through workgroup memory.
+ */
 export interface GemmTile {
   bm: number;
   bn: number;
   bk: number;
   tm: number;
   tn: number;
+  kvec?: 1 | 4;
+  direct?: 0 | 1;
 }
 
-export const tileAttr = (tile: GemmTile): KindRef => ({ kind: 'tile', params: { ...tile } });
+/** The tile with its variant fields dropped where they are the defaults (one spelling per tile). */
+export function normalTile(tile: GemmTile): GemmTile {
+  const { kvec, direct, ...base } = tile;
+  return { ...base, ...(kvec === 4 ? { kvec } : {}), ...(direct === 1 ? { direct } : {}) };
+}
+
+export const tileAttr = (tile: GemmTile): KindRef => ({ kind: 'tile', params: { ...normalTile(tile) } });
 
 export function tileOf(attrs: Attrs): GemmTile {
   const t = kindAttr(attrs, 'tile');
-  return { bm: numParam(t, 'bm'), bn: numParam(t, 'bn'), bk: numParam(t, 'bk'), tm: numParam(t, 'tm'), tn: numParam(t, 'tn') };
+  const variant = { kvec: t.params['kvec'] === 4 ? 4 : 1, direct: t.params['direct'] === 1 ? 1 : 0 } as const;
+  return normalTile({ bm: numParam(t, 'bm'), bn: numParam(t, 'bn'), bk: numParam(t, 'bk'), tm: numParam(t, 'tm'), tn: numParam(t, 'tn'), ...variant });
 }
 
 /** Weight inputs of a matrix op: w0 (gate, or the one matrix), w1 (up), biases, in binding order. */
@@ -269,6 +285,17 @@ export const loweredOpDefinitions: Record<string, OpDefinition> = {
     inputNames: (a) => ['a', ...matrixInputs(a)],
     outputNames: ['y'],
     infer: (inputs, a) => denseMatrixType(inputs, a),
+  },
+  add_norm: {
+    doc: 'A residual add and the norm after it in one kernel: sum = a + b (kept: the residual stream goes on), y = norm(sum).',
+    inputNames: (a) => ['a', 'b', 'weight', ...(kindAttr(a, 'norm').kind === 'layernorm' && boolParam(kindAttr(a, 'norm'), 'bias') ? ['bias'] : [])],
+    outputNames: ['sum', 'y'],
+    infer: ({ a, b, weight }) => {
+      const h = expectActivation('a', a!);
+      expectShape('b', b!, [TOKENS, h]);
+      expectShape('weight', weight!, [h]);
+      return [a!, a!];
+    },
   },
   slice_rows: {
     doc: 'Rows [begin, end) of a weight\'s leading dimension (one expert shard): a view, no kernel.',

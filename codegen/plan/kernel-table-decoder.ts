@@ -58,6 +58,14 @@ export const decoderKernelTable: Record<string, KernelEntry> = {
     },
     (op) => `norm ${op.outputs[0]!.name}`,
   ),
+  add_norm: entry(
+    (op) => renderNormKernel({ ...normShapeOf(op.attrs['norm'] as KindRef, width(op.outputs[1]!), act(op.outputs[1]!)), add: true }),
+    (op) => {
+      const i = inputsByName(op);
+      return { a: i['a']!, b: i['b']!, weight: i['weight']!, ...(i['bias'] ? { bias: i['bias'] } : {}), sum: op.outputs[0]!, y: op.outputs[1]! };
+    },
+    (op) => `add + norm ${op.outputs[1]!.name}`,
+  ),
   add: entry(
     (op) => renderAddKernel({ width: width(op.outputs[0]!), act: act(op.outputs[0]!) }),
     (op) => ({ a: op.inputs[0]!, b: op.inputs[1]!, y: op.outputs[0]! }),

@@ -23,7 +23,7 @@ import type { WeightLoads } from '../kernels/weights/weight-loads.js';
 import { renderRouterKernel, routerTokensPerWorkgroup } from '../kernels/router/router.js';
 import type { WEBGPU_OPCODES } from './supported.js';
 
-type DecoderOpcode = 'embed' | 'norm' | 'add' | 'attention.prepare' | 'mla.prepare' | 'mla.absorb_q' | 'mla.unabsorb' | 'attention.attend' | 'attention.decode_partials' | 'attention.decode_merge' | 'moe.trace_routes';
+type DecoderOpcode = 'embed' | 'norm' | 'add' | 'add_norm' | 'attention.prepare' | 'mla.prepare' | 'mla.absorb_q' | 'mla.unabsorb' | 'attention.attend' | 'attention.decode_partials' | 'attention.decode_merge' | 'moe.trace_routes';
 
 /** What the table needs from the function around an op, and the registry's router partials. */
 export interface OpContext {

@@ -5,6 +5,6 @@
 export const WEBGPU_OPCODES = [
   'moe.route', 'moe.align', 'moe.grouped_gemm', 'moe.expert_gemv', 'moe.combine', 'moe.round_decide', 'moe.round_apply', 'moe.decode_gate_up', 'moe.decode_down_combine',
   'gemm', 'gemv', 'slice_rows', 'permute_rows', 'dequantize',
-  'embed', 'norm', 'add', 'attention.prepare', 'mla.prepare', 'mla.absorb_q', 'mla.unabsorb', 'attention.attend', 'attention.decode_partials', 'attention.decode_merge',
+  'embed', 'norm', 'add', 'add_norm', 'attention.prepare', 'mla.prepare', 'mla.absorb_q', 'mla.unabsorb', 'attention.attend', 'attention.decode_partials', 'attention.decode_merge',
   'moe.trace_routes',
 ] as const;

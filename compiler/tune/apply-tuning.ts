@@ -2,7 +2,6 @@
 // spec's shape with the current template hash (stale ones are reported, not used) at the bucket
 // nearest the token count asked for. One prefill path serves every token count above the
 // crossover, so its GEMM tiles come from one bucket (`prefillTokens`, default the largest tuned).
-import type { GemmTile } from '../../ir/ops-lowered.js';
 import type { ModelConfig } from '../../ir/model-config.js';
 import { moeLayerIndices } from '../../ir/model-config.js';
 import type { TargetDescription } from '../../ir/target.js';
@@ -10,7 +9,7 @@ import { adapterKey, describeAdapter, type AdapterIdentity } from '../../runtime
 import type { AdapterTuning, TuningEntry, TuningFile } from '../../runtime/tuning/tuning-file.js';
 import { compileMoeBlock, planTarget, type PlanOptions } from '../moe-block-plan.js';
 import { familyShapes } from './family-shapes.js';
-import { gemmWorkgroupBytes } from './search-space.js';
+import { gemmTileOfParams, gemmTileText, gemmWorkgroupBytes } from './search-space.js';
 import { gemmThreads } from '../../codegen/kernels/grouped-gemm/grouped-gemm.js';
 import type { TemplateReader } from './template-hash.js';
 
@@ -34,8 +33,8 @@ export interface ApplyOptions {
   origin?: string;
 }
 
-const tileOfParams = (p: Record<string, number>): GemmTile => ({ bm: p['bm']!, bn: p['bn']!, bk: p['bk']!, tm: p['tm']!, tn: p['tn']! });
-const tileText = (t: GemmTile): string => `tile(bm=${t.bm}, bn=${t.bn}, bk=${t.bk}, tm=${t.tm}, tn=${t.tn})`;
+const tileOfParams = gemmTileOfParams;
+const tileText = gemmTileText;
 
 /** The entry at the bucket nearest `tokens` (log scale), or undefined. */
 export function nearestBucket(entries: readonly TuningEntry[], tokens: number): TuningEntry | undefined {

@@ -1,9 +1,10 @@
 // The candidates of each tuned family, pruned before anything runs: tiles the template cannot
 // render (tm must divide bm, at least bm threads), that exceed the adapter's workgroup storage or
 // invocations, or that are larger than the matrix or the rows an expert gets at the token bucket.
-import type { GemmTile } from '../../ir/ops-lowered.js';
+// Each tile shape comes in the kernel's loop variants (scalar, vec4 along K, vec4 read direct).
+import { normalTile, type GemmTile } from '../../ir/ops-lowered.js';
 import { DEFAULT_GEMM_TILE } from '../../ir/target.js';
-import { gemmThreads } from '../../codegen/kernels/grouped-gemm/grouped-gemm.js';
+import { gemmThreads, gemmTileShapeRefusal } from '../../codegen/kernels/grouped-gemm/grouped-gemm.js';
 import { GEMV_MAX_ROWS } from '../../codegen/kernels/expert-gemv/expert-gemv.js';
 import type { KernelLimits } from '../../runtime/tuning/adapter-identity.js';
 
@@ -22,21 +23,31 @@ export interface GemmProblem {
 
 const BM = [8, 16, 32, 64];
 const BN = [16, 32, 64, 128];
-const BK = [8, 16, 32];
+const BK = [8, 16, 32, 64];
 const PER_THREAD = [1, 2, 4, 8];
+/** The tile loop's variants (GemmTile kvec / direct), tried in this order for each tile shape. */
+const VARIANTS: readonly Pick<GemmTile, 'kvec' | 'direct'>[] = [{ kvec: 4 }, { kvec: 4, direct: 1 }, {}];
+
+/** A tile as tuning-file parameters (variant fields only where not the default), and back. */
+export const gemmTileParams = (t: GemmTile): Record<string, number> => ({ ...normalTile(t) });
+export function gemmTileOfParams(p: Readonly<Record<string, number>>): GemmTile {
+  return normalTile({ bm: p['bm']!, bn: p['bn']!, bk: p['bk']!, tm: p['tm']!, tn: p['tn']!, kvec: p['kvec'] === 4 ? 4 : 1, direct: p['direct'] === 1 ? 1 : 0 });
+}
+export const gemmTileText = (t: GemmTile): string => `tile(${Object.entries(normalTile(t)).map(([k, v]) => `${k}=${v}`).join(', ')})`;
 
 const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 /** Workgroup memory of grouped-gemm.wgsl.hbs for a tile: A and weight tiles, row maps, row weights. */
 export function gemmWorkgroupBytes(tile: GemmTile, gateup: boolean): number {
-  return 4 * (tile.bm * tile.bk + tile.bk * tile.bn * (gateup ? 2 : 1) + 3 * tile.bm);
+  const tiles = tile.direct === 1 ? 0 : tile.bm * tile.bk + tile.bk * tile.bn * (gateup ? 2 : 1);
+  return 4 * (tiles + 3 * tile.bm);
 }
 
 /** Why `tile` cannot run for `p` (undefined: it can). */
 export function gemmTileRefusal(tile: GemmTile, p: GemmProblem): string | undefined {
-  if (tile.bm % tile.tm || tile.bn % tile.tn) return 'tm must divide bm and tn divide bn';
+  const shape = gemmTileShapeRefusal(tile);
+  if (shape) return shape;
   const threads = gemmThreads(tile);
-  if (threads < tile.bm) return `${threads} threads, fewer than bm = ${tile.bm}`;
   if (threads > p.limits.maxComputeInvocationsPerWorkgroup || threads > p.limits.maxComputeWorkgroupSizeX) return `${threads} threads, more than the adapter's ${Math.min(p.limits.maxComputeInvocationsPerWorkgroup, p.limits.maxComputeWorkgroupSizeX)}`;
   const bytes = gemmWorkgroupBytes(tile, p.gateup);
   if (bytes > p.limits.maxComputeWorkgroupStorageSize) return `${bytes} bytes of workgroup memory, more than the adapter's ${p.limits.maxComputeWorkgroupStorageSize}`;
@@ -44,7 +55,7 @@ export function gemmTileRefusal(tile: GemmTile, p: GemmProblem): string | undefi
   return undefined;
 }
 
-const tileText = (t: GemmTile): string => `${t.bm}/${t.bn}/${t.bk}/${t.tm}/${t.tn}`;
+const tileText = (t: GemmTile): string => JSON.stringify(gemmTileParams(t));
 
 /**
  * Candidate tiles for a grouped GEMM, the default first, the rest ordered by how likely they are
@@ -58,16 +69,22 @@ export function gemmTileCandidates(p: GemmProblem, base: GemmTile = DEFAULT_GEMM
       for (const bk of BK.filter((b) => b <= Math.max(BK[0]!, nextPow2(p.kdim)))) {
         for (const tm of PER_THREAD) {
           for (const tn of PER_THREAD) {
-            const tile = { bm, bn, bk, tm, tn };
-            if (tm * tn > 32 || gemmTileRefusal(tile, p)) continue;
-            out.push(tile);
+            for (const variant of VARIANTS) {
+              const tile = normalTile({ bm, bn, bk, tm, tn, ...variant });
+              if (tm * tn > 32 || gemmTileRefusal(tile, p)) continue;
+              out.push(tile);
+            }
           }
         }
       }
     }
   }
+  // A tile shape's variants stay next to each other (the order of VARIANTS), so a cut keeps whole shapes.
+  const variantRank = (t: GemmTile): number => VARIANTS.findIndex((v) => (v.kvec ?? 1) === (t.kvec ?? 1) && (v.direct ?? 0) === (t.direct ?? 0));
   const score = (t: GemmTile): number => Math.abs(Math.log2(t.tm * t.tn) - 3) + 0.5 * Math.abs(Math.log2(gemmThreads(t)) - 7) + (t.tm > t.bm / 2 ? 1 : 0);
-  const ranked = out.filter((t) => tileText(t) !== tileText(base)).sort((a, b) => score(a) - score(b) || tileText(a).localeCompare(tileText(b)));
+  const shapeText = (t: GemmTile): string => `${t.bm}/${t.bn}/${t.bk}/${t.tm}/${t.tn}`;
+  const ranked = out.filter((t) => tileText(t) !== tileText(base))
+    .sort((a, b) => score(a) - score(b) || shapeText(a).localeCompare(shapeText(b)) || variantRank(a) - variantRank(b));
   return [base, ...ranked].slice(0, Math.max(1, max));
 }
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 export type TunedFamily = 'grouped_gemm.gate_up' | 'grouped_gemm.down' | 'decode_max_tokens';
 
-const GEMM = ['grouped-gemm/grouped-gemm.wgsl.hbs', 'grouped-gemm/gemm-tile.wgsl.hbs', 'common/header.wgsl.hbs'];
+const GEMM = ['grouped-gemm/grouped-gemm.wgsl.hbs', 'grouped-gemm/gemm-tile.wgsl.hbs', 'grouped-gemm/gemm-tile-kvec.wgsl.hbs', 'grouped-gemm/gemm-epilogue.wgsl.hbs', 'common/header.wgsl.hbs'];
 
 /** Templates under codegen/kernels/ whose text decides each family's kernels. */
 export const FAMILY_TEMPLATES: Readonly<Record<TunedFamily, readonly string[]>> = {

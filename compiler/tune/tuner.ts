@@ -15,7 +15,7 @@ import { adapterSection, putEntry, type MeasuredCandidate, type RefusedCandidate
 import { planTarget, type PlanOptions } from '../moe-block-plan.js';
 import { BlockBench, FAMILY_KERNELS, median, relativeNoise, withRepeatedSteps, type TimingOptions } from './block-bench.js';
 import { blockDims, familyShapes, type FamilyShape } from './family-shapes.js';
-import { crossoverBuckets, gemmTileCandidates, GEMV_MAX_ROWS } from './search-space.js';
+import { crossoverBuckets, gemmTileCandidates, gemmTileOfParams, gemmTileParams, GEMV_MAX_ROWS } from './search-space.js';
 import type { TunedFamily } from './template-hash.js';
 
 export interface TuneOptions {
@@ -59,8 +59,8 @@ export interface TuneResult {
 
 export const DEFAULT_TOKEN_BUCKETS = [1, 8, 64, 512];
 
-const tileParams = (t: GemmTile): TunedParams => ({ bm: t.bm, bn: t.bn, bk: t.bk, tm: t.tm, tn: t.tn });
-const paramsTile = (p: TunedParams): GemmTile => ({ bm: p['bm']!, bn: p['bn']!, bk: p['bk']!, tm: p['tm']!, tn: p['tn']! });
+const tileParams = gemmTileParams;
+const paramsTile = gemmTileOfParams;
 const sameParams = (a: TunedParams, b: TunedParams): boolean => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
 export const paramsText = (p: TunedParams): string => Object.entries(p).map(([k, v]) => `${k}=${v}`).join(' ');
 

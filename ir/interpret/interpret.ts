@@ -16,7 +16,7 @@ import { runRoute } from './routers.js';
 import { runAttention } from './attention.js';
 import { attentionImplementations } from './attention-lowered.js';
 import { traceImplementations } from './trace-routes.js';
-import { runAdd, runEmbed, runLinear, runNorm, runSigmoidGate } from './tensor-ops.js';
+import { runAdd, runAddNorm, runEmbed, runLinear, runNorm, runSigmoidGate } from './tensor-ops.js';
 
 export type { HostTensor, OpCall, OpImplementation } from './host-tensor.js';
 export type { Semantics } from './semantics.js';
@@ -31,6 +31,7 @@ export const opImplementations: Readonly<Record<string, OpImplementation>> = {
   norm: runNorm,
   attention: runAttention,
   add: runAdd,
+  add_norm: runAddNorm,
   linear: runLinear,
   mlp: runMlp,
   'moe.route': runRoute,

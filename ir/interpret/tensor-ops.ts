@@ -1,6 +1,6 @@
 // The non-MoE ops: embed, norm, add, linear, sigmoid_gate (attention: attention.ts).
 import { numParam } from '../model-config.js';
-import { dim, f32Tensor, floats, ints, kindAttr, optionalFloats, type HostTensor, type OpCall } from './host-tensor.js';
+import { dim, f32Tensor, floats, input, ints, kindAttr, optionalFloats, type HostTensor, type OpCall } from './host-tensor.js';
 import { dot, sigmoid } from './math.js';
 
 /** `embed`: row ids[t] of the [V, H] table for every token. */
@@ -41,6 +41,13 @@ export function runAdd(call: OpCall): HostTensor[] {
   const a = floats(call, 'a');
   const b = floats(call, 'b');
   return [f32Tensor([...call.inputs['a']!.shape], a.map((v, i) => v + b[i]!))];
+}
+
+/** `add_norm`: sum = a + b, then the norm of sum, exactly as `add` followed by `norm`. */
+export function runAddNorm(call: OpCall): HostTensor[] {
+  const [sum] = runAdd({ ...call, inputs: { a: input(call, 'a'), b: input(call, 'b') } });
+  const normInputs = { x: sum!, weight: input(call, 'weight'), ...(call.inputs['bias'] ? { bias: call.inputs['bias'] } : {}) };
+  return [sum!, ...runNorm({ ...call, inputs: normInputs })];
 }
 
 /** `linear`: y = x W^T (+ b) with W [N, K]. */

@@ -1,4 +1,4 @@
-// The decoder kernels (embed, norm, add, attention.prepare, mla.prepare, mla.absorb_q,
+// The decoder kernels (embed, norm, add, add_norm, attention.prepare, mla.prepare, mla.absorb_q,
 // mla.unabsorb) against the CPU interpreter's implementation of their op (a one-op graph run by
 // interpretGraph) on fresh seeded inputs, with sizes that are not multiples of any workgroup and
 // past > 0. Outputs are poisoned (NaN) before each run; cache rows outside past .. past + T - 1
@@ -239,6 +239,37 @@ describe('decoder kernels against the interpreter, under WebGPU default limits',
           await run(kernel, buffers, tokens);
           const [want] = reference('norm', { norm: normKind }, [rowsInput('x', x, tokens, act), param('weight', weight), ...(s.bias ? [param('bias', bias)] : [])]);
           expectClose(`${s.norm} ${act} w${s.width}${s.bias ? ' bias' : ''} T${tokens}`, await readAct(buffers['y']!, tokens * s.width, act), want!.data as Float32Array, tolerance(act === 'f16'), log);
+          destroyAll(buffers);
+        }
+      }
+    }
+    console.log(log.join('\n'));
+  });
+
+  it('add_norm: the residual sum and its rmsnorm / layernorm (with bias), as add then norm, f32 and f16', async () => {
+    const log: string[] = [];
+    const shapes: Omit<NormShape, 'act'>[] = [
+      { width: 72, norm: 'rmsnorm', eps: 1e-6, bias: false },
+      { width: 300, norm: 'layernorm', eps: 1e-5, bias: true },
+      { width: 1000, norm: 'rmsnorm', eps: 1e-5, bias: false }, // rows longer than the workgroup
+    ];
+    for (const act of acts()) {
+      for (const s of shapes) {
+        const kernel = renderNormKernel({ ...s, act, add: true });
+        const normKind: KindRef = { kind: s.norm, params: s.norm === 'layernorm' ? { eps: s.eps, bias: s.bias } : { eps: s.eps } };
+        for (const tokens of TOKEN_COUNTS) {
+          const [a, b] = [randoms(tokens * s.width, 3, s.norm === 'layernorm' ? 5 : 0), randoms(tokens * s.width, 3)];
+          const [weight, bias] = [randoms(s.width, 0.5, 1), randoms(s.width, 0.5)];
+          const buffers: Record<string, GPUBuffer> = {
+            a: upload(actBytes(a, act)), b: upload(actBytes(b, act)), weight: upload(weight),
+            sum: upload(poisonedAct(tokens * s.width, act)), y: upload(poisonedAct(tokens * s.width, act)),
+          };
+          if (s.bias) buffers['bias'] = upload(bias);
+          await run(kernel, buffers, tokens);
+          const [sum, y] = reference('add_norm', { norm: normKind }, [rowsInput('a', a, tokens, act), rowsInput('b', b, tokens, act), param('weight', weight), ...(s.bias ? [param('bias', bias)] : [])]);
+          const where = `add_norm ${s.norm} ${act} w${s.width}${s.bias ? ' bias' : ''} T${tokens}`;
+          expectClose(`${where} sum`, await readAct(buffers['sum']!, tokens * s.width, act), sum!.data as Float32Array, tolerance(act === 'f16'), log);
+          expectClose(`${where} y`, await readAct(buffers['y']!, tokens * s.width, act), y!.data as Float32Array, tolerance(act === 'f16'), log);
           destroyAll(buffers);
         }
       }

@@ -52,11 +52,27 @@ export function gemmThreads(tile: GemmTile): number {
   return (tile.bm / tile.tm) * (tile.bn / tile.tn);
 }
 
+/** Why the templates cannot render `tile` whatever the problem (undefined: they can). */
+export function gemmTileShapeRefusal(tile: GemmTile): string | undefined {
+  if (tile.bm % tile.tm || tile.bn % tile.tn) return 'tm must divide bm and tn divide bn';
+  if (gemmThreads(tile) < tile.bm) return 'needs at least bm threads';
+  if (tile.kvec === 4 && tile.bk % 4) return 'kvec 4 steps the reduced dim in vec4s: bk must be a multiple of 4';
+  if (tile.direct === 1 && tile.kvec !== 4) return 'direct reads need kvec 4';
+  return undefined;
+}
+
+/** The tile loop and its epilogue for one weight group (the routed experts', the shared expert's). */
+function renderTile(tile: GemmTile, context: TileContext): string {
+  const epilogue = renderTemplate('grouped-gemm/gemm-epilogue.wgsl.hbs', context).replace(/\n$/, '');
+  const loop = tile.kvec === 4 ? 'grouped-gemm/gemm-tile-kvec.wgsl.hbs' : 'grouped-gemm/gemm-tile.wgsl.hbs';
+  return renderTemplate(loop, { ...context, staged: tile.direct !== 1, epilogue }).replace(/\n$/, '');
+}
+
 /** `loads`: each weight format's decode (default the builtin ones; the registry's kernels.weightLoads). */
 export function renderGemmKernel(shape: GemmKernelShape, loads?: WeightLoads): RenderedKernel {
   const tile = shape.tile ?? DEFAULT_GEMM_TILE;
-  if (tile.bm % tile.tm || tile.bn % tile.tn) throw new Error(`GEMM tile ${JSON.stringify(tile)}: tm must divide bm and tn divide bn`);
-  if (gemmThreads(tile) < tile.bm) throw new Error(`GEMM tile ${JSON.stringify(tile)}: needs at least bm threads`);
+  const refusal = gemmTileShapeRefusal(tile);
+  if (refusal) throw new Error(`GEMM tile ${JSON.stringify(tile)}: ${refusal}`);
   if (shape.gateup && !shape.activation) throw new Error('a gate/up GEMM needs an activation');
   if (shape.weighted && !shape.grouped) throw new Error('only a grouped GEMM applies routing weights');
   // vec4 loads need KDIM and BK to be multiples of 4 (the weight rows then start 16-byte aligned).
@@ -82,7 +98,7 @@ export function renderGemmKernel(shape: GemmKernelShape, loads?: WeightLoads): R
   const { header, bindings, uniformBinding } = declareBindings([...storage, ...extraBindings, ...(shared?.storage ?? [])], act);
   const what = shape.gateup ? 'gate/up + activation' : shape.weighted ? 'down x routing weight' : 'single matrix';
   const title = `${shape.grouped ? 'Grouped' : 'Dense'} GEMM, ${what}: K = ${shape.kdim}, N = ${shape.ndim}, ${format.format} weights.`;
-  const routedTile = renderTile({
+  const routedTile = renderTile(tile, {
     gateup: shape.gateup,
     bias: shape.bias,
     weighted: shape.weighted,
@@ -100,6 +116,8 @@ export function renderGemmKernel(shape: GemmKernelShape, loads?: WeightLoads): R
     title,
     header,
     ...tile,
+    kvec: tile.kvec === 4,
+    staged: tile.direct !== 1,
     kdim: shape.kdim,
     ndim: shape.ndim,
     topK: shape.topK,
@@ -136,9 +154,6 @@ interface TileContext {
   outRow: string;
 }
 
-function renderTile(context: TileContext): string {
-  return renderTemplate('grouped-gemm/gemm-tile.wgsl.hbs', context).replace(/\n$/, '');
-}
 
 /** The shared expert's bindings, weight decode, tile and template fields (GemmKernelShape.shared). */
 function sharedExpertParts(shape: GemmKernelShape, tile: GemmTile, vec4: boolean, existing: readonly StorageDecl[], loads: WeightLoads = builtinWeightLoads) {
@@ -167,7 +182,7 @@ function sharedExpertParts(shape: GemmKernelShape, tile: GemmTile, vec4: boolean
   const [rows, cols] = shape.gateup ? [dim, shape.kdim] : [shape.ndim, dim];
   const weightType = weightArrayType(shared.format, sharedVec4);
   const storage: StorageDecl[] = names.map((name) => ({ name, access: 'read', type: weightType }));
-  const sharedTile = renderTile({
+  const sharedTile = renderTile(tile, {
     gateup: shape.gateup,
     bias: false,
     weighted: false,
