@@ -9,6 +9,7 @@ import { buildModelGraph } from '../ir/build-model.js';
 import { openDevice } from '../runtime/device.js';
 import { createModelExecutor } from '../runtime/model-executor.js';
 import { createNodeGpu } from '../runtime/node/dawn.js';
+import { samplingSteps } from '../runtime/plan.js';
 import { seededNormals } from './seeded-normals.js';
 
 // A Mixtral-shaped decoder scaled to run in minutes on a software rasterizer.
@@ -65,9 +66,9 @@ async function main(): Promise<void> {
     for (let step = 1; step <= STEPS; step++) token = await executor.next([token], { ...GREEDY, step });
     rows.push([`decode tokens/s at context ${context}`, (STEPS / ((performance.now() - start) / 1000)).toFixed(1)]);
   }
-  const sampling = plan.sampler?.steps.length ?? 0;
+  const sampling = plan.sampler ? samplingSteps(plan.sampler, GREEDY).length : 0;
   const perLayer = plan.decode.filter((s) => s.bindings.some((b) => b.buffer.startsWith('layers.0.'))).length;
-  rows.push(['dispatches per decoded token (model + sampler)', `${executor.dispatchCount(1)} + ${sampling}`]);
+  rows.push(['dispatches per decoded token (model + greedy sampler)', `${executor.dispatchCount(1)} + ${sampling}`]);
   rows.push(['dispatches per layer (decode)', String(perLayer)]);
   rows.push(['prefill dispatches (T = 64)', String(executor.dispatchCount(64))]);
   rows.push(['bytes read back per generated token', '4']);

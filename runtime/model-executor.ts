@@ -6,7 +6,7 @@
 import { poison, POISON_BITS, POISON_BITS_F16, readBackBytes, ReadbackStaging } from './buffer-pool.js';
 import { createComputePipelineChecked, GpuError, requireFeatures, type GpuRuntime } from './device.js';
 import { float16BitsToFloat32 } from './float16.js';
-import { dtypeBytes, evalTokenExpr, modelPathSteps, type ModelPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
+import { dtypeBytes, evalTokenExpr, modelPathSteps, samplingSteps, type ModelPlan, type PlanBuffer, type PlanStep, type WeightSource } from './plan.js';
 import { buildRopeTable } from './rope-table.js';
 import { SAMPLE_UNIFORM_BYTES, sampleUniform, type SamplingOptions } from './sampling-options.js';
 import { isEncodedSource, uploadWeights, type WeightUploadOptions } from './weight-upload.js';
@@ -269,11 +269,12 @@ async function createSampler(rt: GpuRuntime, plan: ModelPlan, logits: GPUBuffer)
     encode(encoder, offset, sampling) {
       device.queue.writeBuffer(uniform, 0, sampleUniform({ ...sampling, offset }));
       const pass = encoder.beginComputePass({ label: `${plan.name} sample` });
-      spec.steps.forEach((step, i) => {
+      for (const i of samplingSteps(spec, sampling)) {
+        const step = spec.steps[i]!;
         pass.setPipeline(pipelines.get(step.kernel)!);
         pass.setBindGroup(0, groups[i]!);
         pass.dispatchWorkgroups(...step.grid);
-      });
+      }
       pass.end();
       staging.copyFrom(encoder, sampled, 4);
     },

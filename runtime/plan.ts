@@ -253,10 +253,21 @@ export interface ModelPlan {
 /** The GPU sampler (codegen/kernels/sample): its dispatches over the logits row, in one compute pass. */
 export interface PlanSampler {
   kernels: PlanKernel[];
-  /** Each dispatch: its kernel, the bindings it uses (logits 0, sample_scratch 1, sampled 2), its uniform binding and grid. */
-  steps: { kernel: string; bindings: { binding: number; name: 'logits' | 'sample_scratch' | 'sampled'; access: 'read' | 'read_write' }[]; uniformBinding: number; grid: [number, number, number] }[];
+  /**
+   * Each dispatch: its kernel, the bindings it uses (logits 0, sample_scratch 1, sampled 2), its
+   * uniform binding and grid, and when it does anything (absent: always; `truncate`: with top-k or
+   * top-p; `draw`: when not greedy; otherwise it returns early and samplingSteps leaves it out).
+   */
+  steps: { kernel: string; bindings: { binding: number; name: 'logits' | 'sample_scratch' | 'sampled'; access: 'read' | 'read_write' }[]; uniformBinding: number; grid: [number, number, number]; phase?: 'truncate' | 'draw' }[];
   /** u32 words of sample_scratch. */
   scratchWords: number;
+}
+
+/** The sampler's steps that do anything for these options (the indices into `steps`). */
+export function samplingSteps(sampler: { steps: readonly { phase?: 'truncate' | 'draw' | undefined }[] }, options: { temperature: number; topK: number; topP: number }): number[] {
+  const greedy = options.temperature === 0;
+  const truncate = !greedy && (options.topK > 0 || options.topP < 1);
+  return sampler.steps.flatMap((s, i) => ((s.phase === 'truncate' && !truncate) || (s.phase === 'draw' && greedy) ? [] : [i]));
 }
 
 export function modelPathSteps(plan: ModelPlan, tokens: number): PlanStep[] {

@@ -7,7 +7,7 @@ import type { ModelConfig } from '../../ir/model-config.js';
 import type { TargetDescription } from '../../ir/target.js';
 import { dtypeName } from '../../ir/types.js';
 import type { BundleData } from '../../runtime/bundle.js';
-import type { ModelPlan, MoeBlockPlan, PlanStep } from '../../runtime/plan.js';
+import { samplingSteps, type ModelPlan, type MoeBlockPlan, type PlanStep } from '../../runtime/plan.js';
 import { deduplicateKernels, sha256, type KernelInfo } from './kernel-table.js';
 import { storeModelPlan } from './model-plan-store.js';
 import { moecVersion } from './package-info.js';
@@ -59,10 +59,11 @@ export type ModelSummary =
     kvCache: 'f32' | 'f16';
     prefill: PathSummary;
     decode: PathSummary & { maxTokens: number };
-    /** The GPU sampler's kernels, run once per generated token after the decode path. */
-    sampler: { dispatches: number; kernels: string[] };
-    /** Dispatches per generated token: the decode path for one token, then the sampler. */
+    /** The GPU sampler's kernels, run once per generated token after the decode path (`greedy`: those greedy sampling runs). */
+    sampler: { dispatches: number; greedyDispatches: number; kernels: string[] };
+    /** Dispatches per generated token: the decode path for one token, then the sampler (with top-k or top-p; greedy: greedyDispatchesPerToken). */
     dispatchesPerToken: number;
+    greedyDispatchesPerToken: number;
     /** Ids (in `kernels`) of the kernels the model plan runs. */
     kernels: string[];
   }
@@ -105,6 +106,7 @@ function summarizeModel(config: ModelConfig, compiled: CompiledModel, info: read
   if ('error' in compiled) return { available: false, reason: compiled.error };
   const { module, plan } = compiled;
   const sampler = plan.sampler?.steps.map((s) => s.kernel) ?? [];
+  const greedy = plan.sampler ? samplingSteps(plan.sampler, { temperature: 0, topK: 0, topP: 1 }).length : 0;
   return {
     available: true,
     vocab: plan.vocab,
@@ -112,8 +114,9 @@ function summarizeModel(config: ModelConfig, compiled: CompiledModel, info: read
     kvCache: config.compile.kvCache,
     prefill: summarizePath(module, 'prefill', plan.prefill),
     decode: { ...summarizePath(module, 'decode', plan.decode), maxTokens: plan.decodeMaxTokens },
-    sampler: { dispatches: sampler.length, kernels: sampler },
+    sampler: { dispatches: sampler.length, greedyDispatches: greedy, kernels: sampler },
     dispatchesPerToken: plan.decode.length + sampler.length,
+    greedyDispatchesPerToken: plan.decode.length + greedy,
     kernels: info.filter((k) => k.model).map((k) => k.id),
   };
 }

@@ -11,7 +11,7 @@ function wholeModelSection(model: ModelSummary, modelType: string): string {
 `;
   }
   return `The whole model: vocabulary ${model.vocab}, a context of ${model.context} positions (KV cache in ${model.kvCache};
-\`compile { context = N }\` changes it), ${model.dispatchesPerToken} GPU dispatches per generated token. \`forward(ids)\` gives
+\`compile { context = N }\` changes it), ${model.dispatchesPerToken} GPU dispatches per generated token (${model.greedyDispatchesPerToken} when greedy). \`forward(ids)\` gives
 logits, \`generate(ids, options)\` token ids sampled on the GPU (only each id is read back).
 
 ## Generating tokens

@@ -76,6 +76,7 @@ function samplerOf(vocab: number): PlanSampler {
       bindings: d.kernel.bindings.map((b) => ({ binding: b.binding, name: b.name as 'logits' | 'sample_scratch' | 'sampled', access: b.access })),
       uniformBinding: d.kernel.uniformBinding,
       grid: d.grid,
+      ...(d.phase === 'always' ? {} : { phase: d.phase }),
     })),
     scratchWords,
   };

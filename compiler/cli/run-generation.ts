@@ -16,6 +16,8 @@ import { isPackedDir, packedFilesInDir } from '../../runtime/node/packed-dir.js'
 import { CheckpointError } from '../../runtime/node/checkpoint-dir.js';
 import type { TextTokenizer } from '../../runtime/text.js';
 import { encodeSafetensors } from '../../runtime/safetensors-encode.js';
+import { samplingSteps } from '../../runtime/plan.js';
+import { renderSampleKernels, sampleDispatchCount, type SamplingChoice } from '../../codegen/kernels/sample/sample.js';
 import { UsageError, writeFileAtomic } from './command.js';
 import { loadCheckpointTokenizer, tokenizerErrorInFile } from './checkpoint-tokenizer.js';
 
@@ -84,7 +86,8 @@ export interface GenerationSession {
   /** Logits [ids.length, vocab] of `ids` in a fresh session. */
   forward(ids: number[]): Promise<Float32Array>;
   generate(ids: number[], options: GenerateOptions): AsyncIterable<number>;
-  dispatchesPerToken: number;
+  /** GPU dispatches per generated token with these sampling options (the sampler skips its phases that are off). */
+  dispatchesPerToken(sampling: SamplingChoice): number;
   adapter: string;
   close(): void;
 }
@@ -108,7 +111,7 @@ export function specGeneration(config: ModelConfig, registry: Registry | undefin
             return executor.forward(ids);
           },
           generate: (ids, options) => generateTokens(executor, ids, options),
-          dispatchesPerToken: executor.dispatchCount(1) + (plan.sampler?.steps.length ?? 0),
+          dispatchesPerToken: (sampling) => executor.dispatchCount(1) + (plan.sampler ? samplingSteps(plan.sampler, sampling).length : 0),
           adapter: rt.info.description,
           close() {
             executor.destroy();
@@ -137,7 +140,8 @@ export function bundleGeneration(model: { name: string; vocab: number; context: 
           return loaded.forward(ids);
         },
         generate: (ids, options) => loaded.generate(ids, options),
-        dispatchesPerToken: model.dispatchesPerToken,
+        // The manifest counts the sampler's every dispatch; those off for these options are not run.
+        dispatchesPerToken: (sampling) => model.dispatchesPerToken - renderSampleKernels({ vocab: model.vocab }).dispatches.length + sampleDispatchCount(model.vocab, sampling),
         adapter: loaded.adapter.description,
         close: () => loaded.dispose(),
       };
@@ -191,7 +195,7 @@ export async function runGeneration(target: GenerationTarget, flags: GenerationF
       timeToFirstTokenMs: firstAt - start,
       prefillTokensPerSecond: prompt.length / ((firstAt - start) / 1000),
       decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / ((end - firstAt) / 1000) : 0,
-      dispatchesPerToken: session.dispatchesPerToken,
+      dispatchesPerToken: session.dispatchesPerToken(sampling),
       adapter: session.adapter,
     };
     if (flags.json) process.stdout.write(JSON.stringify(figures) + '\n');

@@ -5,6 +5,7 @@
 // and only the 4-byte id comes back (the test also peeks at the kernels' key threshold, to compare
 // the kept set). A probe shader checks the WGSL arithmetic bit for bit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { samplingSteps } from '../../runtime/plan.js';
 import { renderSampleKernels, renderSampleMath, sampleUniform, SAMPLE_CUT_WORD, SAMPLE_UNIFORM_BYTES, type SampleKernels } from '../../codegen/kernels/sample/sample.js';
 import type { RenderedKernel } from '../../codegen/kernels/kernel.js';
 import { f32Bits, gumbelNoise, inverseTemperature, keptTokens, lnF32, MASKED_KEY, massWeight, orderedKey, pcgHash, sampleToken, type SamplingOptions } from '../../ir/interpret/sampling.js';
@@ -83,7 +84,10 @@ class GpuSampler {
     poison(device, this.buffers.sample_scratch!, this.buffers.sample_scratch!.size, 0, 0xa5a5a5a5);
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
-    for (const { kernel, grid } of this.compiled.sample.dispatches) {
+    // Only the phases these options need, as the runtime encodes them (the others would return early).
+    const dispatches = this.compiled.sample.dispatches;
+    const steps = samplingSteps({ steps: dispatches.map((d) => ({ phase: d.phase === 'always' ? undefined : d.phase })) }, options);
+    for (const { kernel, grid } of steps.map((i) => dispatches[i]!)) {
       pass.setPipeline(this.compiled.pipelines.get(kernel)!);
       pass.setBindGroup(0, this.bindGroups.get(kernel)!);
       pass.dispatchWorkgroups(...grid);

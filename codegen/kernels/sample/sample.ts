@@ -4,6 +4,7 @@
 import { MASKED_KEY, SAMPLING_CONSTANTS } from '../../../ir/interpret/sampling.js';
 
 export { SAMPLE_UNIFORM_BYTES, sampleUniform } from '../../../runtime/sampling-options.js';
+import { samplingSteps } from '../../../runtime/plan.js';
 import { f32Array, u32Array, type KernelBinding, type RenderedKernel } from '../kernel.js';
 import { renderTemplate } from '../template.js';
 
@@ -15,7 +16,15 @@ export interface SampleShape {
 export interface SampleDispatch {
   kernel: RenderedKernel;
   grid: [number, number, number];
+  /**
+   * When it does anything: always; `truncate` (histogram, select_digit) only with top-k or top-p;
+   * `draw` (gumbel_block) only when not greedy. A runtime that knows the options leaves the others
+   * out (they would return early): greedy runs 3 dispatches, plain temperature 4, truncation 20.
+   */
+  phase: SamplePhase;
 }
+
+export type SamplePhase = 'always' | 'truncate' | 'draw';
 
 export interface SampleKernels {
   /** The distinct pipelines (one per entry point). */
@@ -100,18 +109,27 @@ export function renderSampleKernels(shape: SampleShape): SampleKernels {
   const selectDigit = kernel('select_digit', ['sample_scratch']);
   const gumbelBlock = kernel('gumbel_block', ['logits', 'sample_scratch']);
   const finish = kernel('finish', ['sample_scratch', 'sampled']);
-  const wide = (k: RenderedKernel): SampleDispatch => ({ kernel: k, grid: [blocks, 1, 1] });
-  const one = (k: RenderedKernel): SampleDispatch => ({ kernel: k, grid: [1, 1, 1] });
+  const wide = (k: RenderedKernel, phase: SamplePhase = 'always'): SampleDispatch => ({ kernel: k, grid: [blocks, 1, 1], phase });
+  const one = (k: RenderedKernel, phase: SamplePhase = 'always'): SampleDispatch => ({ kernel: k, grid: [1, 1, 1], phase });
   return {
     kernels: [blockMax, start, histogram, selectDigit, gumbelBlock, finish],
     dispatches: [
       wide(blockMax),
       one(start),
-      ...Array.from({ length: RADIX_ROUNDS }, () => [wide(histogram), one(selectDigit)]).flat(),
-      wide(gumbelBlock),
+      ...Array.from({ length: RADIX_ROUNDS }, () => [wide(histogram, 'truncate'), one(selectDigit, 'truncate')]).flat(),
+      wide(gumbelBlock, 'draw'),
       one(finish),
     ],
     scratchWords: STATE_WORDS + 2 * blocks + 2 * WORKGROUP * blocks,
   };
 }
 
+
+/** What decides which sampling phases run. */
+export type SamplingChoice = Parameters<typeof samplingSteps>[1];
+
+/** Dispatches the sampler runs for a vocabulary with these options (runtime/plan.ts samplingSteps over its steps). */
+export function sampleDispatchCount(vocab: number, options: SamplingChoice): number {
+  const steps = renderSampleKernels({ vocab }).dispatches.map((d) => ({ phase: d.phase === 'always' ? undefined : d.phase }));
+  return samplingSteps({ steps }, options).length;
+}
