@@ -64,6 +64,27 @@ export function decodeInterVec4(shape: DecodeBlockShape): boolean {
 /** The fused decode kernels serve at most this many tokens per run. */
 export const DECODE_FUSED_MAX_TOKENS = GEMV_MAX_ROWS;
 
+/** One activation row of a pass: its index j, where its offset and id sit in the vec4 pairs (`lo.x` .. `hi.w`), and the test that opens its code. */
+export interface DecodePassRow {
+  j: number;
+  c: string;
+  /** `if (rows.count > j) {` (a bare `{` for row 0, which every pass has). */
+  open: string;
+}
+
+/**
+ * The GEMV_MAX_ROWS rows of a pass in both decode kernels: row j's id is `rows.<c>` and its offset
+ * `a_<c>`, components of two vec4s, and it runs inside the test of row j - 1 (`close` ends them),
+ * so a pass of r rows tests r conditions and no accumulator is a dynamically indexed array (which
+ * CPU drivers keep in memory).
+ */
+export function decodePassRows(): { rows: DecodePassRow[]; close: string } {
+  if (GEMV_MAX_ROWS > 8) throw new Error(`internal: the decode kernels hold at most 8 rows per pass in two vec4s, not ${GEMV_MAX_ROWS}`);
+  const rows = Array.from({ length: GEMV_MAX_ROWS }, (_, j) => ({ j, c: `${j < 4 ? 'lo' : 'hi'}.${'xyzw'[j % 4]}`, open: j === 0 ? '{' : `if (rows.count > ${j}u) {` }));
+  // Spaced: `}}` would read as a Handlebars leftover.
+  return { rows, close: Array.from({ length: GEMV_MAX_ROWS }, () => '}').join(' ') };
+}
+
 export function checkDecodeBlockShape(shape: DecodeBlockShape): void {
   if (shape.sharedGate && !shape.shared) throw new Error('a shared-expert gate needs a shared expert');
   for (const [what, n] of [['hidden', shape.hidden], ['top_k', shape.topK], ['intermediate', shape.routed.intermediate], ['shared intermediate', shape.shared?.intermediate ?? 1]] as const) {

@@ -210,7 +210,8 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
   'moe.decode_down_combine': {
     render: (op, context) => renderDecodeDownCombineKernel({ ...decodeBlockShape(op), activations: context.activations }, context.weightLoads),
     bindings: (op) => ({ ...inputsByName(op), out: op.outputs[0]! }),
-    grid: (op) => fixedGrid(T, constant(Math.ceil(rowsOf(op) / checkGemvRows(op)))),
+    // One workgroup per n tile of H serves every token (it reads each active expert's rows once).
+    grid: (op) => fixedGrid(constant(Math.ceil(rowsOf(op) / checkGemvRows(op)))),
     label: (op) => `experts${op.attrs['shared'] === true ? ' + shared' : ''} down GEMV + combine`,
   },
   gemm: {

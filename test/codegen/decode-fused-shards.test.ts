@@ -130,7 +130,7 @@ class ShardedDecodeBlock {
     const grids: Array<[number, number, number]> = [
       [Math.ceil(tokens / routerTokensPerWorkgroup(this.block.experts)), 1, 1],
       decodeGateUpGrid(shape, tokens),
-      decodeDownCombineGrid(shape, tokens),
+      decodeDownCombineGrid(shape),
     ];
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();

@@ -4,8 +4,8 @@
 // two expert shards (`routedShards`: w_gate/w_up, then w_gate1/w_up1), picked per workgroup.
 // Both MLPs write one binding, `inter` ([T, K*I + Is], see decode-block-shape.ts).
 import { activationArray, declareBindings, i32Array, renderActivation, type ActivationKernels, type RenderedKernel, type StorageDecl } from '../kernel.js';
-import { checkDecodeBlockShape, checkShardedBindings, decodeInterWidth, decodeMlpTag, routedShardSplit, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
-import { GEMV_CHUNK, GEMV_LANES, GEMV_MAX_ROWS, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
+import { checkDecodeBlockShape, checkShardedBindings, decodeInterWidth, decodeMlpTag, decodePassRows, routedShardSplit, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
+import { GEMV_MAX_ROWS, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
 import { weightBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
 import type { WeightLoads } from '../weights/weight-loads.js';
@@ -56,12 +56,14 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
     renderTemplate('decode-gate-up/gate-up-rows.wgsl.hbs', {
       what: part === 'routed' ? (split !== undefined ? 'Routed experts [0, SHARD1)' : 'Routed experts') : part === 'routed1' ? 'Routed experts from SHARD1 (matrix m is expert SHARD1 + m)' : 'Shared expert',
       fn: part === 'routed1' ? 'routed_gate_up1' : `${part}_gate_up`,
-      rowDoc: part !== 'shared' ? 'slot rows[j] = t * TOPK + k (x row t)' : 'token rows[j] = t',
+      rowDoc: part !== 'shared' ? 'slot row = t * TOPK + k (x row t)' : 'token row = t',
       outDoc: part !== 'shared' ? 't * INTER_WIDTH + k * INTER' : 't * INTER_WIDTH + TOPK * INTER',
-      outRow: part !== 'shared' ? '((*rows)[j] / TOPK) * INTER_WIDTH + ((*rows)[j] % TOPK) * INTER' : '(*rows)[j] * INTER_WIDTH + TOPK * INTER',
-      aRow: part !== 'shared' ? '((*rows)[base + j] / TOPK)' : '(*rows)[base + j]',
+      outRow: part !== 'shared' ? '(row / TOPK) * INTER_WIDTH + (row % TOPK) * INTER' : 'row * INTER_WIDTH + TOPK * INTER',
+      aLo: part !== 'shared' ? '(rows.lo / TOPK) * H' : 'rows.lo * H',
+      aHi: part !== 'shared' ? '(rows.hi / TOPK) * H' : 'rows.hi * H',
       ndim: mlp.intermediate,
       vec4,
+      ...decodePassRows(),
       wGate: { routed: 'w_gate', routed1: 'w_gate1', shared: 'ws_gate' }[part],
       wUp: { routed: 'w_up', routed1: 'w_up1', shared: 'ws_up' }[part],
       bias: mlp.bias,
@@ -77,14 +79,12 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
       (shared ? `, shared Is = ${shared.intermediate} (${(shared.weights ?? F32).format})` : '') + `, top-${K}${split !== undefined ? `, routed experts in shards [0, ${split}) and [${split}, E)` : ''}.`,
     header,
     rows: GEMV_ROWS,
-    lanes: GEMV_LANES,
     hidden: H,
     intermediate: routed.intermediate,
     sharedIntermediate: shared?.intermediate ?? 0,
     interWidth: decodeInterWidth(shape),
     topK: K,
     maxRows: GEMV_MAX_ROWS,
-    chunk: GEMV_CHUNK,
     shared: !!shared,
     weightLoads: [routedWeights.weightLoads, ...(shard1Weights ? [shard1Weights.weightLoads] : []), ...(sharedWeights ? [sharedWeights.weightLoads] : [])].join('\n').trimEnd(),
     activation: renderActivation(routed.activation, shape.activations).trimEnd(),
@@ -95,5 +95,5 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
     sharedRows: shared && sharedAct ? rowsFn(shared, 'shared', sharedAct.fn) : '',
   });
   const name = `decode_gateup_${H}x${decodeMlpTag(routed)}${split !== undefined ? `_shards0_${split}` : ''}${shared ? `_shared${decodeMlpTag(shared)}` : ''}${act === 'f16' ? '_f16act' : ''}`;
-  return { name, wgsl, entryPoint: 'main', workgroupSize: [GEMV_ROWS * GEMV_LANES, 1, 1], bindings, uniformBinding };
+  return { name, wgsl, entryPoint: 'main', workgroupSize: [GEMV_ROWS, 1, 1], bindings, uniformBinding };
 }
