@@ -29,6 +29,7 @@ const MATMUL_CANDIDATES = Number(process.env['MOEC_MATMUL_CANDIDATES'] ?? 36);
 const BUCKETS = [64, 512];
 /** Extra runs of a family's dispatches in a timed block: its time is the difference over this. */
 const REPEAT = 3;
+const FAMILY_ROUNDS = 5;
 
 const BLOCKS = [
   { name: 'mixtral-like', moe: 'experts = 8\n top_k = 2\n router = softmax_topk(renormalize = true)\n expert = swiglu(intermediate = 512)', hidden: 256, intermediate: 512, experts: 8, topK: 2 },
@@ -137,7 +138,7 @@ async function copyBandwidth(rt: GpuRuntime): Promise<number> {
  * dense GEMM kernel (the grouped GEMM's tile loop, rows = tokens) over the tuner's search space for
  * that square problem, so "of matmul" compares against the best this adapter was seen to do.
  */
-async function bestMatmul(rt: GpuRuntime, limits: KernelLimits): Promise<{ gflops: number; tile: string }> {
+async function bestMatmul(rt: GpuRuntime, limits: KernelLimits, tuned: readonly GemmTile[]): Promise<{ gflops: number; tile: string }> {
   const n = 512;
   const { STORAGE, UNIFORM, COPY_DST } = GPUBufferUsage;
   const buffers = [0, 1, 2].map(() => rt.device.createBuffer({ size: n * n * 4, usage: STORAGE }));
@@ -155,7 +156,10 @@ async function bestMatmul(rt: GpuRuntime, limits: KernelLimits): Promise<{ gflop
   for (const [tm, tn] of [[1, 1], [2, 2], [2, 4], [4, 4], [4, 2], [8, 4]] as const) {
     await consider(matmulWgsl(tm, tn, n), buffers, [n / (16 * tn), n / (16 * tm)], `plain ${16 * tm}x${16 * tn} (${tm}x${tn} per thread)`);
   }
-  for (const tile of gemmTileCandidates({ kdim: n, ndim: n, gateup: false, rowsPerExpert: n, limits }, DEFAULT_GEMM_TILE, MATMUL_CANDIDATES)) {
+  const searched = gemmTileCandidates({ kdim: n, ndim: n, gateup: false, rowsPerExpert: n, limits }, DEFAULT_GEMM_TILE, MATMUL_CANDIDATES);
+  // The tiles the tuner kept for the MoE blocks too: what it found there, it can find here.
+  const tiles = [...new Map([...searched, ...tuned].map((t) => [gemmTileText(t), t])).values()];
+  for (const tile of tiles) {
     const kernel = renderGemmKernel({ gateup: false, grouped: false, bias: false, weighted: false, kdim: n, ndim: n, topK: 1, shards: 1, tile });
     const byName: Record<string, GPUBuffer> = { a: buffers[0]!, w0: buffers[1]!, out: buffers[2]! };
     const bindings = [...kernel.bindings.map((b) => byName[b.name]!), params];
@@ -174,11 +178,13 @@ async function familyMs(bench: BlockBench, target: Partial<TargetDescription>, f
   try {
     const a = [];
     const b = [];
-    for (let i = 0; i < 3; i++) {
+    // Interleaved rounds, so a slow spell of a shared machine hits both; the difference of two
+    // medians is noisy where the family is a small part of the block, hence 5 rounds.
+    for (let i = 0; i < FAMILY_ROUNDS; i++) {
       a.push((await bench.time(plain, tokens, { samples: 3 })).ms);
       b.push((await bench.time(repeated, tokens, { samples: 3 })).ms);
     }
-    const med = (v: number[]) => v.sort((x, y) => x - y)[1]!;
+    const med = (v: number[]) => v.sort((x, y) => x - y)[v.length >> 1]!;
     return { family: Math.max(1e-6, (med(b) - med(a)) / REPEAT), block: med(a) };
   } finally {
     plain.destroy();
@@ -192,11 +198,12 @@ async function main(): Promise<void> {
   const identity = adapterIdentity(rt.info, rt.adapter);
   console.log(`adapter: ${describeAdapter(identity)}; timing: ${rt.features.has('timestamp-query') ? 'GPU timestamps' : 'wall clock'}, medians`);
   const bandwidth = await copyBandwidth(rt);
-  const matmul = await bestMatmul(rt, identity.limits);
-  console.log(`roofline: copy ${bandwidth.toFixed(2)} GB/s (32 MiB vec4 copy, read + write); best f32 matmul found ${matmul.gflops.toFixed(2)} GFLOP/s (512^3, ${matmul.tile})`);
   const cacheFile = cacheFileOf(tuningCacheDir(), identity);
   const file = readTuningFile(cacheFile, (m) => console.warn(`warning: ${m}`)) ?? emptyTuningFile();
   const rows = [['block', 'family', 'T', 'default ms', 'tuned ms', 'ratio', 'tuned tile', 'GFLOP/s', 'GB/s', 'of matmul', 'of copy', 'block ms def/tuned']];
+  // Filled in once the matmul roofline is measured (after tuning, so it can try the tuned tiles).
+  const rates: Array<{ row: string[]; gflops: number }> = [];
+  const tunedTiles: GemmTile[] = [];
   for (const b of BLOCKS) {
     const checked = checkSpec(blockSpec(b.name, b.moe), `${b.name}.moe`);
     if (!checked.config) throw new Error(checked.diagnostics.map((d) => d.message).join('\n'));
@@ -219,15 +226,21 @@ async function main(): Promise<void> {
         const gflops = flops / (tun.family / 1000) / 1e9;
         const gbs = bytes / (tun.family / 1000) / 1e9;
         const tile = tuned.expertGemmTiles?.[gateUp ? 'gateUp' : 'down'];
-        rows.push([b.name, family, String(tokens), def.family.toFixed(3), tun.family.toFixed(3), `${(def.family / tun.family).toFixed(2)}x`,
+        const row = [b.name, family, String(tokens), def.family.toFixed(3), tun.family.toFixed(3), `${(def.family / tun.family).toFixed(2)}x`,
           tile ? tileLabel(tile) : 'default', gflops.toFixed(2), gbs.toFixed(2),
-          `${((100 * gflops) / matmul.gflops).toFixed(0)}%`, `${((100 * gbs) / bandwidth).toFixed(0)}%`, `${def.block.toFixed(2)}/${tun.block.toFixed(2)}`]);
+          '', `${((100 * gbs) / bandwidth).toFixed(0)}%`, `${def.block.toFixed(2)}/${tun.block.toFixed(2)}`];
+        rows.push(row);
+        rates.push({ row, gflops });
+        if (tile) tunedTiles.push(tile);
       }
     }
     const cross = result.entries.find((e) => e.family === 'decode_max_tokens');
     if (cross) console.log(`  decode/prefill crossover: decodeMaxTokens ${cross.config['decodeMaxTokens']} (${cross.kept})`);
     if (result.outOfBudget) console.log('  the budget ran out before every candidate was tried: rerun to continue from the cache');
   }
+  const matmul = await bestMatmul(rt, identity.limits, tunedTiles);
+  for (const { row, gflops } of rates) row[9] = `${((100 * gflops) / matmul.gflops).toFixed(0)}%`;
+  console.log(`\nroofline: copy ${bandwidth.toFixed(2)} GB/s (32 MiB vec4 copy, read + write); best f32 matmul found ${matmul.gflops.toFixed(2)} GFLOP/s (512^3, ${matmul.tile})`);
   console.log('');
   printTable(rows);
   console.log('\nfamily ms: (block with the family\'s dispatches run 4x - block) / 3, medians; tile bm/bn/bk/tm/tn (+k4: vec4 along K; +k4d: vec4 along K read without workgroup tiles). GB/s counts each active expert\'s weights once plus activations.');

@@ -59,7 +59,8 @@ const tileText = (t: GemmTile): string => JSON.stringify(gemmTileParams(t));
 
 /**
  * Candidate tiles for a grouped GEMM, the default first, the rest ordered by how likely they are
- * to win (4..16 outputs per thread, 64..256 threads), at most `max`.
+ * to win (16..32 outputs per thread, about 64..128 threads, bk about 32 so a barrier pair covers
+ * enough work; then fewer loads per multiply-add), at most `max`.
  */
 export function gemmTileCandidates(p: GemmProblem, base: GemmTile = DEFAULT_GEMM_TILE, max = 32): GemmTile[] {
   const out: GemmTile[] = [];
@@ -81,11 +82,27 @@ export function gemmTileCandidates(p: GemmProblem, base: GemmTile = DEFAULT_GEMM
   }
   // A tile shape's variants stay next to each other (the order of VARIANTS), so a cut keeps whole shapes.
   const variantRank = (t: GemmTile): number => VARIANTS.findIndex((v) => (v.kvec ?? 1) === (t.kvec ?? 1) && (v.direct ?? 0) === (t.direct ?? 0));
-  const score = (t: GemmTile): number => Math.abs(Math.log2(t.tm * t.tn) - 3) + 0.5 * Math.abs(Math.log2(gemmThreads(t)) - 7) + (t.tm > t.bm / 2 ? 1 : 0);
+  const score = (t: GemmTile): number =>
+    Math.abs(Math.log2(t.tm * t.tn) - 4.5) + 0.5 * Math.abs(Math.log2(gemmThreads(t)) - 6.5) + (t.tm > t.bm / 2 ? 1 : 0) + (t.bk < 16 ? 0.5 : 0.25 * Math.abs(Math.log2(t.bk) - 5));
+  // Per thread and step of K: tm rows of a and tn weight rows loaded for tm x tn multiply-adds.
+  const loadsPerFma = (t: GemmTile): number => (t.tm + t.tn) / (t.tm * t.tn);
   const shapeText = (t: GemmTile): string => `${t.bm}/${t.bn}/${t.bk}/${t.tm}/${t.tn}`;
-  const ranked = out.filter((t) => tileText(t) !== tileText(base))
-    .sort((a, b) => score(a) - score(b) || shapeText(a).localeCompare(shapeText(b)) || variantRank(a) - variantRank(b));
-  return [base, ...ranked].slice(0, Math.max(1, max));
+  const pool = out.filter((t) => tileText(t) !== tileText(base))
+    .sort((a, b) => score(a) - score(b) || loadsPerFma(a) - loadsPerFma(b) || shapeText(a).localeCompare(shapeText(b)) || variantRank(a) - variantRank(b));
+  // A budget measures only the first few: each pick counts against later tiles of the same rows,
+  // per-thread tile and variant, so the list spreads over kinds of tile instead of bk and bn steps of one.
+  const kind = (t: GemmTile): string => `${t.bm}/${t.tm}/${t.tn}/${variantRank(t)}`;
+  const picked: GemmTile[] = [];
+  const kinds = new Map<string, number>();
+  while (picked.length < max - 1 && pool.length) {
+    let at = 0;
+    const cost = (t: GemmTile): number => score(t) + 0.75 * (kinds.get(kind(t)) ?? 0);
+    for (let i = 1; i < pool.length; i++) if (cost(pool[i]!) < cost(pool[at]!)) at = i;
+    const [tile] = pool.splice(at, 1);
+    picked.push(tile!);
+    kinds.set(kind(tile!), (kinds.get(kind(tile!)) ?? 0) + 1);
+  }
+  return [base, ...picked].slice(0, Math.max(1, max));
 }
 
 /** Token buckets where the decode/prefill crossover is measured: those the decode GEMV can serve, above 1 (1 token always decodes). */

@@ -166,7 +166,10 @@ export async function tuneMoeBlock(rt: GpuRuntime, config: ModelConfig, options:
 
   for (const [index, task] of tasks.entries()) {
     const cached = existing(task);
-    if (cached?.done) {
+    // A finished down entry holds only if gate/up still pads experts to its bm (a resumed gate/up task may pick another).
+    const downBm = fixedBm ?? (chosenGateUp.get(task.tokens) ?? base.gemmTile).bm;
+    const stale = task.family === 'grouped_gemm.down' && cached?.config['bm'] !== downBm;
+    if (cached?.done && !stale) {
       if (task.family === 'grouped_gemm.gate_up') chosenGateUp.set(task.tokens, paramsTile(cached.config));
       for (const r of cached.refused) refused.push(`${task.name} ${paramsText(r.config)}: ${r.reason}`);
       results.push(cached);
