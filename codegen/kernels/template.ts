@@ -23,11 +23,14 @@ function repoRoot(): string {
 
 const compiled = new Map<string, Handlebars.TemplateDelegate>();
 
+/** The text of `codegen/kernels/<path>` (a .wgsl.hbs file): what renderTemplate compiles, and what the tuning cache hashes. */
+export const templateSource = (path: string): string => readFileSync(join(repoRoot(), 'codegen', 'kernels', path), 'utf8');
+
 /** Renders `codegen/kernels/<path>` (a .wgsl.hbs file) with `context`; a missing field throws. */
 export function renderTemplate(path: string, context: object): string {
   let template = compiled.get(path);
   if (!template) {
-    const source = readFileSync(join(repoRoot(), 'codegen', 'kernels', path), 'utf8');
+    const source = templateSource(path);
     // noEscape: WGSL's `array<f32>` must not become `array&lt;f32&gt;`; strict: a typo in a field name fails loudly.
     template = Handlebars.compile(source, { noEscape: true, strict: true });
     compiled.set(path, template);

@@ -1,9 +1,7 @@
 // Which template sources each tuned family renders, and the hash that keys its cache entries:
 // the templates' text plus the fixed parameters, so editing a template invalidates its entries.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { templateSource } from '../../codegen/kernels/template.js';
 
 export type TunedFamily = 'grouped_gemm.gate_up' | 'grouped_gemm.down' | 'decode_max_tokens';
 
@@ -26,23 +24,9 @@ export const FAMILY_TEMPLATES: Readonly<Record<TunedFamily, readonly string[]>> 
   ],
 };
 
-let root: string | undefined;
-
-/** The package root (the folder above this module with a package.json), as codegen/kernels/template.ts finds it. */
-function packageRoot(): string {
-  if (root) return root;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-  return (root = dir);
-}
-
 export type TemplateReader = (path: string) => string;
 
-export const readKernelTemplate: TemplateReader = (path) => readFileSync(join(packageRoot(), 'codegen', 'kernels', path), 'utf8');
+export const readKernelTemplate: TemplateReader = templateSource;
 
 /** 16 hex digits of sha256 over the family, its templates' text and the fixed parameters `shape`. */
 export function templateHash(family: TunedFamily, shape: string, read: TemplateReader = readKernelTemplate): string {
