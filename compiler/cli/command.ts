@@ -22,6 +22,14 @@ export interface Command {
 /** An error the user caused (bad flag, missing file): printed without a stack trace. */
 export class UsageError extends Error {}
 
+/** A flag's value as a whole number >= 1 (`--workers 4`), undefined when not given; anything else is a usage error. */
+export function positiveIntegerFlag(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a whole number >= 1, got ${text}`);
+  return n;
+}
+
 export function readText(path: string): string {
   try {
     return readFileSync(path, 'utf8');

@@ -4,7 +4,7 @@
 // (runtime/node/packed-dir.ts, runtime/packed/) verifies each shard and packs nothing.
 import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { loadSpec, pluginHelp, pluginOption, readText, UsageError, type Command } from './command.js';
+import { loadSpec, pluginHelp, pluginOption, positiveIntegerFlag, readText, UsageError, type Command } from './command.js';
 import { withExpertFormats } from './compile-command.js';
 
 /** Errors whose message names the file or weight at fault: one line, exit 1. */
@@ -37,12 +37,6 @@ async function progressBar(): Promise<{ update(done: number, total: number): voi
   };
 }
 
-const positiveInteger = (text: string | undefined, flag: string): number | undefined => {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a whole number of at least 1, got ${text}`);
-  return n;
-};
 
 export const packCommand: Command = {
   name: 'pack',
@@ -78,11 +72,11 @@ export const packCommand: Command = {
     if (values.weights === undefined) throw new UsageError('pack needs --weights DIR, a Hugging Face checkpoint');
     if (!existsSync(values.weights) || !statSync(values.weights).isDirectory()) throw new UsageError(`--weights ${values.weights}: no such directory`);
     if (!values.output) throw new UsageError('pack needs -o <dir>, the packed directory to write');
-    const maxBinding = positiveInteger(values['max-binding'], '--max-binding');
+    const maxBinding = positiveIntegerFlag('max-binding', values['max-binding']);
     if (maxBinding !== undefined && !(maxBinding >= 1024 && maxBinding % 4 === 0)) {
       throw new UsageError(`--max-binding must be a byte count, a multiple of 4 of at least 1024, got ${values['max-binding']}`);
     }
-    const workers = positiveInteger(values.workers, '--workers');
+    const workers = positiveIntegerFlag('workers', values.workers);
     const specFile = positionals[0]!;
     const loaded = await loadSpec(specFile, values.plugin);
     const { registry } = loaded;

@@ -5,14 +5,8 @@ import { placeExperts } from '../placement/place-experts.js';
 import { placementMethods, type PlacementMethod, type PlacementProblem } from '../placement/placement.js';
 import { compactJson, placementDocument, sglangExpertLocation } from '../placement/placement-report.js';
 import { readRoutingTrace, TraceError } from '../placement/routing-trace.js';
-import { loadSpec, pluginHelp, pluginOption, UsageError, writeFileAtomic, type Command } from './command.js';
+import { loadSpec, pluginHelp, pluginOption, positiveIntegerFlag, UsageError, writeFileAtomic, type Command } from './command.js';
 
-const wholeNumber = (flag: string, text: string | undefined): number | undefined => {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${flag} must be a whole number >= 1, got ${text}`);
-  return n;
-};
 
 export const placeCommand: Command = {
   name: 'place',
@@ -49,7 +43,7 @@ export const placeCommand: Command = {
     });
     if (positionals.length !== 1) throw new UsageError('place takes one spec');
     if (values.trace === undefined) throw new UsageError('place needs --trace FILE, a routing trace');
-    const devices = wholeNumber('devices', values.devices);
+    const devices = positiveIntegerFlag('devices', values.devices);
     if (devices === undefined) throw new UsageError('place needs --devices N');
     const method = (values.method ?? 'ilp') as PlacementMethod;
     if (!placementMethods.includes(method)) throw new UsageError(`--method must be one of ${placementMethods.join(', ')}, got ${values.method}`);
@@ -67,7 +61,7 @@ export const placeCommand: Command = {
       return 1;
     }
     const experts = config.moe.experts;
-    const slotsPerDevice = wholeNumber('slots-per-device', values['slots-per-device']) ?? Math.ceil(experts / devices);
+    const slotsPerDevice = positiveIntegerFlag('slots-per-device', values['slots-per-device']) ?? Math.ceil(experts / devices);
     if (devices * slotsPerDevice < experts) {
       throw new UsageError(`${devices} devices x ${slotsPerDevice} slots = ${devices * slotsPerDevice} slots, fewer than the ${experts} experts of ${specFile}: raise --slots-per-device or --devices`);
     }
