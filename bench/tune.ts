@@ -2,14 +2,15 @@
 // Benchmark: what `moec tune` buys on this adapter, against its roofline. Measures the adapter's
 // achievable bandwidth (a vec4 copy kernel) and the best plain f32 matmul rate over a few tiles,
 // tunes two MoE blocks (Mixtral-like and DeepSeek-like expert shapes, scaled to run on a software
-// rasterizer) at 64 and 512 tokens with the tuning cache (a rerun resumes), then prints per kernel
-// family and bucket: default vs tuned time, the ratio, GFLOP/s, GB/s and the roofline fractions.
+// rasterizer) at 1, 8, 64 and 512 tokens with the tuning cache (a rerun resumes), then prints per
+// kernel family and bucket (the grouped GEMMs at 64 and 512, the fused decode kernels' rows at 1
+// and 8): default vs tuned time, the ratio, GFLOP/s, GB/s and the roofline fractions.
 // Never passes or fails on time.
 //   npm run build && npm run bench:tune     (MOEC_TUNE_BUDGET=seconds per block, default 60;
 //   MOEC_MATMUL_CANDIDATES=dense GEMM tiles tried for the matmul roofline, default 36)
 import { checkSpec } from '../compiler/spec/check.js';
 import { tunedTargetFor } from '../compiler/tune/apply-tuning.js';
-import { BlockBench, FAMILY_KERNELS, withRepeatedSteps } from '../compiler/tune/block-bench.js';
+import { BlockBench, FAMILY_KERNELS, familyPath, withRepeatedSteps } from '../compiler/tune/block-bench.js';
 import { cacheFileOf, readTuningFile, tuningCacheDir, writeTuningFile } from '../compiler/tune/tuning-cache.js';
 import { tuneMoeBlock } from '../compiler/tune/tuner.js';
 import type { GemmTile } from '../ir/ops-lowered.js';
@@ -27,6 +28,8 @@ const BUDGET_S = Number(process.env['MOEC_TUNE_BUDGET'] ?? 60);
 /** Dense GEMM tiles tried for the matmul roofline (the search space's first ones, variants included). */
 const MATMUL_CANDIDATES = Number(process.env['MOEC_MATMUL_CANDIDATES'] ?? 36);
 const BUCKETS = [64, 512];
+/** Decode buckets: the fused decode kernels' rows per workgroup are tuned here. */
+const DECODE_BUCKETS = [1, 8];
 /** Extra runs of a family's dispatches in a timed block: its time is the difference over this. */
 const REPEAT = 3;
 const FAMILY_ROUNDS = 5;
@@ -174,7 +177,7 @@ async function bestMatmul(rt: GpuRuntime, limits: KernelLimits, tuned: readonly 
 async function familyMs(bench: BlockBench, target: Partial<TargetDescription>, family: string, tokens: number): Promise<{ family: number; block: number }> {
   const plan = bench.plan(target);
   const plain = await bench.executor(plan);
-  const repeated = await bench.executor(withRepeatedSteps(plan, FAMILY_KERNELS[family]!, REPEAT));
+  const repeated = await bench.executor(withRepeatedSteps(plan, FAMILY_KERNELS[family]!, REPEAT, familyPath(family)));
   try {
     const a = [];
     const b = [];
@@ -209,7 +212,7 @@ async function main(): Promise<void> {
     if (!checked.config) throw new Error(checked.diagnostics.map((d) => d.message).join('\n'));
     const config = checked.config;
     console.log(`\n${b.name}: hidden ${b.hidden}, intermediate ${b.intermediate}, ${b.experts} experts, top-${b.topK}, f32; tuning ${BUDGET_S}s (cache ${cacheFile})`);
-    const result = await tuneMoeBlock(rt, config, { tokens: BUCKETS, budgetMs: BUDGET_S * 1000, file, save: (f) => writeTuningFile(cacheFile, f), repeat: REPEAT,
+    const result = await tuneMoeBlock(rt, config, { tokens: [...DECODE_BUCKETS, ...BUCKETS], budgetMs: BUDGET_S * 1000, file, save: (f) => writeTuningFile(cacheFile, f), repeat: REPEAT,
       onEvent: (e) => { if (e.kind === 'candidate' && e.outcome !== 'measured' && e.outcome !== 'resumed') console.log(`  ${e.task} ${JSON.stringify(e.config)}: ${e.reason}`); } });
     const bench = new BlockBench(rt, config, 0);
     const section = adapterSection(file, identity);
@@ -234,6 +237,25 @@ async function main(): Promise<void> {
         if (tile) tunedTiles.push(tile);
       }
     }
+    for (const tokens of DECODE_BUCKETS) {
+      // The rows tuned at this bucket (a compiled plan takes one bucket's: apply-tuning.ts, decodeTokens).
+      const rowsTuned = tunedTargetFor(section, config, {}, { decodeTokens: tokens })?.target.decodeRows;
+      // Only the rows: a tuned crossover below this bucket would send it to the prefill path.
+      const tuned: Partial<TargetDescription> = rowsTuned === undefined ? {} : { decodeRows: rowsTuned };
+      const def = await familyMs(bench, {}, 'decode.rows', tokens);
+      const tun = await familyMs(bench, tuned, 'decode.rows', tokens);
+      const pairs = tokens * b.topK;
+      const flops = 2 * pairs * b.hidden * b.intermediate * 3;
+      // Each active expert's gate, up and down read once (at most T K experts are active).
+      const bytes = 4 * Math.min(b.experts, pairs) * 3 * b.hidden * b.intermediate;
+      const gflops = flops / (tun.family / 1000) / 1e9;
+      const gbs = bytes / (tun.family / 1000) / 1e9;
+      const row = [b.name, 'decode.rows', String(tokens), def.family.toFixed(3), tun.family.toFixed(3), `${(def.family / tun.family).toFixed(2)}x`,
+        tuned.decodeRows !== undefined ? `rows=${tuned.decodeRows}` : 'default', gflops.toFixed(2), gbs.toFixed(2),
+        '', `${((100 * gbs) / bandwidth).toFixed(0)}%`, `${def.block.toFixed(2)}/${tun.block.toFixed(2)}`];
+      rows.push(row);
+      rates.push({ row, gflops });
+    }
     const cross = result.entries.find((e) => e.family === 'decode_max_tokens');
     if (cross) console.log(`  decode/prefill crossover: decodeMaxTokens ${cross.config['decodeMaxTokens']} (${cross.kept})`);
     if (result.outOfBudget) console.log('  the budget ran out before every candidate was tried: rerun to continue from the cache');
@@ -243,7 +265,7 @@ async function main(): Promise<void> {
   console.log(`\nroofline: copy ${bandwidth.toFixed(2)} GB/s (32 MiB vec4 copy, read + write); best f32 matmul found ${matmul.gflops.toFixed(2)} GFLOP/s (512^3, ${matmul.tile})`);
   console.log('');
   printTable(rows);
-  console.log('\nfamily ms: (block with the family\'s dispatches run 4x - block) / 3, medians; tile bm/bn/bk/tm/tn (+k4: vec4 along K; +k4d: vec4 along K read without workgroup tiles). GB/s counts each active expert\'s weights once plus activations.');
+  console.log('\nfamily ms: (block with the family\'s dispatches run 4x - block) / 3, medians; tile bm/bn/bk/tm/tn (+k4: vec4 along K; +k4d: vec4 along K read without workgroup tiles). GB/s counts each active expert\'s weights once plus activations (decode.rows: the weights only, min(E, T K) experts).');
   console.log('Times on a software adapter say little about a real GPU.');
   rt.destroy();
 }

@@ -13,12 +13,15 @@ import { deduplicateKernels } from '../codegen/bundle/kernel-table.js';
 import { storeModelPlan } from '../codegen/bundle/model-plan-store.js';
 import type { TunedPlans } from '../runtime/bundle.js';
 import type { TunedTarget } from './tune/apply-tuning.js';
+import { loadCandidateTargets, type LoadCandidateOptions } from './tune/load-candidates.js';
 
 export interface BundleContents {
   /** Also compile the whole decoder (forward / generate); `moec run --layer` needs only its layer's block. */
   wholeModel?: boolean;
   /** `moec compile --tuning`: one more set of plans per tuned adapter, picked at load on that adapter. */
   tuned?: readonly TunedTarget[];
+  /** `moec compile --load-candidates N`: plan sets for `load({ tune: 'first-load' })` to time on the user's adapter. */
+  loadCandidates?: LoadCandidateOptions;
 }
 
 /**
@@ -46,26 +49,33 @@ export function compileBundleData(config: ModelConfig, specSource: string, layer
   const formatModules = plugins.flatMap((p) => p.formats ?? []).filter((f) => used.has(f.name));
   const bundle = { ...assembleBundle(config, specSource, blocks, planTarget(options), plugins, model), formatModules };
   bundle.data.tuningSource = bundle.target.source;
-  for (const tuned of contents.tuned ?? []) addTunedPlans(bundle, config, layers, { ...options, target: { ...options.target, ...tuned.target } }, tuned, contents.wholeModel ?? false);
+  const wholeModel = contents.wholeModel ?? false;
+  for (const tuned of contents.tuned ?? []) {
+    const set = compilePlanSet(bundle, config, layers, { ...options, target: { ...options.target, ...tuned.target } }, wholeModel);
+    (bundle.data.tuned ??= []).push({ key: tuned.key, adapter: tuned.adapter, requires: tuned.requires, source: tuned.target.source ?? tuned.key, ...set } satisfies TunedPlans);
+  }
+  const candidates = contents.loadCandidates && loadCandidateTargets(config, options, contents.loadCandidates);
+  if (candidates) {
+    bundle.data.loadCandidates = {
+      layer: candidates.layer, prefillTokens: candidates.prefillTokens, default: candidates.default,
+      sets: candidates.targets.map((c) => ({ id: c.id, params: c.params, ...compilePlanSet(bundle, config, layers, { ...options, target: { ...options.target, ...c.target } }, wholeModel) })),
+    };
+  }
   return bundle;
 }
 
-/** The plans compiled for one tuned adapter, their kernels joined to the bundle's table (ids are content hashes). */
-function addTunedPlans(bundle: CompiledBundle, config: ModelConfig, layers: number[], options: PlanOptions, tuned: TunedTarget, wholeModel: boolean): void {
+/** The plans compiled under other target overrides, their kernels joined to the bundle's table (ids are content hashes). */
+function compilePlanSet(bundle: CompiledBundle, config: ModelConfig, layers: number[], options: PlanOptions, wholeModel: boolean): Pick<TunedPlans, 'plans' | 'planTemplates' | 'model'> {
   const plans = new Map(layers.map((layer) => [layer, compileMoeBlock(config, layer, options).plan]));
   const model = wholeModel ? compileWholeModel(config, options) : undefined;
   const table = deduplicateKernels(plans, model && 'plan' in model ? model.plan : undefined);
   Object.assign(bundle.data.kernels, table.kernels);
   for (const info of table.info) if (!bundle.kernels.some((k) => k.id === info.id)) bundle.kernels.push(info);
-  const variant: TunedPlans = {
-    key: tuned.key, adapter: tuned.adapter, requires: tuned.requires, source: tuned.target.source ?? tuned.key,
-    plans: table.plans, planTemplates: table.planTemplates,
-    ...(table.model ? { model: storeModelPlan(table.model as Record<string, unknown>) } : {}),
-  };
-  (bundle.data.tuned ??= []).push(variant);
+  return { plans: table.plans, planTemplates: table.planTemplates, ...(table.model ? { model: storeModelPlan(table.model as Record<string, unknown>) } : {}) };
 }
 
-export async function compileBundle(config: ModelConfig, specSource: string, specFile: string, outDir: string, options: PlanOptions = {}, tuned: readonly TunedTarget[] = []): Promise<BundleManifest> {
+export async function compileBundle(config: ModelConfig, specSource: string, specFile: string, outDir: string, options: PlanOptions = {}, tuned: readonly TunedTarget[] = [],
+  loadCandidates?: LoadCandidateOptions): Promise<BundleManifest> {
   refuseToReplace(outDir); // before the work, not after
-  return writeBundle(compileBundleData(config, specSource, undefined, options, { wholeModel: true, tuned }), config, specFile, outDir);
+  return writeBundle(compileBundleData(config, specSource, undefined, options, { wholeModel: true, tuned, ...(loadCandidates ? { loadCandidates } : {}) }), config, specFile, outDir);
 }

@@ -24,8 +24,13 @@ export interface TargetDescription {
    * tm, tn but share bm (moe.align pads each expert to it). Absent: both take gemmTile.
    */
   expertGemmTiles?: ExpertGemmTiles;
-  /** Outputs per workgroup of every GEMV. */
+  /** Outputs per workgroup of every unfused GEMV (expert_gemv, gemv: 4 threads each). */
   gemvRows: number;
+  /**
+   * Outputs per workgroup, one thread each, of the fused decode MoE kernels (moe.decode_gate_up,
+   * moe.decode_down_combine; `moec tune`'s decode.rows family). Default DEFAULT_DECODE_ROWS.
+   */
+  decodeRows: number;
   /** Keys per context chunk of decode attention (flash-decoding splits the cache into these). */
   decodeChunkKeys: number;
   /** The flash attention loops' tiles: prefill, and decode's per-chunk partials. */
@@ -49,6 +54,9 @@ export function expertGemmTilesOf(target: TargetDescription): ExpertGemmTiles {
   if (tiles.gateUp.bm !== tiles.down.bm) throw new Error(`target: the grouped gate/up and down GEMM tiles must share bm (moe.align pads each expert to it), got ${tiles.gateUp.bm} and ${tiles.down.bm}`);
   return tiles;
 }
+
+/** 32 threads per fused decode workgroup: the GEMVs' row count, kept when the kernels were fused. */
+export const DEFAULT_DECODE_ROWS = 32;
 
 /** 16 rows keep per-expert padding small at prefill sizes; 4 x 4 outputs per thread (64 threads) measured best of the tiles tried on lavapipe. */
 export const DEFAULT_GEMM_TILE: GemmTile = { bm: 16, bn: 64, bk: 16, tm: 4, tn: 4 };
@@ -91,6 +99,7 @@ export function webgpuTarget(kernels: { opcodes: readonly string[]; weightFormat
     decodeMaxTokens: 8,
     gemmTile: DEFAULT_GEMM_TILE,
     gemvRows: 32,
+    decodeRows: DEFAULT_DECODE_ROWS,
     decodeChunkKeys: 256,
     attentionTiles: { prefill: DEFAULT_ATTENTION_PREFILL_TILE, decode: DEFAULT_ATTENTION_DECODE_TILE },
     opcodes: kernels.opcodes,

@@ -1,7 +1,8 @@
 // Decode in 3 dispatches per MoE block: the routed gate/up GEMV and the shared expert's become one
 // (the shared expert is an expert every token chose, slot K), and the down GEMVs fuse with the
 // combine (one workgroup per token and row range sums its k experts in a fixed order, then the
-// shared row: deterministic, no float atomics). A sharded block keeps the per-shard GEMVs.
+// shared row: deterministic, no float atomics). A sharded block keeps the per-shard GEMVs. The
+// fused ops' `rows` (outputs, one thread each, per workgroup) is the target's decodeRows.
 import type { Graph, Op, Value } from '../ir/graph.js';
 import { inputsByName } from '../ir/ops.js';
 import { GraphRewriter } from '../ir/rewriter.js';
@@ -11,8 +12,8 @@ import { forEachFunction, pathOf, type Pass } from './pass.js';
 export const fuseDecode: Pass = {
   name: 'fuse-decode',
   description: 'Decode path: router + gate/up of routed and shared experts + down fused with combine (3 dispatches).',
-  run(module) {
-    return forEachFunction(module, (f) => (pathOf(f) === 'decode' ? fuseFunction(f) : f));
+  run(module, context) {
+    return forEachFunction(module, (f) => (pathOf(f) === 'decode' ? fuseFunction(f, context.target.decodeRows) : f));
   },
 };
 
@@ -60,7 +61,7 @@ function matchBlock(combine: Op, producer: (v: Value) => Op | undefined, params:
   return { combine, gateUp, down, sharedGateUp, sharedDown };
 }
 
-function fuseFunction(f: Graph): Graph {
+function fuseFunction(f: Graph, rows: number): Graph {
   const producers = new Map<number, Op>();
   for (const op of f.ops) for (const v of op.outputs) producers.set(v.id, op);
   const params = new Set(f.params.map((p) => p.id));
@@ -69,13 +70,13 @@ function fuseFunction(f: Graph): Graph {
   const r = new GraphRewriter(f);
   for (const op of f.ops) {
     const block = blocks.find((b) => b.combine === op);
-    if (block) emitFused(r, block);
+    if (block) emitFused(r, block, rows);
     else if (!fused.has(op)) r.keep(op);
   }
   return r.finish();
 }
 
-function emitFused(r: GraphRewriter, b: DecodeBlock): void {
+function emitFused(r: GraphRewriter, b: DecodeBlock, rows: number): void {
   const gu = inputsByName(b.gateUp);
   const dn = inputsByName(b.down);
   const c = inputsByName(b.combine);
@@ -90,7 +91,7 @@ function emitFused(r: GraphRewriter, b: DecodeBlock): void {
     shared: !!sgu,
     ...(sgu ? { shared_activation: b.sharedGateUp!.attrs['activation']!, shared_bias: sharedBias } : {}),
     shared_gate: b.combine.attrs['shared_gate']!,
-    rows: b.gateUp.attrs['rows']!,
+    rows,
     ...(b.gateUp1 ? { routed_shards: [0, (b.gateUp1.attrs['expert_range'] as number[])[0]!] } : {}),
   };
   const gu1 = b.gateUp1 && inputsByName(b.gateUp1);

@@ -18,7 +18,10 @@ import { builtinFormats } from './quant/builtin-formats.js';
 import { withFormats, type FormatDefinition } from './quant/weight-format.js';
 import { checkSamplingOptions } from './sampling-options.js';
 import { HfWeightsError } from './tensor-reader.js';
+import { chooseAtFirstLoad, type FirstLoadChoice, type LoadTuningReport } from './tuning/first-load.js';
+import type { LoadCandidates } from './tuning/load-candidates.js';
 import { pickTuned, type TunedVariantHeader } from './tuning/pick-tuned.js';
+import type { TuneStore } from './tuning/tune-store.js';
 
 export interface BundleData {
   moecVersion: string;
@@ -42,6 +45,8 @@ export interface BundleData {
   tuningSource?: string;
   /** Plans compiled with `moec compile --tuning`, one set per tuned adapter; load picks the one matching its adapter. */
   tuned?: TunedPlans[];
+  /** Plan sets `load({ tune: 'first-load' })` times on the user's adapter (`moec compile --load-candidates N`). */
+  loadCandidates?: LoadCandidates;
 }
 
 /** One adapter's plans (same stored form as the defaults; kernels in BundleData.kernels). */
@@ -80,13 +85,28 @@ export interface LoadOptions {
    * next to a checkpoint URL on the first generateText call.
    */
   tokenizer?: TextTokenizerFiles;
+  /**
+   * 'first-load': choose among the bundle's load-time candidate plans (`moec compile --load-candidates`)
+   * on this adapter: the choice an earlier load stored in `tuneStore` if there is one (nothing is
+   * timed), else each candidate timed now on random weights within `tuneBudgetMs` and the choice
+   * stored. A bundle without candidates warns and runs its defaults. Default: no tuning.
+   */
+  tune?: 'first-load';
+  /** Wall-clock milliseconds load-time tuning may take (default 5000). */
+  tuneBudgetMs?: number;
+  /** Where load-time tuning keeps its choice: default IndexedDB where there is one; in Node, nodeTuneStore() from moec/node-tune-store (runtime/node/tune-file-store.ts). */
+  tuneStore?: TuneStore;
+  /** Told what load-time tuning could not do (no store, a damaged record); default console.warn. */
+  onWarning?: (message: string) => void;
 }
 
 export interface Model<Layer extends number = number> {
   /** The adapter the model runs on. */
   readonly adapter: AdapterSummary;
-  /** Where the kernels' tiles come from: the bundle's tuning for this adapter, or the defaults. */
+  /** Where the kernels' tiles come from: the bundle's tuning for this adapter, load-time tuning, or the defaults. */
   readonly tuning: string;
+  /** With load({ tune: 'first-load' }): what was chosen, whether measured now or read from the store, and what was discarded and why. */
+  readonly loadTuning?: LoadTuningReport;
   /** Token ids run from 0 to vocab - 1. */
   readonly vocab: number;
   /** Positions one session holds, prompt and generated tokens together (compile { context = N }). */
@@ -226,6 +246,18 @@ function checkGenerateOptions(options: unknown, vocab: number): GenerateOptions 
   return checked;
 }
 
+/** load()'s tuning options checked; the budget in milliseconds. */
+function checkTuneOptions(options: LoadOptions): number {
+  if (options.tune !== undefined && options.tune !== 'first-load') throw new ModelError(`load: tune must be 'first-load' (or left out), got ${describeValue(options.tune)}`);
+  const budget = options.tuneBudgetMs ?? 5000;
+  if (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0) throw new ModelError(`load: tuneBudgetMs must be a number of milliseconds >= 0, got ${describeValue(budget)}`);
+  const store = options.tuneStore as Partial<TuneStore> | undefined;
+  if (store !== undefined && (typeof store?.get !== 'function' || typeof store.put !== 'function' || typeof store.where !== 'function')) {
+    throw new ModelError('load: tuneStore must be a TuneStore ({ location, where(key), get(key, warn), put(key, record) }), such as nodeTuneStore() in Node');
+  }
+  return budget;
+}
+
 /**
  * Opens a device and returns the model. The checkpoint is checked against the whole decoder's
  * weights before anything is uploaded: a checkpoint that cannot run it (say, one holding only MoE
@@ -244,6 +276,7 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
     throw new ModelError("load: WebGPU's globals (GPUBufferUsage, ...) are missing; in Node run " +
       "`Object.assign(globalThis, globals)` with `globals` from the 'webgpu' package first");
   }
+  const tuneBudgetMs = checkTuneOptions(options);
   let modelPlan: ModelPlan | undefined = data.model ? inflateModelPlan(data.model, data.kernels) : undefined;
   const weights = await resolveWeights(options.weights, options.fetchOptions, data, modelPlan);
   // Why forward/generate cannot run, found before anything is uploaded (the rope table is computed, not read).
@@ -268,8 +301,19 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
   }
   // Tuned plans for this adapter, if the bundle has them: the same weights, other tiles and bounds.
   const tuned = pickTuned(data.tuned, rt);
-  const plansOf = tuned ?? data;
-  if (tuned?.model) modelPlan = inflateModelPlan(tuned.model, data.kernels);
+  let firstLoad: FirstLoadChoice | undefined;
+  if (options.tune === 'first-load') {
+    const warn = options.onWarning ?? ((message: string) => console.warn(message));
+    try {
+      firstLoad = await chooseAtFirstLoad(data, rt, { budgetMs: tuneBudgetMs, warn, ...(options.tuneStore ? { store: options.tuneStore } : {}), ...(tuned ? { offlineTuned: tuned.source } : {}) });
+    } catch (e) {
+      rt.destroy();
+      throw e;
+    }
+  }
+  const plansOf = tuned ?? firstLoad?.set ?? data;
+  const storedModel = tuned?.model ?? firstLoad?.set?.model;
+  if (storedModel) modelPlan = inflateModelPlan(storedModel, data.kernels);
   const executors = new Map<number, Promise<MoeBlockExecutor>>();
   const plans = new Map<number, MoeBlockPlan>();
   let destroyed = false;
@@ -366,7 +410,8 @@ export async function loadModel(data: BundleData, options: LoadOptions, formats:
 
   const model: Model = {
     adapter: rt.info,
-    tuning: tuned ? tuned.source : (data.tuningSource ?? 'defaults'),
+    tuning: tuned ? tuned.source : firstLoad && firstLoad.report.from !== 'none' ? firstLoad.tuning : (data.tuningSource ?? 'defaults'),
+    ...(firstLoad ? { loadTuning: firstLoad.report } : {}),
     vocab,
     context,
     get length() {

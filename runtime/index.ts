@@ -2,6 +2,9 @@
 // a Node program may import. Browser-safe: Node-only helpers live in runtime/node/.
 export { loadModel, ModelError, type BundleData, type HfSafetensorsWeights, type LoadOptions, type Model } from './bundle.js';
 export { inflateModelPlan, inflatePlan, type StoredModelPlan } from './bundle-plans.js';
+export type { LoadTuningReport } from './tuning/first-load.js';
+export { indexedDbTuneStore } from './tuning/indexeddb-store.js';
+export type { StoredLoadTuning, TuneStore } from './tuning/tune-store.js';
 export { openDevice, GpuError, type AdapterSummary, type GpuRuntime, type OpenDeviceOptions } from './device.js';
 export { hfWeightSource, type HfWeightSource, type HfWeightSourceOptions } from './hf-weights.js';
 export type { GenerateOptions } from './generate.js';

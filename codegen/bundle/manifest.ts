@@ -3,6 +3,7 @@
 // MoE block plans dispatch, and the weight layout the MoE blocks read (IR name, shape, dtype,
 // and the Hugging Face tensors each comes from per family).
 import type { GemmTile } from '../../ir/ops-lowered.js';
+import type { CandidateParams } from '../../runtime/tuning/load-candidates.js';
 import { describeHfNaming, modelTypesMatching } from '../../runtime/hf-naming.js';
 import type { CompiledBundle } from './bundle-data.js';
 import { sha256 } from './kernel-table.js';
@@ -18,7 +19,9 @@ export interface BundleManifest {
   files: Record<string, { bytes: number; sha256: string }>;
   kernels: CompiledBundle['kernels'];
   /** Where the target's tiles came from, and the defaults the passes were handed; `adapters`: the tuned plan sets (`moec compile --tuning`), picked at load by adapter. */
-  tuning: { source: string; gemmTile: GemmTile; gemvRows: number; decodeMaxTokens: number; adapters?: Array<{ key: string; source: string }> };
+  tuning: { source: string; gemmTile: GemmTile; gemvRows: number; decodeMaxTokens: number; adapters?: Array<{ key: string; source: string }>;
+    /** The plan sets `load({ tune: 'first-load' })` may choose among (`moec compile --load-candidates`), and the token count it times them at. */
+    loadCandidates?: { layer: number; prefillTokens: number; sets: Array<{ id: string; params: CandidateParams }> } };
   /** Per MoE layer and path: the kernels dispatched in order (`dispatches` of them) and the tiles the lowered ops carry. */
   plans: CompiledBundle['plans'];
   /**
@@ -52,7 +55,8 @@ export function buildManifest(compiled: CompiledBundle, specFile: string, files:
     })),
     kernels: compiled.kernels,
     tuning: { source: compiled.target.source, gemmTile: compiled.target.gemmTile, gemvRows: compiled.target.gemvRows, decodeMaxTokens: compiled.target.decodeMaxTokens,
-      ...(data.tuned?.length ? { adapters: data.tuned.map((t) => ({ key: t.key, source: t.source })) } : {}) },
+      ...(data.tuned?.length ? { adapters: data.tuned.map((t) => ({ key: t.key, source: t.source })) } : {}),
+      ...(data.loadCandidates ? { loadCandidates: { layer: data.loadCandidates.layer, prefillTokens: data.loadCandidates.prefillTokens, sets: data.loadCandidates.sets.map((c) => ({ id: c.id, params: c.params })) } } : {}) },
     plans: compiled.plans,
     wholeModel: compiled.wholeModel,
     plugins: compiled.plugins,

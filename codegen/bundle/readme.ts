@@ -104,5 +104,21 @@ Shards are read with HTTP Range requests: ${model.available ? 'every shard\'s he
 ignores Range gets one whole-file GET per shard instead, reported to \`fetchOptions.onWarning\` (default
 \`console.warn\`). Or fetch the files yourself and pass \`{ modelType, files: [{ name, bytes }] }\` as \`weights\`.
 WebGPU needs a secure context (https or localhost).
+${loadTuningSection(data)}`;
+}
+
+/** How to tune on the user's GPU at load, when the bundle has load-time candidates. */
+function loadTuningSection(data: BundleData): string {
+  const sets = data.loadCandidates?.sets.length ?? 0;
+  if (!sets) return '';
+  return `
+## Tuning on the user's GPU
+
+This bundle holds ${sets} more plan set(s) with other grouped GEMM tiles (\`moec compile --load-candidates\`).
+\`load({ weights, tune: 'first-load', tuneBudgetMs: 5000 })\` times them on the adapter at hand (random
+weights, within the budget) on the first load, keeps the default unless one is faster beyond noise, and
+stores the choice for the next load: in IndexedDB in browsers; in Node pass \`tuneStore\` (moec's
+\`nodeTuneStore()\` from \`moec/node-tune-store\`, or any object with \`location\`, \`where(key)\`,
+\`get(key, warn)\`, \`put(key, record)\`). \`model.tuning\` and \`model.loadTuning\` say what was chosen and how.
 `;
 }

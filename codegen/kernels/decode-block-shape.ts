@@ -10,6 +10,7 @@
 import type { KindRef } from '../../ir/model-config.js';
 import { F32, type WeightFormat } from '../../runtime/quant/weight-format.js';
 import { DEFAULT_LIMITS } from '../../runtime/device.js';
+import { DEFAULT_DECODE_ROWS } from '../../ir/target.js';
 import { GEMV_MAX_ROWS } from './expert-gemv/expert-gemv.js';
 import type { ActivationDtype, ActivationKernels, StorageDecl } from './kernel.js';
 import { formatTag } from './weights/weight-loads.js';
@@ -46,6 +47,8 @@ export interface DecodeBlockShape {
    * e - s1 of the second), the biases stay whole. At most 2 shards; absent or [0]: one binding.
    */
   routedShards?: number[];
+  /** Output features per workgroup, one thread each (the ops' `rows`; default DEFAULT_DECODE_ROWS). */
+  rows?: number;
 }
 
 /** Elements of one token's row of `inter`: K*I + Is (K slot rows, then the shared-expert row). */
@@ -64,29 +67,61 @@ export function decodeInterVec4(shape: DecodeBlockShape): boolean {
 /** The fused decode kernels serve at most this many tokens per run. */
 export const DECODE_FUSED_MAX_TOKENS = GEMV_MAX_ROWS;
 
-/** One activation row of a pass: its index j, where its offset and id sit in the vec4 pairs (`lo.x` .. `hi.w`), and the test that opens its code. */
+/** One activation row of a pass: its index j, and where its offset and id sit in the vec4 pairs (`lo.x` .. `hi.w`). */
 export interface DecodePassRow {
   j: number;
   c: string;
-  /** `if (rows.count > j) {` (a bare `{` for row 0, which every pass has). */
-  open: string;
 }
 
 /**
- * The GEMV_MAX_ROWS rows of a pass in both decode kernels: row j's id is `rows.<c>` and its offset
- * `a_<c>`, components of two vec4s, and it runs inside the test of row j - 1 (`close` ends them),
- * so a pass of r rows tests r conditions and no accumulator is a dynamically indexed array (which
- * CPU drivers keep in memory).
+ * One body of a pass, for passes of `from + 1` .. `width` rows: `test` opens it, `rows` are the
+ * rows it accumulates (past rows.count they read row 0's activations and are not stored), `stored`
+ * the rows whose stores need `rows.count > j`.
  */
-export function decodePassRows(): { rows: DecodePassRow[]; close: string } {
-  if (GEMV_MAX_ROWS > 8) throw new Error(`internal: the decode kernels hold at most 8 rows per pass in two vec4s, not ${GEMV_MAX_ROWS}`);
-  const rows = Array.from({ length: GEMV_MAX_ROWS }, (_, j) => ({ j, c: `${j < 4 ? 'lo' : 'hi'}.${'xyzw'[j % 4]}`, open: j === 0 ? '{' : `if (rows.count > ${j}u) {` }));
-  // Spaced: `}}` would read as a Handlebars leftover.
-  return { rows, close: Array.from({ length: GEMV_MAX_ROWS }, () => '}').join(' ') };
+export interface DecodePassWidth {
+  width: number;
+  test: string;
+  rows: DecodePassRow[];
+  stored: (DecodePassRow & { always: boolean })[];
+}
+
+/** Pass widths: a pass of r rows runs the body of the smallest width >= r. */
+export const DECODE_PASS_WIDTHS = [1, 2, 4, 8] as const;
+
+/**
+ * The bodies of a pass in both decode kernels, one per width of DECODE_PASS_WIDTHS, each with its
+ * own loop over the weight row and no test inside it. Row j's id is `rows.<c>` and its offset
+ * `a_<c>` (components of two vec4s, so no accumulator is a dynamically indexed array, which CPU
+ * drivers keep in memory). SwiftShader runs every block of a shader whatever its branch (lanes
+ * masked off) and only skips loop iterations, so tests around each row inside the loop cost a
+ * 1-token pass the work of 8 rows; here an unused width's loop runs one masked step. Four bodies
+ * of 1 + 2 + 4 + 8 rows, not one per row count, keep lavapipe's LLVM compile in seconds.
+ */
+export function decodePassWidths(): DecodePassWidth[] {
+  if (GEMV_MAX_ROWS !== DECODE_PASS_WIDTHS[DECODE_PASS_WIDTHS.length - 1]) throw new Error(`internal: the decode pass widths end at ${DECODE_PASS_WIDTHS.at(-1)}, not at GEMV_MAX_ROWS = ${GEMV_MAX_ROWS}`);
+  const row = (j: number): DecodePassRow => ({ j, c: `${j < 4 ? 'lo' : 'hi'}.${'xyzw'[j % 4]}` });
+  return DECODE_PASS_WIDTHS.map((width, i) => {
+    const from = i === 0 ? 0 : DECODE_PASS_WIDTHS[i - 1]!;
+    const rows = Array.from({ length: width }, (_, j) => row(j));
+    const test = i === 0 ? 'if (rows.count == 1u) {' : i === DECODE_PASS_WIDTHS.length - 1 ? `if (rows.count > ${from}u) {` : `if (rows.count > ${from}u && rows.count <= ${width}u) {`;
+    return { width, test, rows, stored: rows.map((r) => ({ ...r, always: r.j <= from })) };
+  });
+}
+
+/**
+ * The workgroup size of both kernels. The shared gate's tree halves it down to one thread, so
+ * with a gate it must be a power of two.
+ */
+export function decodeRows(shape: DecodeBlockShape): number {
+  const rows = shape.rows ?? DEFAULT_DECODE_ROWS;
+  if (!Number.isInteger(rows) || rows < 1) throw new Error(`decode kernels: rows per workgroup must be a positive integer, not ${rows}`);
+  if (shape.sharedGate && (rows & (rows - 1)) !== 0) throw new Error(`decode kernels: the shared-gate sum is a tree over the workgroup's threads: rows per workgroup must be a power of two, not ${rows}`);
+  return rows;
 }
 
 export function checkDecodeBlockShape(shape: DecodeBlockShape): void {
   if (shape.sharedGate && !shape.shared) throw new Error('a shared-expert gate needs a shared expert');
+  decodeRows(shape);
   for (const [what, n] of [['hidden', shape.hidden], ['top_k', shape.topK], ['intermediate', shape.routed.intermediate], ['shared intermediate', shape.shared?.intermediate ?? 1]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`decode kernels: ${what} must be a positive integer, not ${n}`);
   }

@@ -11,8 +11,8 @@ import { storageFormatOf } from '../../ir/storage-format.js';
 import type { PlanGrid, TokenExpr } from '../../runtime/plan.js';
 import { tokenExpr } from '../../runtime/plan.js';
 import type { DecodeBlockShape } from '../kernels/decode-block-shape.js';
-import { renderDecodeDownCombineKernel } from '../kernels/decode-down-combine/decode-down-combine.js';
-import { renderDecodeGateUpKernel } from '../kernels/decode-gate-up/decode-gate-up.js';
+import { decodeDownCombineGrid, renderDecodeDownCombineKernel } from '../kernels/decode-down-combine/decode-down-combine.js';
+import { decodeGateUpGrid, renderDecodeGateUpKernel } from '../kernels/decode-gate-up/decode-gate-up.js';
 import { COMBINE_GRID_WIDTH, renderCombineKernel } from '../kernels/combine/combine.js';
 import { GEMV_MAX_ROWS, GEMV_ROWS, renderGemvKernel } from '../kernels/expert-gemv/expert-gemv.js';
 import { renderGemmKernel } from '../kernels/grouped-gemm/grouped-gemm.js';
@@ -105,6 +105,7 @@ function decodeBlockShape(op: Op): DecodeBlockShape {
     sharedGate: op.attrs['shared_gate'] === 'sigmoid',
     act: act(op.outputs[0]!),
     ...(Array.isArray(op.attrs['routed_shards']) ? { routedShards: op.attrs['routed_shards'] as number[] } : {}),
+    rows: op.attrs['rows'] as number,
   };
 }
 
@@ -201,9 +202,8 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     render: (op, context) => renderDecodeGateUpKernel({ ...decodeBlockShape(op), activations: context.activations }, context.weightLoads),
     bindings: (op) => ({ ...inputsByName(op), inter: op.outputs[0]! }),
     grid: (op) => {
-      const shape = decodeBlockShape(op);
-      const widest = Math.max(shape.routed.intermediate, shape.shared?.intermediate ?? 0);
-      return fixedGrid(constant(Math.ceil(widest / checkGemvRows(op))), constant(shape.topK + (shape.shared ? 1 : 0)), T);
+      const [tiles, slots] = decodeGateUpGrid(decodeBlockShape(op), 1);
+      return fixedGrid(constant(tiles), constant(slots), T);
     },
     label: (op) => `experts${op.attrs['shared'] === true ? ' + shared' : ''} gate/up GEMV`,
   },
@@ -211,7 +211,7 @@ export const kernelTable: Record<Exclude<(typeof WEBGPU_OPCODES)[number], 'slice
     render: (op, context) => renderDecodeDownCombineKernel({ ...decodeBlockShape(op), activations: context.activations }, context.weightLoads),
     bindings: (op) => ({ ...inputsByName(op), out: op.outputs[0]! }),
     // One workgroup per n tile of H serves every token (it reads each active expert's rows once).
-    grid: (op) => fixedGrid(constant(Math.ceil(rowsOf(op) / checkGemvRows(op)))),
+    grid: (op) => fixedGrid(constant(decodeDownCombineGrid(decodeBlockShape(op))[0])),
     label: (op) => `experts${op.attrs['shared'] === true ? ' + shared' : ''} down GEMV + combine`,
   },
   gemm: {

@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util';
 import type { ModelConfig } from '../../ir/model-config.js';
 import type { PlanOptions } from '../moe-block-plan.js';
 import type { TunedTarget } from '../tune/apply-tuning.js';
+import type { LoadCandidateOptions } from '../tune/load-candidates.js';
+import { DEFAULT_LOAD_CANDIDATES, DEFAULT_LOAD_PREFILL_TOKENS } from '../../runtime/tuning/load-candidates.js';
 import type { BundleManifest } from '../../codegen/bundle/manifest.js';
 import type { Registry } from '../plugins/registry.js';
 import { loadSpec, pluginHelp, pluginOption, UsageError, type Command } from './command.js';
@@ -20,7 +22,7 @@ function dispatchReport(plans: BundleManifest['plans']): string {
 export const compileCommand: Command = {
   name: 'compile',
   summary: 'compile a spec into a deployable WebGPU bundle (model.js, model.d.ts, manifest.json)',
-  usage: 'moec compile <spec.moe> -o <dir> [--weights <checkpoint-dir>] [--tuning <file|auto>] [--disable-pass=<pass>]... [--plugin FILE]...',
+  usage: 'moec compile <spec.moe> -o <dir> [--weights <checkpoint-dir>] [--tuning <file|auto>] [--load-candidates N] [--disable-pass=<pass>]... [--plugin FILE]...',
   help: [
     'Compiles the MoE block of every MoE layer to WGSL and writes, into <dir>:',
     '  model.js       one ES module (runtime + plans + kernels) that loads in Node and in browsers',
@@ -38,12 +40,16 @@ export const compileCommand: Command = {
     '                     chosen from its weights\' quantization error and the routing trace (HiGHS); prints the choice',
     '  --tuning FILE|auto bake in `moec tune` results: one plan set per adapter in FILE (auto: every file in the',
     '                     tuning cache), picked at load on the matching adapter; other adapters get the defaults',
-    '  --tuning-tokens N  the token count whose bucket gives the prefill GEMM tiles (default: the largest tuned)',
+    '  --tuning-tokens N  the token count whose bucket gives the prefill GEMM tiles (default: the largest tuned);',
+    '                     the fused decode kernels\' rows per workgroup come from the bucket nearest 1 token',
     '  --cache-dir DIR    the tuning cache for --tuning auto (default $MOEC_CACHE_DIR, $XDG_CACHE_HOME/moec, ~/.cache/moec)',
+    `  --load-candidates N  plan sets with other grouped GEMM tiles for load({ tune: 'first-load' }) to time on the user's`,
+    `                     adapter (default ${DEFAULT_LOAD_CANDIDATES}; 0: none, a smaller model.js); timed at --tuning-tokens tokens (default ${DEFAULT_LOAD_PREFILL_TOKENS})`,
+    "  --load-crossovers B,..  also offer these decode/prefill crossovers (below the default), each with every tile set",
     pluginHelp,
   ].join('\n'),
   async run(args) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' }, weights: { type: 'string' }, 'disable-pass': { type: 'string', multiple: true }, 'max-binding': { type: 'string' }, tuning: { type: 'string' }, 'tuning-tokens': { type: 'string' }, 'cache-dir': { type: 'string' }, ...pluginOption } });
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' }, weights: { type: 'string' }, 'disable-pass': { type: 'string', multiple: true }, 'max-binding': { type: 'string' }, tuning: { type: 'string' }, 'tuning-tokens': { type: 'string' }, 'cache-dir': { type: 'string' }, 'load-candidates': { type: 'string' }, 'load-crossovers': { type: 'string' }, ...pluginOption } });
     const maxBinding = values['max-binding'] === undefined ? undefined : Number(values['max-binding']);
     if (maxBinding !== undefined && !(Number.isSafeInteger(maxBinding) && maxBinding >= 1024 && maxBinding % 4 === 0)) {
       throw new UsageError(`--max-binding must be a byte count, a multiple of 4 of at least 1024, got ${values['max-binding']}`);
@@ -60,14 +66,17 @@ export const compileCommand: Command = {
     const [{ compileBundle }, { BundleWriteError }] = await Promise.all([import('../compile-bundle.js'), import('../../codegen/bundle/write-bundle.js')]);
     const planOptions = { registry, disabledPasses: values['disable-pass'] ?? [], ...(maxBinding ? { maxStorageBufferBindingSize: maxBinding } : {}) };
     const tuned = values.tuning === undefined ? [] : await tunedTargetsOf(values.tuning, values['tuning-tokens'], values['cache-dir'], config, planOptions);
+    const loadCandidates = loadCandidateOptions(values['load-candidates'], values['load-crossovers'], values['tuning-tokens']);
     try {
-      const manifest = await compileBundle(config, source, specFile, values.output, planOptions, tuned);
+      const manifest = await compileBundle(config, source, specFile, values.output, planOptions, tuned, loadCandidates);
       const bytes = manifest.files['model.js']!.bytes;
       process.stdout.write(`${values.output}: ${manifest.model}, ${manifest.moeLayers.length} MoE layer(s), ` +
         `${manifest.kernels.length} distinct kernel(s), model.js ${(bytes / 1024).toFixed(1)} KiB\n`);
       process.stdout.write(dispatchReport(manifest.plans));
       process.stdout.write(wholeModelReport(manifest.wholeModel));
       for (const t of manifest.tuning.adapters ?? []) process.stdout.write(`tuned plans: ${t.source}\n`);
+      const sets = manifest.tuning.loadCandidates?.sets.length ?? 0;
+      if (sets) process.stdout.write(`load-time candidates: ${sets} plan set(s) for load({ tune: 'first-load' }), timed at ${manifest.tuning.loadCandidates!.prefillTokens} tokens\n`);
       return 0;
     } catch (e) {
       if (e instanceof BundleWriteError) throw new UsageError(e.message);
@@ -95,6 +104,20 @@ export async function withExpertFormats(config: ModelConfig, specFile: string, w
     process.stderr.write(`moec ${command}: ${specFile}: ${(e as Error).message}\n`);
     return undefined;
   }
+}
+
+/** --load-candidates, --load-crossovers and --tuning-tokens as the compiler's options (count 0: none). */
+function loadCandidateOptions(count: string | undefined, crossovers: string | undefined, tokens: string | undefined): LoadCandidateOptions {
+  const whole = (text: string, flag: string, min: number): number => {
+    const n = Number(text);
+    if (!(Number.isSafeInteger(n) && n >= min)) throw new UsageError(`${flag} must be a whole number >= ${min}, got ${text}`);
+    return n;
+  };
+  return {
+    count: count === undefined ? DEFAULT_LOAD_CANDIDATES : whole(count, '--load-candidates', 0),
+    ...(crossovers ? { crossovers: crossovers.split(',').map((b) => whole(b.trim(), '--load-crossovers', 1)) } : {}),
+    ...(tokens !== undefined ? { prefillTokens: whole(tokens, '--tuning-tokens', 1) } : {}),
+  };
 }
 
 /** The tuned targets of `--tuning FILE` or `--tuning auto` (the cache directory) for this spec; a damaged file is reported and ignored. */

@@ -71,8 +71,9 @@ export const tuneCommand: Command = {
   usage: 'moec tune <spec.moe|bundle-dir> [--tokens 1,8,64,512] [--budget 120s] [-o tuning.json] [--cache-dir DIR]\n       moec tune --merge a.json b.json ... -o all.json',
   help: [
     'Tunes the first MoE layer\'s block on this machine\'s WebGPU adapter, per kernel family and token',
-    'bucket: the grouped GEMM tiles (gate/up and down; prefill buckets above 8 tokens) and the',
-    'decode/prefill crossover (buckets 2..8). Each candidate is checked against the CPU interpreter on',
+    'bucket: the grouped GEMM tiles (gate/up and down; prefill buckets above 8 tokens), the fused',
+    'decode kernels\' rows per workgroup (decode.rows; buckets up to 8) and the decode/prefill',
+    'crossover (buckets 2..8). Each candidate is checked against the CPU interpreter on',
     'random data (a wrong one is reported, never kept; one the adapter refuses is skipped with the',
     'reason) and timed (GPU timestamps when the adapter has timestamp-query, else wall clock; median);',
     'the fastest is re-timed against the default and kept only if it wins beyond the noise.',

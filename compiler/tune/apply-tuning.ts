@@ -1,32 +1,36 @@
 // A tuning file -> the target each adapter in it gets, for one spec: per family the entry of the
 // spec's shape with the current template hash (stale ones are reported, not used) at the bucket
 // nearest the token count asked for. One prefill path serves every token count above the
-// crossover, so its GEMM tiles come from one bucket (`prefillTokens`, default the largest tuned).
+// crossover, so its GEMM tiles come from one bucket (`prefillTokens`, default the largest tuned);
+// likewise one decode kernel pair serves 1..decodeMaxTokens tokens, so its rows per workgroup come
+// from the bucket nearest `decodeTokens` (default 1: generation's one token per step).
 import type { ModelConfig } from '../../ir/model-config.js';
 import { moeLayerIndices } from '../../ir/model-config.js';
 import type { TargetDescription } from '../../ir/target.js';
 import { adapterKey, describeAdapter, type AdapterIdentity } from '../../runtime/tuning/adapter-identity.js';
 import type { AdapterTuning, TuningEntry, TuningFile } from '../../runtime/tuning/tuning-file.js';
 import { compileMoeBlock, planTarget, type PlanOptions } from '../moe-block-plan.js';
-import { familyShapes } from './family-shapes.js';
-import { gemmTileOfParams, gemmTileText, gemmWorkgroupBytes } from './search-space.js';
+import { blockDims, familyShapes } from './family-shapes.js';
+import { decodeWorkgroupBytes, gemmTileOfParams, gemmTileText, gemmWorkgroupBytes } from './search-space.js';
 import { gemmThreads } from '../../codegen/kernels/grouped-gemm/grouped-gemm.js';
 import type { TemplateReader } from './template-hash.js';
 
 export interface TunedTarget {
   adapter: AdapterIdentity;
   key: string;
-  /** Target overrides: expertGemmTiles, decodeMaxTokens, source. */
+  /** Target overrides: expertGemmTiles, decodeRows, decodeMaxTokens, source. */
   target: Partial<TargetDescription>;
   /** The entries used. */
   used: TuningEntry[];
-  /** Device limits the tuned kernels need beyond a plan's own `requires` (workgroup memory of the tiles). */
+  /** Device limits the tuned kernels need beyond a plan's own `requires` (workgroup memory and threads of the tiles and decode rows). */
   requires: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number };
 }
 
 export interface ApplyOptions {
   /** The token count whose bucket decides the prefill tiles (default: the largest bucket tuned). */
   prefillTokens?: number;
+  /** The token count whose bucket decides the fused decode kernels' rows (default 1). */
+  decodeTokens?: number;
   warn?(message: string): void;
   readTemplate?: TemplateReader;
   /** Where the tuning came from, for the manifest (a file path, or `cache DIR`). */
@@ -59,6 +63,7 @@ export function tunedTargetFor(section: AdapterTuning, config: ModelConfig, plan
   };
   const gateUps = current('grouped_gemm.gate_up');
   const downs = current('grouped_gemm.down');
+  const decodeRows = current('decode.rows');
   const crossover = current('decode_max_tokens');
   const used: TuningEntry[] = [];
   const target: Partial<TargetDescription> = {};
@@ -73,6 +78,12 @@ export function tunedTargetFor(section: AdapterTuning, config: ModelConfig, plan
     used.push(gateUp, ...(sameBucket ? [sameBucket] : []));
     notes.push(`grouped gate/up ${tileText(up)} (T=${gateUp.tokens}, ${gateUp.kept})`, `down ${tileText(down)}${sameBucket ? ` (T=${sameBucket.tokens}, ${sameBucket.kept})` : ' (default with its bm)'}`);
   }
+  const rows = nearestBucket(decodeRows, options.decodeTokens ?? 1);
+  if (rows) {
+    target.decodeRows = rows.config['rows']!;
+    used.push(rows);
+    notes.push(`decode rows ${target.decodeRows} (T=${rows.tokens}, ${rows.kept})`);
+  }
   const cross = nearestBucket(crossover, 8);
   if (cross) {
     target.decodeMaxTokens = cross.config['decodeMaxTokens']!;
@@ -81,6 +92,7 @@ export function tunedTargetFor(section: AdapterTuning, config: ModelConfig, plan
   }
   if (!used.length) return undefined;
   const tiles = target.expertGemmTiles ? [target.expertGemmTiles.gateUp, target.expertGemmTiles.down] : [];
+  const { sharedGate } = blockDims(defaultPlan);
   target.source = `tuning${options.origin ? ` ${options.origin}` : ''} for ${describeAdapter(section.adapter)} [${adapterKey(section.adapter)}]: ${notes.join(', ')}`;
   return {
     adapter: section.adapter,
@@ -88,8 +100,8 @@ export function tunedTargetFor(section: AdapterTuning, config: ModelConfig, plan
     target,
     used,
     requires: {
-      maxComputeWorkgroupStorageSize: Math.max(0, ...tiles.map((t, i) => gemmWorkgroupBytes(t, i === 0))),
-      maxComputeInvocationsPerWorkgroup: Math.max(0, ...tiles.map(gemmThreads)),
+      maxComputeWorkgroupStorageSize: Math.max(0, ...tiles.map((t, i) => gemmWorkgroupBytes(t, i === 0)), decodeWorkgroupBytes(target.decodeRows ?? 0, sharedGate)),
+      maxComputeInvocationsPerWorkgroup: Math.max(0, ...tiles.map(gemmThreads), target.decodeRows ?? 0),
     },
   };
 }

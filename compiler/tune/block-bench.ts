@@ -15,6 +15,8 @@ import { createMoeBlockExecutor, type MoeBlockExecutor } from '../../runtime/moe
 import type { GpuRuntime } from '../../runtime/device.js';
 import type { MoeBlockPlan, PlanStep, WeightSource } from '../../runtime/plan.js';
 import { dequantize } from '../../runtime/quant/weight-codec.js';
+import { float32ToFloat16Bits } from '../../runtime/float16.js';
+import { median, relativeNoise } from '../../runtime/tuning/time-block.js';
 import { seededRandom } from '../seeded-random.js';
 
 
@@ -28,18 +30,22 @@ function normals(random: () => number, n: number, std: number): Float32Array {
 export const FAMILY_KERNELS: Readonly<Record<string, (kernel: string) => boolean>> = {
   'grouped_gemm.gate_up': (k) => k.startsWith('grouped_gemm_gateup'),
   'grouped_gemm.down': (k) => k.startsWith('grouped_gemm_down'),
+  'decode.rows': (k) => k.startsWith('decode_gateup') || k.startsWith('decode_down_combine'),
 };
 
+/** The path a family's dispatches run on: the decode kernels' family on decode, the GEMMs on prefill. */
+export const familyPath = (family: string): 'prefill' | 'decode' => (family.startsWith('decode.') ? 'decode' : 'prefill');
+
 /**
- * The plan with the family's prefill dispatches run `repeat` more times at the end: they only read
- * what the block computed before them and rewrite the same rows, so the output is unchanged and
- * the block time grows by `repeat` times theirs.
+ * The plan with the family's dispatches on `path` run `repeat` more times at the end: they only
+ * read what the block computed before them and rewrite the same rows, so the output is unchanged
+ * and the block time grows by `repeat` times theirs.
  */
-export function withRepeatedSteps(plan: MoeBlockPlan, owns: (kernel: string) => boolean, repeat: number): MoeBlockPlan {
-  const steps = plan.prefill.filter((s) => owns(s.kernel));
-  if (!steps.length) throw new Error(`${plan.name}: no prefill dispatch of the family to time`);
+export function withRepeatedSteps(plan: MoeBlockPlan, owns: (kernel: string) => boolean, repeat: number, path: 'prefill' | 'decode' = 'prefill'): MoeBlockPlan {
+  const steps = plan[path].filter((s) => owns(s.kernel));
+  if (!steps.length) throw new Error(`${plan.name}: no ${path} dispatch of the family to time`);
   const extra: PlanStep[] = Array.from({ length: repeat }, () => steps).flat();
-  return { ...plan, prefill: [...plan.prefill, ...extra] };
+  return { ...plan, [path]: [...plan[path], ...extra] };
 }
 
 export interface Timing {
@@ -136,8 +142,13 @@ export class BlockBench {
   async time(executor: MoeBlockExecutor, tokens: number, options: TimingOptions = {}): Promise<Timing> {
     const { device } = this.rt;
     const { STORAGE, COPY_DST, COPY_SRC } = GPUBufferUsage;
-    const bytes = Math.max(16, tokens * this.hidden * (executor.plan.features?.includes('shader-f16') ? 2 : 4));
+    const f16 = executor.plan.features?.includes('shader-f16') ?? false;
+    const bytes = Math.max(16, tokens * this.hidden * (f16 ? 2 : 4));
     const input = device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: STORAGE | COPY_DST });
+    // The seeded random input, not zeros: a zero input ties every router logit and sends all tokens to the same experts.
+    const x = this.input(tokens);
+    const data = f16 ? float32ToFloat16Bits(x) : x;
+    device.queue.writeBuffer(input, 0, data.buffer, data.byteOffset, data.byteLength - (data.byteLength % 4));
     const output = device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: STORAGE | COPY_SRC | COPY_DST });
     const timestamps = this.rt.features.has('timestamp-query') ? new GpuClock(device) : undefined;
     try {
@@ -167,18 +178,8 @@ export class BlockBench {
   }
 }
 
-export const median = (values: readonly number[]): number => {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-
-/** Relative spread of samples: half the interquartile range over the median. */
-export function relativeNoise(samples: readonly number[]): number {
-  const s = [...samples].sort((a, b) => a - b);
-  const q = (f: number) => s[Math.min(s.length - 1, Math.max(0, Math.round(f * (s.length - 1))))]!;
-  return (q(0.75) - q(0.25)) / 2 / median(s);
-}
+// The statistics are the load-time tuner's (runtime/tuning/time-block.ts), so both decide alike.
+export { median, relativeNoise };
 
 /** GPU time between two empty compute passes' timestamps (nanoseconds -> milliseconds). */
 class GpuClock {

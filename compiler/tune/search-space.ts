@@ -2,6 +2,7 @@
 // render (tm must divide bm, at least bm threads), that exceed the adapter's workgroup storage or
 // invocations, or that are larger than the matrix or the rows an expert gets at the token bucket.
 // Each tile shape comes in the kernel's loop variants (scalar, vec4 along K, vec4 read direct).
+// The fused decode kernels' rows per workgroup: powers of two up to the adapter's workgroup size.
 import { normalTile, type GemmTile } from '../../ir/ops-lowered.js';
 import { DEFAULT_GEMM_TILE } from '../../ir/target.js';
 import { gemmThreads, gemmTileShapeRefusal } from '../../codegen/kernels/grouped-gemm/grouped-gemm.js';
@@ -103,6 +104,41 @@ export function gemmTileCandidates(p: GemmProblem, base: GemmTile = DEFAULT_GEMM
     kinds.set(kind(tile!), (kinds.get(kind(tile!)) ?? 0) + 1);
   }
   return [base, ...picked].slice(0, Math.max(1, max));
+}
+
+/** Rows per workgroup tried for the fused decode kernels (one thread per row). */
+const DECODE_ROWS = [8, 16, 32, 64, 128, 256];
+
+export interface DecodeRowsProblem {
+  /** The widest output of the two kernels: max(I, Is) of gate/up, H of down. */
+  widest: number;
+  /** The shared gate keeps MAX_ROWS x rows partial sums in workgroup memory. */
+  sharedGate: boolean;
+  limits: KernelLimits;
+}
+
+/** Workgroup memory of decode-down-combine.wgsl.hbs: the shared gate's MAX_ROWS x rows partial sums. */
+export const decodeWorkgroupBytes = (rows: number, sharedGate: boolean): number => (sharedGate ? 4 * GEMV_MAX_ROWS * rows : 0);
+
+/** Why `rows` cannot run for `p` (undefined: it can). */
+export function decodeRowsRefusal(rows: number, p: DecodeRowsProblem): string | undefined {
+  const threads = Math.min(p.limits.maxComputeInvocationsPerWorkgroup, p.limits.maxComputeWorkgroupSizeX);
+  if (rows > threads) return `${rows} threads, more than the adapter's ${threads}`;
+  const bytes = decodeWorkgroupBytes(rows, p.sharedGate);
+  if (bytes > p.limits.maxComputeWorkgroupStorageSize) return `${bytes} bytes of workgroup memory, more than the adapter's ${p.limits.maxComputeWorkgroupStorageSize}`;
+  return undefined;
+}
+
+/**
+ * Candidate rows per workgroup for the fused decode kernels, the default first, then the others
+ * nearest it (in octaves) first; none wider than the widest output rounded up to a power of two
+ * (the extra threads would only return).
+ */
+export function decodeRowsCandidates(p: DecodeRowsProblem, base: number): number[] {
+  const cap = Math.max(DECODE_ROWS[0]!, nextPow2(p.widest));
+  const others = DECODE_ROWS.filter((r) => r !== base && r <= cap && !decodeRowsRefusal(r, p))
+    .sort((a, b) => Math.abs(Math.log2(a / base)) - Math.abs(Math.log2(b / base)) || a - b);
+  return [base, ...others];
 }
 
 /** Token buckets where the decode/prefill crossover is measured: those the decode GEMV can serve, above 1 (1 token always decodes). */

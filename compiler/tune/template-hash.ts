@@ -3,24 +3,29 @@
 import { createHash } from 'node:crypto';
 import { templateSource } from '../../codegen/kernels/template.js';
 
-export type TunedFamily = 'grouped_gemm.gate_up' | 'grouped_gemm.down' | 'decode_max_tokens';
+export type TunedFamily = 'grouped_gemm.gate_up' | 'grouped_gemm.down' | 'decode.rows' | 'decode_max_tokens';
 
 const GEMM = ['grouped-gemm/grouped-gemm.wgsl.hbs', 'grouped-gemm/gemm-tile.wgsl.hbs', 'grouped-gemm/gemm-tile-kvec.wgsl.hbs', 'grouped-gemm/gemm-epilogue.wgsl.hbs', 'common/header.wgsl.hbs'];
+/** The fused decode kernels' templates (moe.decode_gate_up, moe.decode_down_combine). */
+const DECODE = [
+  'decode-gate-up/decode-gate-up.wgsl.hbs',
+  'decode-gate-up/gate-up-rows.wgsl.hbs',
+  'decode-down-combine/decode-down-combine.wgsl.hbs',
+  'decode-down-combine/down-dot.wgsl.hbs',
+];
 
 /** Templates under codegen/kernels/ whose text decides each family's kernels. */
 export const FAMILY_TEMPLATES: Readonly<Record<TunedFamily, readonly string[]>> = {
   'grouped_gemm.gate_up': GEMM,
   'grouped_gemm.down': GEMM,
+  'decode.rows': [...DECODE, 'common/header.wgsl.hbs'],
   // The crossover weighs the whole decode path against the whole prefill path.
   decode_max_tokens: [
     ...GEMM,
     'route-align/route-align.wgsl.hbs',
     'combine/combine.wgsl.hbs',
     'expert-gemv/expert-gemv.wgsl.hbs',
-    'decode-gate-up/decode-gate-up.wgsl.hbs',
-    'decode-gate-up/gate-up-rows.wgsl.hbs',
-    'decode-down-combine/decode-down-combine.wgsl.hbs',
-    'decode-down-combine/down-dot.wgsl.hbs',
+    ...DECODE,
   ],
 };
 

@@ -1,5 +1,6 @@
-// `moec tune`'s search: for each family of one MoE block and each token bucket, the candidates are
-// compiled into the block's plan, checked on seeded random data against the CPU interpreter (a
+// `moec tune`'s search: for each family of one MoE block and each token bucket (the grouped GEMM
+// tiles above 8 tokens, the fused decode kernels' rows per workgroup at 8 and below, then the
+// decode/prefill crossover), the candidates are compiled into the block's plan, checked on seeded random data against the CPU interpreter (a
 // wrong one is reported and never kept; one the adapter refuses is skipped with the reason), and
 // timed; the fastest is re-timed against the default, interleaved, and kept only if it wins beyond
 // the noise. Every result goes into the tuning file as it comes (a rerun resumes); the budget is
@@ -10,12 +11,13 @@ import { moeLayerIndices } from '../../ir/model-config.js';
 import type { TargetDescription } from '../../ir/target.js';
 import type { GpuRuntime } from '../../runtime/device.js';
 import type { MoeBlockExecutor } from '../../runtime/moe-executor.js';
+import type { MoeBlockPlan } from '../../runtime/plan.js';
 import { adapterIdentity, type AdapterIdentity } from '../../runtime/tuning/adapter-identity.js';
 import { adapterSection, putEntry, type MeasuredCandidate, type RefusedCandidate, type TunedParams, type TuningEntry, type TuningFile } from '../../runtime/tuning/tuning-file.js';
 import { planTarget, type PlanOptions } from '../moe-block-plan.js';
-import { BlockBench, FAMILY_KERNELS, median, relativeNoise, withRepeatedSteps, type TimingOptions } from './block-bench.js';
+import { BlockBench, FAMILY_KERNELS, familyPath, median, relativeNoise, withRepeatedSteps, type TimingOptions } from './block-bench.js';
 import { blockDims, familyShapes, type FamilyShape } from './family-shapes.js';
-import { crossoverBuckets, gemmTileCandidates, gemmTileOfParams, gemmTileParams, GEMV_MAX_ROWS } from './search-space.js';
+import { crossoverBuckets, decodeRowsCandidates, gemmTileCandidates, gemmTileOfParams, gemmTileParams, GEMV_MAX_ROWS, type DecodeRowsProblem } from './search-space.js';
 import type { TunedFamily } from './template-hash.js';
 
 export interface TuneOptions {
@@ -28,9 +30,9 @@ export interface TuneOptions {
   /** The tuning file to resume from and to update; `save` is called after every candidate. */
   file: TuningFile;
   save(file: TuningFile): void;
-  /** Instead of the search space's candidates (tests; a candidate is a GEMM tile). */
-  candidates?: Partial<Record<TunedFamily, GemmTile[]>>;
-  /** Most candidates per GEMM task (default 24). */
+  /** Instead of the search space's candidates (tests): GEMM tiles, or the decode kernels' rows per workgroup. */
+  candidates?: { 'grouped_gemm.gate_up'?: GemmTile[]; 'grouped_gemm.down'?: GemmTile[]; 'decode.rows'?: number[] };
+  /** Most candidates per task (default 24). */
   maxCandidates?: number;
   /** How many extra times the family's dispatches run in a timed block (default 3). */
   repeat?: number;
@@ -40,6 +42,8 @@ export interface TuneOptions {
   onEvent?(event: TuneEvent): void;
   /** Relative error above which a candidate is wrong (default 1e-4; 1e-2 with f16 activations). */
   tolerance?: number;
+  /** Rewrites each candidate's compiled plan before it is checked and timed (hand-edited WGSL, instrumentation); `target` says which candidate. */
+  rewritePlan?(plan: MoeBlockPlan, target: Partial<TargetDescription>): MoeBlockPlan;
 }
 
 export type TuneEvent =
@@ -69,7 +73,7 @@ interface Task {
   family: TunedFamily;
   tokens: number;
   shape: FamilyShape;
-  /** Candidates still to measure (GEMM tasks), computed when the task starts (down depends on gate/up's bm). */
+  /** Candidates to measure (a GEMM task's list is made when it starts: down depends on gate/up's bm). */
   count: number;
 }
 
@@ -103,6 +107,13 @@ export async function tuneMoeBlock(rt: GpuRuntime, config: ModelConfig, options:
       tasks.push({ name: `${family} T=${t}`, family, tokens: t, shape, count });
     }
   }
+  // The fused decode kernels' rows at the buckets the decode path serves (one plan has one value: see apply-tuning.ts).
+  const decodeShape = shapes.get('decode.rows');
+  const decodeRowsProblem: DecodeRowsProblem = { widest: Math.max(dims.hidden, dims.intermediate, dims.sharedIntermediate), sharedGate: dims.sharedGate, limits };
+  const decodeRowsList = options.candidates?.['decode.rows'] ?? decodeRowsCandidates(decodeRowsProblem, base.decodeRows).slice(0, Math.max(1, maxCandidates));
+  for (const t of tokens.filter((n) => n <= Math.min(GEMV_MAX_ROWS, base.decodeMaxTokens))) {
+    if (decodeShape) tasks.push({ name: `decode.rows T=${t}`, family: 'decode.rows', tokens: t, shape: decodeShape, count: decodeRowsList.length });
+  }
   const crossover = crossoverBuckets(tokens);
   const crossShape = shapes.get('decode_max_tokens');
   if (crossover.length && crossShape) tasks.push({ name: `decode_max_tokens T<=${crossover.at(-1)}`, family: 'decode_max_tokens', tokens: crossover.at(-1)!, shape: crossShape, count: 2 * crossover.length });
@@ -122,12 +133,13 @@ export async function tuneMoeBlock(rt: GpuRuntime, config: ModelConfig, options:
     options.save(options.file);
   };
 
-  /** One candidate's executor, or why it cannot run / is wrong (checked at `tokens` against the interpreter). */
-  const prepare = async (target: Partial<TargetDescription>, tokensAt: number, owns?: (k: string) => boolean): Promise<{ executor: MoeBlockExecutor } | { refusal: string }> => {
+  /** One candidate's executor (`family`'s dispatches repeated), or why it cannot run / is wrong (checked at `tokens` against the interpreter). */
+  const prepare = async (target: Partial<TargetDescription>, tokensAt: number, family?: TunedFamily): Promise<{ executor: MoeBlockExecutor } | { refusal: string }> => {
     let plan;
     try {
       plan = bench.plan(target);
-      if (owns) plan = withRepeatedSteps(plan, owns, repeat);
+      if (options.rewritePlan) plan = options.rewritePlan(plan, target);
+      if (family) plan = withRepeatedSteps(plan, FAMILY_KERNELS[family]!, repeat, familyPath(family));
     } catch (e) {
       return { refusal: `skipped: does not compile: ${(e as Error).message}` };
     }
@@ -180,7 +192,9 @@ export async function tuneMoeBlock(rt: GpuRuntime, config: ModelConfig, options:
     const deadline = performance.now() + Math.max(0, left) / (tasks.length - index);
     const entry = task.family === 'decode_max_tokens'
       ? await tuneCrossover(task, cached, deadline)
-      : await tuneGemm(task, cached, deadline);
+      : task.family === 'decode.rows'
+        ? await searchFamily(task, cached, deadline, decodeRowsList.map((rows) => ({ rows })), { rows: base.decodeRows }, (p) => ({ decodeRows: p['rows']! }))
+        : await tuneGemm(task, cached, deadline);
     results.push(entry);
     emit({ kind: 'task', task: task.name, entry, cached: false });
   }
@@ -190,26 +204,37 @@ export async function tuneMoeBlock(rt: GpuRuntime, config: ModelConfig, options:
     const gateUp = task.family === 'grouped_gemm.gate_up';
     const bm = fixedBm ?? (gateUp ? undefined : (chosenGateUp.get(task.tokens) ?? base.gemmTile).bm);
     const baseTile = { ...base.gemmTile, ...(bm ? { bm } : {}) };
-    const candidates = options.candidates?.[task.family] ?? gemmTileCandidates({
+    const candidates = options.candidates?.[task.family as 'grouped_gemm.gate_up' | 'grouped_gemm.down'] ?? gemmTileCandidates({
       kdim: gateUp ? dims.hidden : dims.intermediate, ndim: gateUp ? dims.intermediate : dims.hidden, gateup: gateUp,
       rowsPerExpert: (task.tokens * dims.topK) / dims.experts, limits, ...(bm ? { bm } : {}),
     }, baseTile, maxCandidates);
-    const list = candidates.some((c) => sameParams(tileParams(c), tileParams(baseTile))) ? candidates : [baseTile, ...candidates];
-    const targetOf = (tile: GemmTile): Partial<TargetDescription> => ({
-      expertGemmTiles: gateUp ? { gateUp: tile, down: { ...base.gemmTile, bm: tile.bm } } : { gateUp: chosenGateUp.get(task.tokens) ?? { ...base.gemmTile, bm: tile.bm }, down: tile },
-    });
-    const owns = FAMILY_KERNELS[task.family]!;
+    const targetOf = (params: TunedParams): Partial<TargetDescription> => {
+      const tile = paramsTile(params);
+      return { expertGemmTiles: gateUp ? { gateUp: tile, down: { ...base.gemmTile, bm: tile.bm } } : { gateUp: chosenGateUp.get(task.tokens) ?? { ...base.gemmTile, bm: tile.bm }, down: tile } };
+    };
+    const entry = await searchFamily(task, cached, deadline, candidates.map(tileParams), tileParams(baseTile), targetOf);
+    if (gateUp) chosenGateUp.set(task.tokens, paramsTile(entry.config));
+    return entry;
+  }
+
+  /**
+   * One family at one bucket: each candidate (`list`, the default `baseParams` first if absent)
+   * compiled with `targetOf`, checked and timed with the family's dispatches repeated; the fastest
+   * re-timed against the default and kept only beyond the noise.
+   */
+  async function searchFamily(task: Task, cached: TuningEntry | undefined, deadline: number, candidates: TunedParams[], baseParams: TunedParams,
+    targetOf: (params: TunedParams) => Partial<TargetDescription>): Promise<TuningEntry> {
+    const list = candidates.some((c) => sameParams(c, baseParams)) ? candidates : [baseParams, ...candidates];
     const entry: TuningEntry = {
       family: task.family, shape: task.shape.shape, tokens: task.tokens, templateHash: task.shape.templateHash,
       unit: `ms per MoE block at T=${task.tokens} with the family's dispatches run ${repeat + 1}x`,
-      default: tileParams(baseTile), config: tileParams(baseTile), kept: 'default', done: false,
-      measured: (cached?.measured ?? []).filter((m) => list.some((c) => sameParams(tileParams(c), m.config))),
-      refused: (cached?.refused ?? []).filter((m) => list.some((c) => sameParams(tileParams(c), m.config))),
+      default: baseParams, config: baseParams, kept: 'default', done: false,
+      measured: (cached?.measured ?? []).filter((m) => list.some((c) => sameParams(c, m.config))),
+      refused: (cached?.refused ?? []).filter((m) => list.some((c) => sameParams(c, m.config))),
       updated: '',
     };
     let stopped = false;
-    for (const tile of list) {
-      const params = tileParams(tile);
+    for (const params of list) {
       const isDefault = sameParams(params, entry.default);
       const known = entry.measured.find((m) => sameParams(m.config, params)) ?? entry.refused.find((m) => sameParams(m.config, params));
       if (known) {
@@ -220,7 +245,7 @@ export async function tuneMoeBlock(rt: GpuRuntime, config: ModelConfig, options:
         stopped = true;
         break;
       }
-      const ready = await prepare(targetOf(tile), task.tokens, owns);
+      const ready = await prepare(targetOf(params), task.tokens, task.family);
       if ('refusal' in ready) {
         entry.refused.push({ config: params, reason: ready.refusal });
         refused.push(`${task.name} ${paramsText(params)}: ${ready.refusal}`);
@@ -243,7 +268,7 @@ export async function tuneMoeBlock(rt: GpuRuntime, config: ModelConfig, options:
     entry.done = !stopped;
     const best = [...entry.measured].sort((a, b) => a.ms - b.ms)[0];
     if (best && !sameParams(best.config, entry.default)) {
-      const [d, w] = [await prepare(targetOf(baseTile), task.tokens, owns), await prepare(targetOf(paramsTile(best.config)), task.tokens, owns)];
+      const [d, w] = [await prepare(targetOf(entry.default), task.tokens, task.family), await prepare(targetOf(best.config), task.tokens, task.family)];
       if ('executor' in d && 'executor' in w) {
         const r = await retime(d.executor, w.executor, task.tokens);
         Object.assign(entry, { defaultMs: r.aMs, tunedMs: r.bMs, noise: r.noise, kept: r.bWins ? 'tuned' : 'default', config: r.bWins ? best.config : entry.default });
@@ -252,7 +277,6 @@ export async function tuneMoeBlock(rt: GpuRuntime, config: ModelConfig, options:
     } else if (best) {
       Object.assign(entry, { defaultMs: best.ms, tunedMs: best.ms });
     }
-    if (gateUp) chosenGateUp.set(task.tokens, paramsTile(entry.config));
     save(entry);
     return entry;
   }
@@ -268,6 +292,9 @@ export async function tuneMoeBlock(rt: GpuRuntime, config: ModelConfig, options:
     // Prefill at a small bucket runs with the tiles tuned for the smallest prefill bucket.
     const smallest = [...chosenGateUp.keys()].sort((a, b) => a - b)[0];
     const tiles = smallest === undefined ? {} : { expertGemmTiles: { gateUp: chosenGateUp.get(smallest)!, down: paramsTile(results.find((e) => e.family === 'grouped_gemm.down' && e.tokens === smallest)?.config ?? tileParams({ ...base.gemmTile, bm: chosenGateUp.get(smallest)!.bm })) } };
+    // Decode runs with the rows a compiled plan takes: those of the smallest decode bucket.
+    const rowsEntry = results.filter((e) => e.family === 'decode.rows').sort((a, b) => a.tokens - b.tokens)[0];
+    const decodeRows = rowsEntry ? { decodeRows: rowsEntry.config['rows']! } : {};
     let bound = GEMV_MAX_ROWS;
     let noise = 0.03;
     for (const t of crossoverBuckets(tokens)) {
@@ -276,7 +303,7 @@ export async function tuneMoeBlock(rt: GpuRuntime, config: ModelConfig, options:
         emit({ kind: 'budget', task: task.name });
         return finish(false);
       }
-      const decodeTarget = { ...tiles, decodeMaxTokens: GEMV_MAX_ROWS };
+      const decodeTarget = { ...tiles, ...decodeRows, decodeMaxTokens: GEMV_MAX_ROWS };
       const prefillTarget = { ...tiles, decodeMaxTokens: t - 1 };
       const [d, p] = [await prepare(decodeTarget, t), await prepare(prefillTarget, t)];
       try {

@@ -2,18 +2,15 @@
 // ($MOEC_CACHE_DIR, else $XDG_CACHE_HOME/moec, else ~/.cache/moec; `--cache-dir` first), written
 // atomically. A file that cannot be read as a tuning file is reported with its path and ignored.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { moecCacheDir } from '../../runtime/node/cache-dir.js';
 import { adapterKey, type AdapterIdentity } from '../../runtime/tuning/adapter-identity.js';
 import { emptyTuningFile, mergeTuningFiles, parseTuningFile, tuningFileText, TuningFileError, type TuningFile } from '../../runtime/tuning/tuning-file.js';
 
 export type Warn = (message: string) => void;
 
-export function tuningCacheDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (flag) return flag;
-  if (env['MOEC_CACHE_DIR']) return env['MOEC_CACHE_DIR'];
-  return join(env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'moec');
-}
+/** The same directory the load-time tuning store uses (its records in a load-tuning/ folder of it). */
+export const tuningCacheDir = moecCacheDir;
 
 export const cacheFileOf = (dir: string, adapter: AdapterIdentity): string => join(dir, `${adapterKey(adapter)}.json`);
 

@@ -46,8 +46,9 @@ export function identityText(id: AdapterIdentity): string {
 
 export const sameAdapter = (a: AdapterIdentity, b: AdapterIdentity): boolean => identityText(a) === identityText(b);
 
-function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
+/** 8 hex digits of FNV-1a over `text` (`seed` varies the start, for a wider hash from two runs). */
+export function fnv1a(text: string, seed = 0x811c9dc5): string {
+  let h = seed >>> 0;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;

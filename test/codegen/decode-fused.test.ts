@@ -10,7 +10,7 @@
 // Both kernels fit WebGPU's default 8 storage buffers per stage (the intermediates in one binding,
 // `inter`); qwen2-moe also runs on a device opened with the default limits.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeInterWidth, type DecodeBlockShape, type DecodeMlpShape } from '../../codegen/kernels/decode-block-shape.js';
+import { DECODE_PASS_WIDTHS, decodeInterWidth, type DecodeBlockShape, type DecodeMlpShape } from '../../codegen/kernels/decode-block-shape.js';
 import { decodeDownCombineGrid, renderDecodeDownCombineKernel } from '../../codegen/kernels/decode-down-combine/decode-down-combine.js';
 import { decodeGateUpGrid, renderDecodeGateUpKernel } from '../../codegen/kernels/decode-gate-up/decode-gate-up.js';
 import { GEMV_MAX_ROWS } from '../../codegen/kernels/expert-gemv/expert-gemv.js';
@@ -444,13 +444,27 @@ describe('the kernels', () => {
   });
 
   // lavapipe compiles a shader with LLVM at its first dispatch: a body per row count (36 row copies
-  // per MLP) took it minutes, which the Mesa shader cache hid on later runs.
-  it('hold one copy of a row\'s dot product per token row, not one per row count', () => {
+  // per MLP) took it minutes, which the Mesa shader cache hid on later runs. One body per pass width
+  // (1 + 2 + 4 + 8 rows) is what SwiftShader needs (it runs every branch) and lavapipe compiles in seconds.
+  it('hold one copy of a row\'s dot product per row of each pass width, not one per row count', () => {
     const { config, graph } = blockGraphOf(family('qwen2-moe'));
     const { shape } = readDecodeBlock(graph, config);
     const updates = (wgsl: string, acc: string) => wgsl.match(new RegExp(`\\b${acc}\\d \\+=`, 'g'))?.length ?? 0;
-    // Routed and shared MLP, GEMV_MAX_ROWS rows each.
-    expect(updates(renderDecodeGateUpKernel(shape).wgsl, 'g')).toBe(2 * GEMV_MAX_ROWS);
-    expect(updates(renderDecodeDownCombineKernel(shape).wgsl, 's')).toBe(2 * GEMV_MAX_ROWS);
+    const rowsPerMlp = DECODE_PASS_WIDTHS.reduce((n, w) => n + w, 0);
+    expect(DECODE_PASS_WIDTHS.at(-1)).toBe(GEMV_MAX_ROWS);
+    // Routed and shared MLP.
+    expect(updates(renderDecodeGateUpKernel(shape).wgsl, 'g')).toBe(2 * rowsPerMlp);
+    expect(updates(renderDecodeDownCombineKernel(shape).wgsl, 's')).toBe(2 * rowsPerMlp);
+  });
+
+  it('test the row count outside the loops over weight rows (SwiftShader runs every branch, masked)', () => {
+    const { config, graph } = blockGraphOf(family('qwen2-moe'));
+    const { shape } = readDecodeBlock(graph, config);
+    for (const kernel of [renderDecodeGateUpKernel(shape), renderDecodeDownCombineKernel(shape)]) {
+      // Loops over a weight row (they decode weights through <name>_at / _at4).
+      const loops = kernel.wgsl.split(/\n\s*for \(var k = 0u;/).slice(1).map((rest) => rest.slice(0, rest.indexOf('\n    }'))).filter((body) => /_at4?\(/.test(body));
+      expect(loops.length, kernel.name).toBe(2 * DECODE_PASS_WIDTHS.length);
+      for (const body of loops) expect(body, kernel.name).not.toMatch(/rows\.count/);
+    }
   });
 });

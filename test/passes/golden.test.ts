@@ -3,11 +3,12 @@
 // first line is `// layer: N` builds layer N's MoE block (what codegen compiles); the others the
 // whole decoder. A mixed-precision case names each expert's format as the solver would have chosen
 // it, one line per MoE layer: `// expert formats, layer N: int4, int2, ...` (names from the spec's
-// mixed(choices = [...])). UPDATE_GOLDEN=1 npx vitest run test/passes rewrites the expected files (review the diff).
+// mixed(choices = [...])). A case may set the target's decode rows (a tuning result): `// decode rows: N`.
+// UPDATE_GOLDEN=1 npx vitest run test/passes rewrites the expected files (review the diff).
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultPasses, runPasses } from '../../compiler/pipeline.js';
+import { defaultPasses, defaultTarget, runPasses } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import { buildModelGraph, buildMoeBlockGraph } from '../../ir/build-model.js';
 import { moduleOf } from '../../ir/graph.js';
@@ -37,7 +38,9 @@ describe.each(passDirs)('pass %s', (passName) => {
       (config!.compile.expertFormats ??= {})[Number(l)] = names!.split(',').map((n) => choices.find((c) => c.kind === n.trim())!);
     }
     const graph = layer === undefined ? buildModelGraph(config!) : buildMoeBlockGraph(config!, Number(layer));
-    const module = runPasses(moduleOf(graph), config!, { passes: defaultPasses.slice(0, index + 1), verifyEach: true });
+    const decodeRows = /^\/\/ decode rows: (\d+)$/m.exec(source)?.[1];
+    const target = decodeRows === undefined ? {} : { target: defaultTarget({ decodeRows: Number(decodeRows) }) };
+    const module = runPasses(moduleOf(graph), config!, { passes: defaultPasses.slice(0, index + 1), verifyEach: true, ...target });
     const actual = printModule(module);
     const expectedPath = path.replace(/\.moe$/, '.expected.ir');
     if (process.env['UPDATE_GOLDEN']) writeFileSync(expectedPath, actual);

@@ -6,8 +6,8 @@
 // MLPs read one binding, `inter` ([T, K*I + Is], see decode-block-shape.ts): a Qwen2-MoE block
 // (shared expert, sigmoid gate) needs 8 storage bindings, WebGPU's default per stage.
 import { activationArray, declareBindings, f32Array, i32Array, type RenderedKernel, type StorageDecl } from '../kernel.js';
-import { checkDecodeBlockShape, checkShardedBindings, decodeInterVec4, decodeInterWidth, decodeMlpTag, decodePassRows, routedShardSplit, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
-import { GEMV_MAX_ROWS, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
+import { checkDecodeBlockShape, checkShardedBindings, decodeInterVec4, decodeInterWidth, decodeRows, decodeMlpTag, decodePassWidths, routedShardSplit, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
+import { GEMV_MAX_ROWS } from '../expert-gemv/expert-gemv.js';
 import { weightBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
 import type { WeightLoads } from '../weights/weight-loads.js';
@@ -16,9 +16,9 @@ import { F32 } from '../../../runtime/quant/weight-format.js';
 /** WGSL's limit on the private variables a shader uses. */
 const PRIVATE_BYTES = 8192;
 
-/** Workgroups: one per n tile of H, each serving every token (at most DECODE_FUSED_MAX_TOKENS). */
+/** Workgroups: one per n tile of `rows` features of H, each serving every token (at most DECODE_FUSED_MAX_TOKENS). */
 export function decodeDownCombineGrid(shape: DecodeBlockShape): [number, number, number] {
-  return [Math.ceil(shape.hidden / GEMV_ROWS), 1, 1];
+  return [Math.ceil(shape.hidden / decodeRows(shape)), 1, 1];
 }
 
 /** `loads`: each weight format's decode (default the builtin ones; the registry's kernels.weightLoads). */
@@ -26,13 +26,12 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape, loads?: W
   checkDecodeBlockShape(shape);
   const { hidden: H, topK: K, routed, shared, sharedGate } = shape;
   const act = shape.act ?? 'f32';
+  const rows = decodeRows(shape);
   // Each thread keeps every slot's term (and each token's shared term) in private memory, which
   // WGSL caps per shader.
   const slots = GEMV_MAX_ROWS * K;
   const terms = slots + (shared ? GEMV_MAX_ROWS : 0);
   if (terms * 4 > PRIVATE_BYTES) throw new Error(`the fused decode down/combine kernel keeps ${terms} terms per thread (${terms * 4} bytes of private memory, more than WGSL's ${PRIVATE_BYTES}): top_k = ${K} is too large for it`);
-  // The gate's sum order (128 parts, then a tree) is written for 4 parts per thread.
-  if (sharedGate && GEMV_ROWS * 4 !== 128) throw new Error(`internal: the shared-gate sum needs 32 threads per workgroup, not ${GEMV_ROWS}`);
   // Each MLP's down matrix is read 4 columns at a time when its own intermediate allows; the one
   // inter binding only when every row start of it does (else 4 scalars stand in for each vec4).
   const routedVec4 = routed.intermediate % 4 === 0;
@@ -62,10 +61,10 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape, loads?: W
   ];
   if (shard1Weights) checkShardedBindings('down/combine', storage);
   const { header, bindings, uniformBinding } = declareBindings(storage, act);
-  const passRows = decodePassRows();
+  const widths = decodePassWidths();
   const dot = (what: string, fn: string, w: string, kdim: number, vec4: boolean, routedRows: boolean) =>
     renderTemplate('decode-down-combine/down-dot.wgsl.hbs', {
-      what, fn, w, kdim, vec4, interVec4, ...passRows,
+      what, fn, w, kdim, vec4, interVec4, widths,
       finish: routedRows ? 'routed_term' : 'shared_term',
       // Slot t * TOPK + k's row starts at t * INTER_WIDTH + k * INTER; token t's shared row at t * INTER_WIDTH + TOPK * INTER.
       aLo: routedRows ? '(rows.lo / vec4<u32>(TOPK)) * INTER_WIDTH + (rows.lo % vec4<u32>(TOPK)) * INTER' : 'rows.lo * INTER_WIDTH + TOPK * INTER',
@@ -75,7 +74,9 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape, loads?: W
     title: `Decode down + combine: H = ${H}, I = ${routed.intermediate} (${(routed.weights ?? F32).format})` +
       (shared ? `, shared Is = ${shared.intermediate} (${(shared.weights ?? F32).format})${sharedGate ? ', gated' : ''}` : '') + `, top-${K}${split !== undefined ? `, routed experts in shards [0, ${split}) and [${split}, E)` : ''}.`,
     header,
-    rows: GEMV_ROWS,
+    rows,
+    // The gate's sum is written for 4 strided parts per thread, then a tree over the threads (128 parts at 32 rows).
+    gateParts: 4 * rows,
     hidden: H,
     topK: K,
     intermediate: routed.intermediate,
@@ -95,5 +96,5 @@ export function renderDecodeDownCombineKernel(shape: DecodeBlockShape, loads?: W
     sharedDot: shared ? dot('Shared expert', 'shared_down', 'ws_down', shared.intermediate, sharedVec4, false) : '',
   });
   const name = `decode_down_combine_${decodeMlpTag(routed)}x${H}${split !== undefined ? `_shards0_${split}` : ''}${shared ? `_shared${decodeMlpTag(shared)}${sharedGate ? '_gated' : ''}` : ''}${act === 'f16' ? '_f16act' : ''}`;
-  return { name, wgsl, entryPoint: 'main', workgroupSize: [GEMV_ROWS, 1, 1], bindings, uniformBinding };
+  return { name, wgsl, entryPoint: 'main', workgroupSize: [rows, 1, 1], bindings, uniformBinding };
 }

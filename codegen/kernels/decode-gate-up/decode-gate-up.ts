@@ -4,17 +4,17 @@
 // two expert shards (`routedShards`: w_gate/w_up, then w_gate1/w_up1), picked per workgroup.
 // Both MLPs write one binding, `inter` ([T, K*I + Is], see decode-block-shape.ts).
 import { activationArray, declareBindings, i32Array, renderActivation, type ActivationKernels, type RenderedKernel, type StorageDecl } from '../kernel.js';
-import { checkDecodeBlockShape, checkShardedBindings, decodeInterWidth, decodeMlpTag, decodePassRows, routedShardSplit, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
-import { GEMV_MAX_ROWS, GEMV_ROWS } from '../expert-gemv/expert-gemv.js';
+import { checkDecodeBlockShape, checkShardedBindings, decodeInterWidth, decodeRows, decodeMlpTag, decodePassWidths, routedShardSplit, type DecodeBlockShape, type DecodeMlpShape } from '../decode-block-shape.js';
+import { GEMV_MAX_ROWS } from '../expert-gemv/expert-gemv.js';
 import { weightBindings } from '../matrix-bindings.js';
 import { renderTemplate } from '../template.js';
 import type { WeightLoads } from '../weights/weight-loads.js';
 import { F32 } from '../../../runtime/quant/weight-format.js';
 
-/** Workgroups for `tokens` tokens: (n tiles over the larger intermediate, K (+ 1 for the shared expert), tokens). */
+/** Workgroups for `tokens` tokens: (n tiles of `rows` over the larger intermediate, K (+ 1 for the shared expert), tokens). */
 export function decodeGateUpGrid(shape: DecodeBlockShape, tokens: number): [number, number, number] {
   const widest = Math.max(shape.routed.intermediate, shape.shared?.intermediate ?? 0);
-  return [Math.ceil(widest / GEMV_ROWS), shape.topK + (shape.shared ? 1 : 0), tokens];
+  return [Math.ceil(widest / decodeRows(shape)), shape.topK + (shape.shared ? 1 : 0), tokens];
 }
 
 /** The shared expert's activation: `act` itself when it renders the same WGSL, else a copy named act_shared. */
@@ -31,6 +31,7 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
   checkDecodeBlockShape(shape);
   const { hidden: H, topK: K, routed, shared } = shape;
   const act = shape.act ?? 'f32';
+  const rows = decodeRows(shape);
   // Both MLPs reduce over H: one vec4 decision for x and every weight.
   const vec4 = H % 4 === 0;
   const group = (mlp: DecodeMlpShape, prefix: 'w' | 'ws') => {
@@ -63,7 +64,7 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
       aHi: part !== 'shared' ? '(rows.hi / TOPK) * H' : 'rows.hi * H',
       ndim: mlp.intermediate,
       vec4,
-      ...decodePassRows(),
+      widths: decodePassWidths(),
       wGate: { routed: 'w_gate', routed1: 'w_gate1', shared: 'ws_gate' }[part],
       wUp: { routed: 'w_up', routed1: 'w_up1', shared: 'ws_up' }[part],
       bias: mlp.bias,
@@ -78,7 +79,7 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
     title: `Decode gate/up: H = ${H}, I = ${routed.intermediate} (${(routed.weights ?? F32).format})` +
       (shared ? `, shared Is = ${shared.intermediate} (${(shared.weights ?? F32).format})` : '') + `, top-${K}${split !== undefined ? `, routed experts in shards [0, ${split}) and [${split}, E)` : ''}.`,
     header,
-    rows: GEMV_ROWS,
+    rows,
     hidden: H,
     intermediate: routed.intermediate,
     sharedIntermediate: shared?.intermediate ?? 0,
@@ -95,5 +96,5 @@ export function renderDecodeGateUpKernel(shape: DecodeBlockShape, loads?: Weight
     sharedRows: shared && sharedAct ? rowsFn(shared, 'shared', sharedAct.fn) : '',
   });
   const name = `decode_gateup_${H}x${decodeMlpTag(routed)}${split !== undefined ? `_shards0_${split}` : ''}${shared ? `_shared${decodeMlpTag(shared)}` : ''}${act === 'f16' ? '_f16act' : ''}`;
-  return { name, wgsl, entryPoint: 'main', workgroupSize: [GEMV_ROWS, 1, 1], bindings, uniformBinding };
+  return { name, wgsl, entryPoint: 'main', workgroupSize: [rows, 1, 1], bindings, uniformBinding };
 }

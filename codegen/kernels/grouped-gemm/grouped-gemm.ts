@@ -63,9 +63,14 @@ export function gemmTileShapeRefusal(tile: GemmTile): string | undefined {
 
 /** The tile loop and its epilogue for one weight group (the routed experts', the shared expert's). */
 function renderTile(tile: GemmTile, context: TileContext): string {
-  const epilogue = renderTemplate('grouped-gemm/gemm-epilogue.wgsl.hbs', context).replace(/\n$/, '');
+  // Each thread's TM x TN outputs, unrolled in the templates (scalar sums acc0_i_j, not an array).
+  const tmRows = Array.from({ length: tile.tm }, (_, i) => i);
+  const tnCols = Array.from({ length: tile.tn }, (_, j) => j);
+  const cells = tmRows.flatMap((i) => tnCols.map((j) => ({ i, j })));
+  const unrolled = { ...context, tmRows, tnCols, cells };
+  const epilogue = renderTemplate('grouped-gemm/gemm-epilogue.wgsl.hbs', unrolled).replace(/\n$/, '');
   const loop = tile.kvec === 4 ? 'grouped-gemm/gemm-tile-kvec.wgsl.hbs' : 'grouped-gemm/gemm-tile.wgsl.hbs';
-  return renderTemplate(loop, { ...context, staged: tile.direct !== 1, epilogue }).replace(/\n$/, '');
+  return renderTemplate(loop, { ...unrolled, staged: tile.direct !== 1, epilogue }).replace(/\n$/, '');
 }
 
 /** `loads`: each weight format's decode (default the builtin ones; the registry's kernels.weightLoads). */
