@@ -18,7 +18,7 @@ import { openDevice, type GpuRuntime } from '../runtime/device.js';
 import { createNodeGpu } from '../runtime/node/dawn.js';
 import { adapterIdentity, describeAdapter, type KernelLimits } from '../runtime/tuning/adapter-identity.js';
 import { renderGemmKernel } from '../codegen/kernels/grouped-gemm/grouped-gemm.js';
-import { DEFAULT_GEMM_TILE, type TargetDescription } from '../ir/target.js';
+import { DEFAULT_DECODE_ROWS, DEFAULT_GEMM_TILE, type TargetDescription } from '../ir/target.js';
 import { gemmTileCandidates, gemmTileText } from '../compiler/tune/search-space.js';
 import { adapterSection, emptyTuningFile } from '../runtime/tuning/tuning-file.js';
 import { blockSpec } from './pass-effects.js';
@@ -173,26 +173,62 @@ async function bestMatmul(rt: GpuRuntime, limits: KernelLimits, tuned: readonly 
   return best;
 }
 
-/** The family's time at `tokens` under `target`: (block with its dispatches run REPEAT more times - block) / REPEAT. */
-async function familyMs(bench: BlockBench, target: Partial<TargetDescription>, family: string, tokens: number): Promise<{ family: number; block: number }> {
-  const plan = bench.plan(target);
-  const plain = await bench.executor(plan);
-  const repeated = await bench.executor(withRepeatedSteps(plan, FAMILY_KERNELS[family]!, REPEAT, familyPath(family)));
+interface FamilyComparison {
+  /** Median family ms, default and tuned. */
+  def: number;
+  tuned: number;
+  /** Median block ms, default and tuned. */
+  blockDef: number;
+  blockTuned: number;
+  /** Relative spread of the per-round default/tuned ratios (half the interquartile range over the median). */
+  noise: number;
+}
+
+/**
+ * The family's time at `tokens` under the default and the tuned target: (block with its dispatches
+ * run REPEAT more times - block) / REPEAT, all four executors timed in each round (a slow spell
+ * of a shared machine hits both targets), medians over FAMILY_ROUNDS rounds. An unchanged target
+ * (nothing tuned) is measured once.
+ */
+async function compareFamily(bench: BlockBench, tuned: Partial<TargetDescription>, family: string, tokens: number): Promise<FamilyComparison> {
+  const targets = Object.keys(tuned).length ? [{}, tuned] : [{}];
+  const executors = await Promise.all(targets.map(async (target) => {
+    const plan = bench.plan(target);
+    return { plain: await bench.executor(plan), repeated: await bench.executor(withRepeatedSteps(plan, FAMILY_KERNELS[family]!, REPEAT, familyPath(family))) };
+  }));
   try {
-    const a = [];
-    const b = [];
-    // Interleaved rounds, so a slow spell of a shared machine hits both; the difference of two
-    // medians is noisy where the family is a small part of the block, hence 5 rounds.
+    const family_ = targets.map(() => [] as number[]);
+    const block = targets.map(() => [] as number[]);
     for (let i = 0; i < FAMILY_ROUNDS; i++) {
-      a.push((await bench.time(plain, tokens, { samples: 3 })).ms);
-      b.push((await bench.time(repeated, tokens, { samples: 3 })).ms);
+      for (const [t, e] of executors.entries()) {
+        const a = (await bench.time(e.plain, tokens, { samples: 3 })).ms;
+        const b = (await bench.time(e.repeated, tokens, { samples: 3 })).ms;
+        family_[t]!.push(Math.max(1e-6, (b - a) / REPEAT));
+        block[t]!.push(a);
+      }
     }
-    const med = (v: number[]) => v.sort((x, y) => x - y)[v.length >> 1]!;
-    return { family: Math.max(1e-6, (med(b) - med(a)) / REPEAT), block: med(a) };
+    const med = (v: number[]) => [...v].sort((x, y) => x - y)[v.length >> 1]!;
+    const last = targets.length - 1;
+    const ratios = family_[0]!.map((d, i) => d / family_[last]![i]!).sort((x, y) => x - y);
+    const quartile = (q: number) => ratios[Math.min(ratios.length - 1, Math.round(q * (ratios.length - 1)))]!;
+    return {
+      def: med(family_[0]!), tuned: med(family_[last]!), blockDef: med(block[0]!), blockTuned: med(block[last]!),
+      noise: last ? (quartile(0.75) - quartile(0.25)) / 2 / med(ratios) : 0,
+    };
   } finally {
-    plain.destroy();
-    repeated.destroy();
+    for (const e of executors) {
+      e.plain.destroy();
+      e.repeated.destroy();
+    }
   }
+}
+
+/** The ratio column: default / tuned, and whether the difference stands out of the rounds' spread. */
+function ratioText(c: FamilyComparison, tunedSomething: boolean): string {
+  if (!tunedSomething) return '1.00x (default kept)';
+  const ratio = c.def / c.tuned;
+  const verdict = Math.abs(ratio - 1) <= Math.max(c.noise, 0.05) ? 'within noise' : ratio > 1 ? 'faster' : 'SLOWER';
+  return `${ratio.toFixed(2)}x ±${(100 * c.noise).toFixed(0)}% ${verdict}`;
 }
 
 async function main(): Promise<void> {
@@ -220,18 +256,17 @@ async function main(): Promise<void> {
       const tuned = tunedTargetFor(section, config, {}, { prefillTokens: tokens })?.target ?? {};
       for (const family of ['grouped_gemm.gate_up', 'grouped_gemm.down']) {
         const gateUp = family === 'grouped_gemm.gate_up';
-        const def = await familyMs(bench, {}, family, tokens);
-        const tun = await familyMs(bench, tuned, family, tokens);
+        const tile = tuned.expertGemmTiles?.[gateUp ? 'gateUp' : 'down'];
+        const c = await compareFamily(bench, tile ? tuned : {}, family, tokens);
         const pairs = tokens * b.topK;
         const flops = 2 * pairs * b.hidden * b.intermediate * (gateUp ? 2 : 1);
         const active = Math.min(b.experts, pairs);
         const bytes = 4 * (active * b.hidden * b.intermediate * (gateUp ? 2 : 1) + (gateUp ? tokens * b.hidden + pairs * b.intermediate : pairs * b.intermediate + pairs * b.hidden));
-        const gflops = flops / (tun.family / 1000) / 1e9;
-        const gbs = bytes / (tun.family / 1000) / 1e9;
-        const tile = tuned.expertGemmTiles?.[gateUp ? 'gateUp' : 'down'];
-        const row = [b.name, family, String(tokens), def.family.toFixed(3), tun.family.toFixed(3), `${(def.family / tun.family).toFixed(2)}x`,
+        const gflops = flops / (c.tuned / 1000) / 1e9;
+        const gbs = bytes / (c.tuned / 1000) / 1e9;
+        const row = [b.name, family, String(tokens), c.def.toFixed(3), c.tuned.toFixed(3), ratioText(c, !!tile),
           tile ? tileLabel(tile) : 'default', gflops.toFixed(2), gbs.toFixed(2),
-          '', `${((100 * gbs) / bandwidth).toFixed(0)}%`, `${def.block.toFixed(2)}/${tun.block.toFixed(2)}`];
+          '', `${((100 * gbs) / bandwidth).toFixed(0)}%`, `${c.blockDef.toFixed(2)}/${c.blockTuned.toFixed(2)}`];
         rows.push(row);
         rates.push({ row, gflops });
         if (tile) tunedTiles.push(tile);
@@ -241,18 +276,17 @@ async function main(): Promise<void> {
       // The rows tuned at this bucket (a compiled plan takes one bucket's: apply-tuning.ts, decodeTokens).
       const rowsTuned = tunedTargetFor(section, config, {}, { decodeTokens: tokens })?.target.decodeRows;
       // Only the rows: a tuned crossover below this bucket would send it to the prefill path.
-      const tuned: Partial<TargetDescription> = rowsTuned === undefined ? {} : { decodeRows: rowsTuned };
-      const def = await familyMs(bench, {}, 'decode.rows', tokens);
-      const tun = await familyMs(bench, tuned, 'decode.rows', tokens);
+      const tuned: Partial<TargetDescription> = rowsTuned === undefined || rowsTuned === DEFAULT_DECODE_ROWS ? {} : { decodeRows: rowsTuned };
+      const c = await compareFamily(bench, tuned, 'decode.rows', tokens);
       const pairs = tokens * b.topK;
       const flops = 2 * pairs * b.hidden * b.intermediate * 3;
       // Each active expert's gate, up and down read once (at most T K experts are active).
       const bytes = 4 * Math.min(b.experts, pairs) * 3 * b.hidden * b.intermediate;
-      const gflops = flops / (tun.family / 1000) / 1e9;
-      const gbs = bytes / (tun.family / 1000) / 1e9;
-      const row = [b.name, 'decode.rows', String(tokens), def.family.toFixed(3), tun.family.toFixed(3), `${(def.family / tun.family).toFixed(2)}x`,
+      const gflops = flops / (c.tuned / 1000) / 1e9;
+      const gbs = bytes / (c.tuned / 1000) / 1e9;
+      const row = [b.name, 'decode.rows', String(tokens), c.def.toFixed(3), c.tuned.toFixed(3), ratioText(c, tuned.decodeRows !== undefined),
         tuned.decodeRows !== undefined ? `rows=${tuned.decodeRows}` : 'default', gflops.toFixed(2), gbs.toFixed(2),
-        '', `${((100 * gbs) / bandwidth).toFixed(0)}%`, `${def.block.toFixed(2)}/${tun.block.toFixed(2)}`];
+        '', `${((100 * gbs) / bandwidth).toFixed(0)}%`, `${c.blockDef.toFixed(2)}/${c.blockTuned.toFixed(2)}`];
       rows.push(row);
       rates.push({ row, gflops });
     }
@@ -265,7 +299,7 @@ async function main(): Promise<void> {
   console.log(`\nroofline: copy ${bandwidth.toFixed(2)} GB/s (32 MiB vec4 copy, read + write); best f32 matmul found ${matmul.gflops.toFixed(2)} GFLOP/s (512^3, ${matmul.tile})`);
   console.log('');
   printTable(rows);
-  console.log('\nfamily ms: (block with the family\'s dispatches run 4x - block) / 3, medians; tile bm/bn/bk/tm/tn (+k4: vec4 along K; +k4d: vec4 along K read without workgroup tiles). GB/s counts each active expert\'s weights once plus activations (decode.rows: the weights only, min(E, T K) experts).');
+  console.log('\nfamily ms: (block with the family\'s dispatches run 4x - block) / 3, medians of rounds timing default and tuned in turn; ratio: default / tuned, ± half the interquartile range of the per-round ratios (within noise: |ratio - 1| no more than that, or 5%); tile bm/bn/bk/tm/tn (+k4: vec4 along K; +k4d: vec4 along K read without workgroup tiles). GB/s counts each active expert\'s weights once plus activations (decode.rows: the weights only, min(E, T K) experts).');
   console.log('Times on a software adapter say little about a real GPU.');
   rt.destroy();
 }

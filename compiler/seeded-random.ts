@@ -1,14 +1,2 @@
-// One seeded generator for data the compiler makes up (synthetic traces, tuning inputs), the
-// benchmarks and the tests, so a printed seed reproduces a run.
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The compiler's, benchmarks' and tests' seeded generator: the runtime's (runtime/seeded-random.ts).
+export { seededRandom } from '../runtime/seeded-random.js';

@@ -4,18 +4,7 @@
 // Router rows are wider apart so routing ties (where two plans may pick differently) stay rare.
 import type { RowRange, WeightSource } from '../plan.js';
 import { fnv1a } from './adapter-identity.js';
-
-/** A small fast generator (mulberry32). */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../seeded-random.js';
 
 /** `n` normal values of deviation `std` into `out` from `offset` (Box-Muller). */
 function fillNormals(out: Float32Array, offset: number, n: number, std: number, random: () => number): void {
@@ -24,7 +13,7 @@ function fillNormals(out: Float32Array, offset: number, n: number, std: number, 
 
 export function randomNormals(n: number, seed: number, std = 1): Float32Array {
   const out = new Float32Array(n);
-  fillNormals(out, 0, n, std, generator(seed));
+  fillNormals(out, 0, n, std, seededRandom(seed));
   return out;
 }
 
@@ -39,7 +28,7 @@ export function randomWeightSource(seed = 1): WeightSource {
       const std = deviation(name, shape[shape.length - 1] ?? 1);
       const out = new Float32Array((end - begin) * rowElements);
       const base = Number.parseInt(fnv1a(name, seed), 16);
-      for (let r = begin; r < end; r++) fillNormals(out, (r - begin) * rowElements, rowElements, std, generator(base ^ Math.imul(r + 1, 0x9e3779b1)));
+      for (let r = begin; r < end; r++) fillNormals(out, (r - begin) * rowElements, rowElements, std, seededRandom(base ^ Math.imul(r + 1, 0x9e3779b1)));
       return out;
     },
   };

@@ -9,16 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileBundleData } from '../../compiler/compile-bundle.js';
-import { compileReferenceModule } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
-import { interpretModule } from '../../ir/interpret/interpret.js';
 import { moeLayerIndices } from '../../ir/model-config.js';
 import { relativeError } from '../../ir/interpret/relative-error.js';
 import { loadModel, type BundleData, type LoadOptions } from '../../runtime/bundle.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
 import { nodeTuneStore } from '../../runtime/node/tune-file-store.js';
 import type { StoredLoadTuning, TuneStore } from '../../runtime/tuning/tune-store.js';
-import { seededRandom } from '../support/seeded-random.js';
+import { blockCase } from '../support/block-case.js';
 
 const spec = readFileSync(new URL('../../examples/tiny-mixtral.moe', import.meta.url), 'utf8');
 const config = checkSpec(spec, 'tiny-mixtral.moe').config!;
@@ -39,30 +37,6 @@ function bundleWithCandidates(): BundleData {
   c3.planTemplates = [...c3.planTemplates, plan];
   c3.plans = { ...c3.plans, 0: { $template: c3.planTemplates.length - 1 } };
   return data;
-}
-
-function normals(random: () => number, n: number, std: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = std * Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-  return out;
-}
-
-/** Fresh random weights for layer `layer`'s block and, per token count, an input and the interpreter's output. */
-function blockCase(layer: number, tokenCounts: readonly number[], seed: number) {
-  const reference = compileReferenceModule(config, layer);
-  const f = reference.functions[0]!;
-  const random = seededRandom(seed);
-  const weights = new Map(f.params.map((p) => {
-    const shape = p.type.shape as number[];
-    const std = (p.name.endsWith('router.weight') ? 2 : 1) / Math.sqrt(shape[shape.length - 1]!);
-    return [p.name, normals(random, shape.reduce((a, d) => a * d, 1), std)] as const;
-  }));
-  const runs = tokenCounts.map((tokens) => {
-    const x = normals(random, tokens * config.hidden, 1);
-    const out = interpretModule(reference, { [f.inputs[0]!.name]: { shape: [tokens, config.hidden], data: x } }, (p) => weights.get(p.name)!);
-    return { layer, tokens, x, expected: out[f.outputs[0]!.name]!.data as Float32Array };
-  });
-  return { weights, runs };
 }
 
 const unusedWeights = { readF32: () => { throw new Error('no weights: the test runs no block'); } };
@@ -116,7 +90,7 @@ describe("load({ tune: 'first-load' })", () => {
     const record = JSON.parse(readFileSync(path, 'utf8')) as StoredLoadTuning;
     const c1 = data.loadCandidates!.sets.find((s) => s.id === 'c1')!;
     writeFileSync(path, JSON.stringify({ ...record, chosen: 'c1', params: c1.params }));
-    const cases = moeLayerIndices(config).map((layer) => blockCase(layer, [3, 64], 40 + layer));
+    const cases = moeLayerIndices(config).map((layer) => blockCase(config, layer, [3, 64], 40 + layer));
     const weights = new Map(cases.flatMap((c) => [...c.weights])); // weight names carry the layer
     const { model } = await load(data, { tuneStore: store }, { readF32: (name) => weights.get(name)! });
     try {
@@ -170,7 +144,7 @@ describe("load({ tune: 'first-load' })", () => {
   it('with crossover candidates, times the lower bound against the decode path at the tokens where they differ', async () => {
     const { data: withCrossovers } = compileBundleData(config, spec, [0], {}, { loadCandidates: { count: 0, tiles: [good], crossovers: [4], prefillTokens: 64 } });
     expect(withCrossovers.loadCandidates!.sets.map((s) => [s.id, s.params.decodeMaxTokens])).toEqual([['c1', 4], ['c2', 8], ['c3', 4]]);
-    const { weights, runs } = blockCase(0, [5], 77);
+    const { weights, runs } = blockCase(config, 0, [5], 77);
     const { model, warnings } = await load(withCrossovers, { tuneBudgetMs: 20_000, tuneStore: nodeTuneStore({ cacheDir: join(root, 'crossover') }) }, { readF32: (name) => weights.get(name)! });
     try {
       expect(warnings).toEqual([]);

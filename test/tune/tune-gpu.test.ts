@@ -9,13 +9,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileBundleData } from '../../compiler/compile-bundle.js';
 import { compileMoeBlock } from '../../compiler/moe-block-plan.js';
-import { compileReferenceModule } from '../../compiler/pipeline.js';
 import { checkSpec } from '../../compiler/spec/check.js';
 import { tunedTargetFor } from '../../compiler/tune/apply-tuning.js';
 import { resultTable } from '../../compiler/cli/tune-command.js';
 import { cacheFileOf, readTuningCache, writeTuningFile } from '../../compiler/tune/tuning-cache.js';
 import { tuneMoeBlock, type TuneEvent } from '../../compiler/tune/tuner.js';
-import { interpretModule } from '../../ir/interpret/interpret.js';
 import { relativeError } from '../../ir/interpret/relative-error.js';
 import { loadModel } from '../../runtime/bundle.js';
 import { openDevice, type GpuRuntime } from '../../runtime/device.js';
@@ -23,7 +21,7 @@ import { createMoeBlockExecutor } from '../../runtime/moe-executor.js';
 import { createNodeGpu } from '../../runtime/node/dawn.js';
 import { adapterIdentity } from '../../runtime/tuning/adapter-identity.js';
 import { emptyTuningFile, type TuningFile } from '../../runtime/tuning/tuning-file.js';
-import { seededRandom } from '../support/seeded-random.js';
+import { blockCase } from '../support/block-case.js';
 
 const spec = readFileSync(new URL('../../examples/tiny-mixtral.moe', import.meta.url), 'utf8');
 const config = checkSpec(spec, 'tiny-mixtral.moe').config!;
@@ -39,25 +37,10 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function normals(random: () => number, n: number, std: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = std * Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-  return out;
-}
-
-/** Fresh random weights for every MoE layer's block and the interpreter's output for `tokens` rows. */
-function blockCase(layer: number, tokens: number, seed: number) {
-  const reference = compileReferenceModule(config, layer);
-  const f = reference.functions[0]!;
-  const random = seededRandom(seed);
-  const weights = new Map(f.params.map((p) => {
-    const shape = p.type.shape as number[];
-    const std = (p.name.endsWith('router.weight') ? 2 : 1) / Math.sqrt(shape[shape.length - 1]!);
-    return [p.name, normals(random, shape.reduce((a, d) => a * d, 1), std)] as const;
-  }));
-  const x = normals(random, tokens * config.hidden, 1);
-  const out = interpretModule(reference, { [f.inputs[0]!.name]: { shape: [tokens, config.hidden], data: x } }, (p) => weights.get(p.name)!);
-  return { weights, x, expected: out[f.outputs[0]!.name]!.data as Float32Array };
+/** Fresh random weights for layer `layer`'s block, an input of `tokens` rows and the interpreter's output. */
+function blockCaseAt(layer: number, tokens: number, seed: number) {
+  const { weights, runs: [run] } = blockCase(config, layer, [tokens], seed);
+  return { weights, x: run!.x, expected: run!.expected };
 }
 
 describe('moec tune on the adapter', () => {
@@ -98,7 +81,7 @@ describe('moec tune on the adapter', () => {
     expect(tuned.target.decodeRows).toBe(64);
 
     for (const tokens of [3, 64]) {
-      const { weights, x, expected } = blockCase(0, tokens, 7 + tokens);
+      const { weights, x, expected } = blockCaseAt(0, tokens, 7 + tokens);
       const plan = compileMoeBlock(config, 0, { target: tuned.target }).plan;
       const executor = await createMoeBlockExecutor(rt, plan, { readF32: (name) => weights.get(name)! });
       executor.poisonScratch(tokens);
@@ -110,7 +93,7 @@ describe('moec tune on the adapter', () => {
     const elsewhere = { ...tuned, adapter: { ...tuned.adapter, description: 'another GPU' }, key: 'another', target: { ...tuned.target, source: 'tuning for another GPU' } };
     const bundle = compileBundleData(config, spec, [0], {}, { tuned: [elsewhere, tuned] });
     expect(bundle.data.tuned!.map((t) => t.key)).toEqual(['another', tuned.key]);
-    const { weights, x, expected } = blockCase(0, 64, 99);
+    const { weights, x, expected } = blockCaseAt(0, 64, 99);
     const model = await loadModel(bundle.data, { gpu: createNodeGpu(), weights: { readF32: (name) => weights.get(name)! } });
     try {
       expect(model.tuning).toBe(tuned.target.source);

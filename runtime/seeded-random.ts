@@ -1,0 +1,15 @@
+// One seeded generator for made-up data: the compiler's (synthetic traces, tuning inputs), the
+// benchmarks' and tests', and the runtime's own (load-time tuning's random weights), so a printed
+// seed reproduces a run. Here in runtime/ because runtime/ imports nothing of the compiler.
+
+/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
